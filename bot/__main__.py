@@ -1,0 +1,80 @@
+"""Command line: ``python -m bot [--config PATH] [run|check-config|healthcheck]``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+
+from bot.settings import ConfigError, Settings, load_settings
+
+
+def _setup_logging(level: str, console: bool) -> None:
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # httpx logs every request URL, and the Telegram URL contains the bot token
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+
+async def _serve(settings: Settings) -> None:
+    from bot.app import run
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await run(settings, stop)
+
+
+async def _healthcheck(settings: Settings) -> int:
+    from redis.asyncio import Redis
+
+    from bot.embedded_redis import EmbeddedRedis
+    from core.keys import Keys
+
+    url = settings.redis.url or EmbeddedRedis(settings.redis.data_dir).url
+    client = Redis.from_url(url)
+    try:
+        raw = await client.get(Keys(prefix=settings.redis.key_prefix).heartbeat("bot"))
+    finally:
+        await client.aclose()
+    if raw is None:
+        print("unhealthy: no heartbeat in Redis")
+        return 1
+    print(f"healthy: heartbeat {time.time() - int(raw) / 1000:.0f}s ago")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
+    parser.add_argument("--config", type=Path, default=None, help="TOML config file (see config.example.toml)")
+    parser.add_argument("command", nargs="?", default="run", choices=["run", "check-config", "healthcheck"])
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.command == "check-config":
+        print("config ok")
+        return 0
+    if args.command == "healthcheck":
+        return asyncio.run(_healthcheck(settings))
+    _setup_logging(settings.log_level, console=True)
+    try:
+        asyncio.run(_serve(settings))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

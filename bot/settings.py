@@ -1,0 +1,257 @@
+"""Settings from a TOML file plus environment variables, validated at start-up.
+
+A wrong setting raises ``ConfigError`` naming the key, the bad value and what is accepted.
+Secrets (tokens, API keys) may come from the environment so they never sit in a file;
+they are kept in ``Secret`` so that a repr or a log line never shows them.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+SUPPORTED_VENUES = ("binanceusdm", "binancecoinm", "okx", "bybit", "deribit")
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong; the message names the key and what is accepted."""
+
+
+class Secret:
+    """A string that never prints itself."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('***')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    url: str = ""  # empty: start the embedded Redis
+    data_dir: str = "data"
+    key_prefix: str = "mkt"
+
+
+@dataclass(frozen=True)
+class TelegramSettings:
+    token: Secret = field(default_factory=lambda: Secret(""))
+    base_url: str = "https://api.telegram.org/bot"
+    base_file_url: str = "https://api.telegram.org/file/bot"
+    poll_timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class ConsoleSettings:
+    enabled: str = "auto"  # "auto" | "on" | "off"
+
+
+@dataclass(frozen=True)
+class WatcherSettings:
+    venues: tuple[str, ...] = SUPPORTED_VENUES
+    poll_interval_s: float = 30.0
+    markets_refresh_s: float = 3600.0
+    request_timeout_s: float = 10.0
+    max_backoff_s: float = 300.0
+    rest_base_urls: dict[str, str] = field(default_factory=dict)
+    venue_poll_interval_s: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class HistorySettings:
+    retention_days: float = 35.0
+    step_s: float = 300.0
+    assets: tuple[str, ...] = ("BTC", "ETH", "SOL")  # "*" keeps history for every asset
+
+
+@dataclass(frozen=True)
+class SanitySettings:
+    max_abs_funding_per_interval: float = 0.05
+    max_deviation_from_index: float = 0.5
+
+
+@dataclass(frozen=True)
+class BasisSettings:
+    min_days_to_expiry: float = 3.0
+    stale_after_s: float = 180.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis: RedisSettings = field(default_factory=RedisSettings)
+    telegram: TelegramSettings = field(default_factory=TelegramSettings)
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
+    watchers: WatcherSettings = field(default_factory=WatcherSettings)
+    history: HistorySettings = field(default_factory=HistorySettings)
+    sanity: SanitySettings = field(default_factory=SanitySettings)
+    basis: BasisSettings = field(default_factory=BasisSettings)
+    log_level: str = "INFO"
+
+
+# --- validation helpers ----------------------------------------------------------------
+
+def _bad(key: str, value: Any, accepted: str) -> ConfigError:
+    return ConfigError(f"config {key} = {value!r} is not accepted: expected {accepted}")
+
+
+def _num(d: dict[str, Any], section: str, key: str, default: float, lo: float, hi: float) -> float:
+    if key not in d:
+        return default
+    v = d[key]
+    if isinstance(v, bool) or not isinstance(v, int | float) or not lo <= v <= hi:
+        raise _bad(f"{section}.{key}", v, f"a number from {lo:g} to {hi:g}")
+    return float(v)
+
+
+def _text(d: dict[str, Any], section: str, key: str, default: str) -> str:
+    if key not in d:
+        return default
+    v = d[key]
+    if not isinstance(v, str):
+        raise _bad(f"{section}.{key}", v, "a string")
+    return v
+
+
+def _url(d: dict[str, Any], section: str, key: str, default: str, schemes: tuple[str, ...]) -> str:
+    v = _text(d, section, key, default)
+    if v == "" and default == "":
+        return v
+    p = urlparse(v)
+    if p.scheme not in schemes or not p.netloc:
+        raise _bad(f"{section}.{key}", v, f"a {'/'.join(schemes)} URL")
+    return v
+
+
+def _section(raw: dict[str, Any], name: str, known: set[str]) -> dict[str, Any]:
+    d = raw.get(name, {})
+    if not isinstance(d, dict):
+        raise _bad(name, d, "a table")
+    unknown = set(d) - known
+    if unknown:
+        raise ConfigError(f"config [{name}] has unknown key(s) {sorted(unknown)}: accepted keys are {sorted(known)}")
+    return d
+
+
+def _venues(d: dict[str, Any], key: str) -> tuple[str, ...]:
+    v = d.get(key, list(SUPPORTED_VENUES))
+    if not isinstance(v, list) or not v or any(x not in SUPPORTED_VENUES for x in v):
+        raise _bad(f"watchers.{key}", v, f"a non-empty list from {list(SUPPORTED_VENUES)}")
+    return tuple(dict.fromkeys(v))
+
+
+def _venue_map(d: dict[str, Any], key: str, kind: str) -> dict[str, Any]:
+    m = d.get(key, {})
+    if not isinstance(m, dict):
+        raise _bad(f"watchers.{key}", m, "a table of venue = value")
+    for venue, value in m.items():
+        if venue not in SUPPORTED_VENUES:
+            raise _bad(f"watchers.{key}.{venue}", value, f"a venue from {list(SUPPORTED_VENUES)}")
+        if kind == "url":
+            p = urlparse(value) if isinstance(value, str) else None
+            if p is None or p.scheme not in ("http", "https") or not p.netloc:
+                raise _bad(f"watchers.{key}.{venue}", value, "an http(s) base URL such as https://relay.example:8443")
+        elif isinstance(value, bool) or not isinstance(value, int | float) or not 1 <= value <= 86_400:
+            raise _bad(f"watchers.{key}.{venue}", value, "seconds from 1 to 86400")
+    return dict(m)
+
+
+def parse_settings(raw: dict[str, Any], env: dict[str, str] | None = None) -> Settings:
+    """Validate a parsed TOML document (and the environment) into Settings."""
+    env = dict(os.environ) if env is None else env
+    top_known = {"redis", "telegram", "console", "watchers", "history", "sanity", "basis", "log_level"}
+    unknown = set(raw) - top_known
+    if unknown:
+        raise ConfigError(f"config has unknown section(s) {sorted(unknown)}: accepted are {sorted(top_known)}")
+
+    r = _section(raw, "redis", {"url", "data_dir", "key_prefix"})
+    redis_url = env.get("REDIS_URL") or _text(r, "redis", "url", "")
+    if redis_url and urlparse(redis_url).scheme not in ("redis", "rediss", "unix"):
+        raise _bad("redis.url", redis_url, "a redis://, rediss:// or unix:// URL, or empty for the embedded Redis")
+    prefix = _text(r, "redis", "key_prefix", "mkt")
+    if not prefix or ":" in prefix:
+        raise _bad("redis.key_prefix", prefix, "a non-empty name without ':'")
+    redis = RedisSettings(url=redis_url, data_dir=_text(r, "redis", "data_dir", "data"), key_prefix=prefix)
+
+    t = _section(raw, "telegram", {"token", "base_url", "base_file_url", "poll_timeout_s"})
+    token = env.get("TELEGRAM_BOT_TOKEN") or _text(t, "telegram", "token", "")
+    if token and (":" not in token or len(token) < 10):
+        raise ConfigError("telegram.token (or TELEGRAM_BOT_TOKEN) does not look like a bot token: "
+                          "expected the '123456:ABC...' string from @BotFather")
+    telegram = TelegramSettings(
+        token=Secret(token),
+        base_url=_url(t, "telegram", "base_url", TelegramSettings.base_url, ("http", "https")),
+        base_file_url=_url(t, "telegram", "base_file_url", TelegramSettings.base_file_url, ("http", "https")),
+        poll_timeout_s=_num(t, "telegram", "poll_timeout_s", 30.0, 0, 120),
+    )
+
+    c = _section(raw, "console", {"enabled"})
+    enabled = _text(c, "console", "enabled", "auto")
+    if enabled not in ("auto", "on", "off"):
+        raise _bad("console.enabled", enabled, '"auto", "on" or "off"')
+
+    w = _section(raw, "watchers", {"venues", "poll_interval_s", "markets_refresh_s", "request_timeout_s",
+                                   "max_backoff_s", "rest_base_urls", "venue_poll_interval_s"})
+    watchers = WatcherSettings(
+        venues=_venues(w, "venues"),
+        poll_interval_s=_num(w, "watchers", "poll_interval_s", 30.0, 0.05, 86_400),
+        markets_refresh_s=_num(w, "watchers", "markets_refresh_s", 3600.0, 1, 7 * 86_400),
+        request_timeout_s=_num(w, "watchers", "request_timeout_s", 10.0, 0.1, 120),
+        max_backoff_s=_num(w, "watchers", "max_backoff_s", 300.0, 0.1, 3600),
+        rest_base_urls=_venue_map(w, "rest_base_urls", "url"),
+        venue_poll_interval_s=_venue_map(w, "venue_poll_interval_s", "seconds"),
+    )
+
+    h = _section(raw, "history", {"retention_days", "step_s", "assets"})
+    assets = h.get("assets", list(HistorySettings.assets))
+    if not isinstance(assets, list) or not all(isinstance(a, str) and a for a in assets):
+        raise _bad("history.assets", assets, 'a list of tickers such as ["BTC", "ETH"], or ["*"] for all')
+    history = HistorySettings(
+        retention_days=_num(h, "history", "retention_days", 35.0, 1, 3650),
+        step_s=_num(h, "history", "step_s", 300.0, 1, 86_400),
+        assets=tuple(a.upper() for a in assets),
+    )
+
+    s = _section(raw, "sanity", {"max_abs_funding_per_interval", "max_deviation_from_index"})
+    sanity = SanitySettings(
+        max_abs_funding_per_interval=_num(s, "sanity", "max_abs_funding_per_interval", 0.05, 0.0001, 1),
+        max_deviation_from_index=_num(s, "sanity", "max_deviation_from_index", 0.5, 0.001, 10),
+    )
+    b = _section(raw, "basis", {"min_days_to_expiry", "stale_after_s"})
+    basis = BasisSettings(
+        min_days_to_expiry=_num(b, "basis", "min_days_to_expiry", 3.0, 0, 90),
+        stale_after_s=_num(b, "basis", "stale_after_s", 180.0, 1, 86_400),
+    )
+    level = raw.get("log_level", "INFO")
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise _bad("log_level", level, '"DEBUG", "INFO", "WARNING" or "ERROR"')
+    return Settings(redis=redis, telegram=telegram, console=ConsoleSettings(enabled=enabled), watchers=watchers,
+                    history=history, sanity=sanity, basis=basis, log_level=level)
+
+
+def load_settings(path: str | Path | None, env: dict[str, str] | None = None) -> Settings:
+    """Read and validate the TOML file at ``path`` (or defaults when None)."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        try:
+            raw = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError as e:
+            raise ConfigError(f"config file {p} does not exist") from e
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"config file {p} is not valid TOML: {e}") from e
+    return parse_settings(raw, env)

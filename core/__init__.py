@@ -1,0 +1,1 @@
+"""Platform-neutral domain: models, Redis keys and stores, command core, rendering helpers."""

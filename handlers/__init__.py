@@ -1,0 +1,1 @@
+"""Chat adapters, one package per platform: bind commands, render replies, send."""

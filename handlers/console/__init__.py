@@ -1,0 +1,1 @@
+"""Console chat: the same commands as in Telegram, typed in a terminal."""

@@ -1,0 +1,1 @@
+"""Data side: venue sources (the only ccxt importer), per-metric watchers, the shared runner."""

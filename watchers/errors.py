@@ -1,0 +1,25 @@
+"""Errors a source raises; foreign (ccxt, aiohttp, JSON) exceptions are translated into these.
+
+    SourceError                   base: the poll failed, nothing was stored
+     ├── SourceUnavailable        network trouble, timeout, 5xx, rate limit: retried with backoff
+     ├── SourceRejected           the venue or provider refused us (auth, 4xx): retried slowly
+     └── MalformedResponse        the answer did not have the expected shape: dropped, retried
+"""
+
+from __future__ import annotations
+
+
+class SourceError(Exception):
+    """A poll failed; the message is what /status shows (never contains secrets)."""
+
+
+class SourceUnavailable(SourceError):
+    """Network trouble, a timeout, a 5xx or a rate limit: try again after a backoff."""
+
+
+class SourceRejected(SourceError):
+    """The source refused the request (bad key, forbidden, bad request): retry at a slow pace."""
+
+
+class MalformedResponse(SourceError):
+    """The answer could not be understood; nothing from it is stored."""

@@ -1,0 +1,49 @@
+"""The one loop every watcher runs: poll, sleep, back off with jitter on failure, stop promptly."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+
+log = logging.getLogger(__name__)
+
+
+def backoff_delay(failures: int, interval_s: float, max_backoff_s: float, rng: random.Random) -> float:
+    """Exponential backoff from the poll interval, capped, with 'equal jitter' (half fixed, half random)."""
+    base = min(max_backoff_s, interval_s * float(2 ** min(failures, 20)))
+    return float(base / 2 + rng.uniform(0, base / 2))
+
+
+async def run_periodic(
+    name: str,
+    step: Callable[[], Awaitable[object]],
+    *,
+    interval_s: float,
+    max_backoff_s: float,
+    stop: asyncio.Event,
+    rng: random.Random | None = None,
+) -> None:
+    """Call ``step`` every ``interval_s`` until ``stop`` is set; failures back off, never end the loop."""
+    rng = rng or random.Random()
+    failures = 0
+    while not stop.is_set():
+        try:
+            await step()
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # a watcher must survive anything a source throws at it
+            failures += 1
+            delay = backoff_delay(failures, interval_s, max_backoff_s, rng)
+            log.warning("%s: poll failed (%s: %s); retry %d in %.1fs", name, type(e).__name__, e, failures, delay)
+        else:
+            if failures:
+                log.info("%s: recovered after %d failure(s)", name, failures)
+            failures = 0
+            # a little jitter keeps many replicas from polling a venue in lockstep
+            delay = interval_s * rng.uniform(0.95, 1.05)
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=delay)
+        except TimeoutError:
+            pass
