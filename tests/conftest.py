@@ -14,6 +14,7 @@ import pytest
 from redis.asyncio import Redis
 
 from core.keys import Keys
+from tests.fakes.exchanges import ExchangeDouble
 
 
 def _free_port() -> int:
@@ -77,3 +78,10 @@ async def redis(redis_url: str, keys: Keys) -> AsyncIterator[Redis]:
         if batch:
             await client.delete(*batch)
         await client.aclose()
+
+
+@pytest.fixture
+async def exchanges() -> AsyncIterator[ExchangeDouble]:
+    """The local exchange server, all five venues at their default state."""
+    async with ExchangeDouble() as double:
+        yield double
