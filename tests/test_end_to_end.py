@@ -39,9 +39,9 @@ async def telegram() -> AsyncIterator[BotApiDouble]:
         yield double
 
 
-async def wait_for_reply(tg: BotApiDouble, chat_id: int, text: str, needle: str, timeout: float = 15.0) -> str:
+async def wait_for_reply(tg: BotApiDouble, chat_id: int, text: str, needle: str, within_s: float = 15.0) -> str:
     """Send ``text`` until a reply containing ``needle`` arrives (the watchers may still be loading)."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
         seen = len(tg.sent_to(chat_id))
         tg.push_message(chat_id, text, user_id=chat_id if chat_id > 0 else 1001,
@@ -86,7 +86,7 @@ async def test_basis_funding_status_through_telegram(exchanges: ExchangeDouble, 
 
         for bad, needle in (("/basis", "Usage: /basis <asset>"), ("/basis zzz", "No venue lists ZZZ"),
                             ("/nonsense", "Try /help"), ("/help", "/funding <asset>")):
-            assert needle in await wait_for_reply(telegram, 502, bad, needle, timeout=5)
+            assert needle in await wait_for_reply(telegram, 502, bad, needle, within_s=5)
         assert telegram.commands, "the command menu was registered"
     finally:
         stop.set()
