@@ -4,20 +4,33 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import sys
 import time
+import uuid
 from contextlib import AsyncExitStack
+from dataclasses import replace
 from typing import TextIO
 
 from redis.asyncio import Redis
 
 from bot.embedded_redis import EmbeddedRedis
 from bot.settings import Settings
+from core.alert_commands import AlertCommands, AlertCommandSettings
+from core.alerts.delivery import DeliveryWorker, ensure_group
+from core.alerts.pacing import TELEGRAM_LIMITS, Limits
+from core.alerts.rules import parse_rule
+from core.alerts.service import AlertService
+from core.alerts.service import AlertSettings as AlertServiceSettings
+from core.alerts.store import AlertStore
 from core.commands import CommandCore, CoreSettings
 from core.keys import Keys
 from core.store import MarketStore
+from handlers.console.push import ConsoleSender
 from handlers.console.repl import Console
 from handlers.telegram.bot import TelegramFrontend
+from handlers.telegram.push import TelegramSender
 from watchers.market import MarketWatcher, MarketWatcherConfig
 from watchers.runner import run_periodic
 from watchers.venues import VenueClient
@@ -26,6 +39,7 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_EVERY_S = 15
 HEARTBEAT_TTL_S = 60
+CONSOLE_LIMITS = Limits(global_per_s=50.0, private=(), group=())
 
 
 async def open_redis(settings: Settings, stack: AsyncExitStack) -> Redis:
@@ -70,11 +84,32 @@ async def run(settings: Settings, stop: asyncio.Event, *, console: bool | None =
         redis = await open_redis(settings, stack)
         keys = Keys(prefix=settings.redis.key_prefix)
         store = MarketStore(redis, keys, retention_ms=int(settings.history.retention_days * 86_400_000))
+        a = settings.alerts
+        alert_store = AlertStore(redis, keys)
+        alert_commands = AlertCommands(alert_store, AlertCommandSettings(
+            venues=settings.watchers.venues,
+            bot_admins={"tg": a.telegram_admins, "dc": a.discord_admins},
+            default_cooldown_s=a.default_cooldown_s,
+            default_hysteresis={"funding": a.funding_hysteresis, "basis": a.basis_hysteresis},
+        ))
         core = CommandCore(store, CoreSettings(
             venues=settings.watchers.venues,
             basis_min_days=settings.basis.min_days_to_expiry,
             stale_after_s=settings.basis.stale_after_s,
+        ), alerts=alert_commands)
+        evaluator = AlertService(alert_store, store, keys, AlertServiceSettings(
+            venues=settings.watchers.venues,
+            basis_min_days=settings.basis.min_days_to_expiry,
+            history_assets=settings.history.assets,
+            history_step_s=settings.history.step_s,
+            history_retention_ms=int(settings.history.retention_days * 86_400_000),
         ))
+        await install_default_rules(alert_store, settings)
+        use_console = console_wanted(settings, sys.stdin) if console is None else console
+        groups = (["telegram"] if settings.telegram.token else []) + (["console"] if use_console else [])
+        for group in groups:  # before any evaluation, so no alert fired from now on is missed
+            await ensure_group(redis, keys.alerts(), group)
+        await evaluator.start()
         w = settings.watchers
         cfg = MarketWatcherConfig(
             markets_refresh_s=w.markets_refresh_s,
@@ -87,7 +122,7 @@ async def run(settings: Settings, stop: asyncio.Event, *, console: bool | None =
         for venue in w.venues:
             client = VenueClient(venue, timeout_s=w.request_timeout_s, rest_base_url=w.rest_base_urls.get(venue))
             stack.push_async_callback(client.close)
-            watchers.append(MarketWatcher(client, store, cfg))
+            watchers.append(MarketWatcher(client, store, cfg, listeners=[evaluator.on_samples]))
 
         telegram: TelegramFrontend | None = None
         if settings.telegram.token:
@@ -98,20 +133,43 @@ async def run(settings: Settings, stop: asyncio.Event, *, console: bool | None =
             await telegram.start()
             stack.push_async_callback(telegram.stop)
 
-        use_console = console_wanted(settings, sys.stdin) if console is None else console
+        consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         async with asyncio.TaskGroup() as tg:
             for watcher in watchers:
                 interval = w.venue_poll_interval_s.get(watcher.venue, w.poll_interval_s)
                 tg.create_task(run_periodic(watcher.name, watcher.poll_once, interval_s=interval,
                                             max_backoff_s=w.max_backoff_s, stop=stop))
             tg.create_task(heartbeat(redis, keys, "bot", stop))
+            claim_idle_ms = int(a.claim_idle_s * 1000)
+            if telegram:
+                limits = replace(TELEGRAM_LIMITS, global_per_s=a.telegram_rate_per_s)
+                worker = DeliveryWorker(alert_store, TelegramSender(telegram.app.bot), group="telegram",
+                                        consumer=consumer, limits=limits, claim_idle_ms=claim_idle_ms)
+                tg.create_task(worker.run(stop))
             if use_console:
                 reader = await _stdin_reader()
                 tg.create_task(Console(core, reader, _write_stdout).run(stop))
+                console_worker = DeliveryWorker(alert_store, ConsoleSender(_write_stdout), group="console",
+                                                consumer=consumer, limits=CONSOLE_LIMITS, claim_idle_ms=claim_idle_ms)
+                tg.create_task(console_worker.run(stop))
             log.info("running: %d venue watcher(s), telegram=%s, console=%s",
                      len(watchers), "on" if telegram else "off", "on" if use_console else "off")
             await stop.wait()
         log.info("shutting down")
+
+
+async def install_default_rules(store: AlertStore, settings: Settings) -> None:
+    """Install the config's default rules once each (a rule an admin deleted stays deleted)."""
+    a = settings.alerts
+    now = int(time.time() * 1000)
+    for text in a.default_rules:
+        if await store.claim_default(text):
+            rule = parse_rule(text.split(), rule_id=await store.next_rule_id(), venues=settings.watchers.venues,
+                              default_cooldown_s=a.default_cooldown_s,
+                              default_hysteresis={"funding": a.funding_hysteresis, "basis": a.basis_hysteresis},
+                              now_ms=now, created_by="config")
+            await store.save_rule(rule, who="config", action="installed default", now_ms=now)
+            log.info("alerts: installed default rule %s: %s", rule.id, rule.describe())
 
 
 def _write_stdout(text: str) -> None:

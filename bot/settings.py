@@ -91,6 +91,27 @@ class BasisSettings:
     stale_after_s: float = 180.0
 
 
+DEFAULT_RULES = (
+    "funding btc above 0.1%",
+    "funding btc below -0.05%",
+    "basis btc above 40%",
+    "funding eth above 0.1%",
+    "basis eth above 40%",
+)
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    telegram_admins: frozenset[str] = frozenset()
+    discord_admins: frozenset[str] = frozenset()
+    default_cooldown_s: int = 3600
+    funding_hysteresis: float = 0.0001
+    basis_hysteresis: float = 0.05
+    default_rules: tuple[str, ...] = DEFAULT_RULES
+    claim_idle_s: float = 60.0
+    telegram_rate_per_s: float = 28.0
+
+
 @dataclass(frozen=True)
 class Settings:
     redis: RedisSettings = field(default_factory=RedisSettings)
@@ -100,6 +121,7 @@ class Settings:
     history: HistorySettings = field(default_factory=HistorySettings)
     sanity: SanitySettings = field(default_factory=SanitySettings)
     basis: BasisSettings = field(default_factory=BasisSettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
     log_level: str = "INFO"
 
 
@@ -173,7 +195,7 @@ def _venue_map(d: dict[str, Any], key: str, kind: str) -> dict[str, Any]:
 def parse_settings(raw: dict[str, Any], env: dict[str, str] | None = None) -> Settings:
     """Validate a parsed TOML document (and the environment) into Settings."""
     env = dict(os.environ) if env is None else env
-    top_known = {"redis", "telegram", "console", "watchers", "history", "sanity", "basis", "log_level"}
+    top_known = {"redis", "telegram", "console", "watchers", "history", "sanity", "basis", "alerts", "log_level"}
     unknown = set(raw) - top_known
     if unknown:
         raise ConfigError(f"config has unknown section(s) {sorted(unknown)}: accepted are {sorted(top_known)}")
@@ -236,11 +258,53 @@ def parse_settings(raw: dict[str, Any], env: dict[str, str] | None = None) -> Se
         min_days_to_expiry=_num(b, "basis", "min_days_to_expiry", 3.0, 0, 90),
         stale_after_s=_num(b, "basis", "stale_after_s", 180.0, 1, 86_400),
     )
+    alerts = _alerts(raw, watchers.venues)
     level = raw.get("log_level", "INFO")
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise _bad("log_level", level, '"DEBUG", "INFO", "WARNING" or "ERROR"')
     return Settings(redis=redis, telegram=telegram, console=ConsoleSettings(enabled=enabled), watchers=watchers,
-                    history=history, sanity=sanity, basis=basis, log_level=level)
+                    history=history, sanity=sanity, basis=basis, alerts=alerts, log_level=level)
+
+
+def _alerts(raw: dict[str, Any], venues: tuple[str, ...]) -> AlertSettings:
+    from core.alerts.rules import parse_duration, parse_percent, parse_rule
+    from core.reply import UserError
+
+    a = _section(raw, "alerts", {"telegram_admins", "discord_admins", "default_cooldown", "funding_hysteresis",
+                                 "basis_hysteresis", "default_rules", "claim_idle_s", "telegram_rate_per_s"})
+
+    def ids(key: str) -> frozenset[str]:
+        v = a.get(key, [])
+        if not isinstance(v, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in v):
+            raise _bad(f"alerts.{key}", v, "a list of numeric user ids, e.g. [123456789]")
+        return frozenset(str(x) for x in v)
+
+    def convert(key: str, default: Any, fn: Any) -> Any:
+        if key not in a:
+            return default
+        try:
+            return fn(a[key])
+        except (UserError, AttributeError, TypeError) as e:
+            raise _bad(f"alerts.{key}", a[key], str(e) if isinstance(e, UserError) else "a string") from None
+
+    cooldown = convert("default_cooldown", 3600, lambda v: parse_duration(v, "cooldown", lo_s=0))
+    fh = convert("funding_hysteresis", 0.0001, lambda v: abs(parse_percent(v, "funding", "hysteresis")))
+    bh = convert("basis_hysteresis", 0.05, lambda v: abs(parse_percent(v, "basis", "hysteresis")))
+    rules = a.get("default_rules", list(DEFAULT_RULES))
+    if not isinstance(rules, list) or not all(isinstance(r, str) for r in rules):
+        raise _bad("alerts.default_rules", rules, 'a list of rule texts such as "funding btc above 0.1%"')
+    for i, text in enumerate(rules):
+        try:
+            parse_rule(text.split(), rule_id="x", venues=venues, default_cooldown_s=cooldown,
+                       default_hysteresis={"funding": fh, "basis": bh}, now_ms=0, created_by="config")
+        except UserError as e:
+            raise ConfigError(f"config alerts.default_rules[{i}] = {text!r} is not accepted: {e}") from None
+    return AlertSettings(
+        telegram_admins=ids("telegram_admins"), discord_admins=ids("discord_admins"), default_cooldown_s=cooldown,
+        funding_hysteresis=fh, basis_hysteresis=bh, default_rules=tuple(rules),
+        claim_idle_s=_num(a, "alerts", "claim_idle_s", 60.0, 0.05, 3600),
+        telegram_rate_per_s=_num(a, "alerts", "telegram_rate_per_s", 28.0, 0.1, 1000),
+    )
 
 
 def load_settings(path: str | Path | None, env: dict[str, str] | None = None) -> Settings:

@@ -12,19 +12,13 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from core.models import BasisSample, FundingSample
+from core.alert_commands import AlertCommands
+from core.context import CONSOLE, ChatContext
+from core.models import BasisSample
 from core.parsing import parse_asset
-from core.render import fmt_age, fmt_duration, fmt_interval, fmt_pct, fmt_price
+from core.render import VENUE_LABELS, fmt_age, fmt_duration, fmt_interval, fmt_pct, fmt_price, venue_label
 from core.reply import Reply, Table, UserError
 from core.store import BASIS, FUNDING, MarketStore
-
-VENUE_LABELS = {
-    "binanceusdm": "binance",
-    "binancecoinm": "binance-cm",
-    "okx": "okx",
-    "bybit": "bybit",
-    "deribit": "deribit",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +35,16 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("basis", "<asset>", "/basis btc", "dated futures vs index, annualized, per venue"),
     CommandSpec("funding", "<asset>", "/funding eth", "perpetual funding per venue, annualized"),
     CommandSpec("status", "", "/status", "health of every data source"),
+    CommandSpec("subscribe", "<funding|basis|all> <asset>", "/subscribe funding btc", "receive that topic's alerts"),
+    CommandSpec("unsubscribe", "<funding|basis|all> <asset>", "/unsubscribe all", "stop alerts"),
+    CommandSpec("alerts", "", "/alerts", "what this chat receives: rules, thresholds, states"),
+    CommandSpec("mute", "<duration|off>", "/mute 2h", "silence this chat's alerts for a while"),
+    CommandSpec("threshold", "set|list|del|history", "/threshold set funding btc above 0.05%",
+                "alert rules (admins); funding in % per 8h, basis in annualized %"),
+    CommandSpec("admin", "add|remove|list <user id>", "/admin add 123456789", "bot admins (bot admins only)"),
     CommandSpec("help", "", "/help", "this list"),
 )
+ALERT_COMMANDS = ("subscribe", "unsubscribe", "alerts", "mute", "threshold", "admin")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,16 +57,11 @@ class CoreSettings:
     product_name: str = "basiswatch"
 
 
-def venue_label(venue: str, s: FundingSample | BasisSample) -> str:
-    """Short row label: venue plus margin type where the venue lists several."""
-    label = VENUE_LABELS.get(venue, venue)
-    if venue in ("binancecoinm",):
-        return label
-    if s.settle == "USDC":
-        return f"{label}·usdc"
-    if s.inverse and venue != "deribit":
-        return f"{label}·inv"
-    return label
+def _ignore_ctx(fn: Callable[[list[str]], Awaitable[Reply]]) -> Callable[[list[str], ChatContext], Awaitable[Reply]]:
+    async def call(args: list[str], ctx: ChatContext) -> Reply:
+        return await fn(args)
+
+    return call
 
 
 def _now_ms() -> int:
@@ -74,30 +71,32 @@ def _now_ms() -> int:
 class CommandCore:
     """Answers commands from the store alone."""
 
-    def __init__(self, store: MarketStore, settings: CoreSettings,
+    def __init__(self, store: MarketStore, settings: CoreSettings, alerts: AlertCommands | None = None,
                  clock_ms: Callable[[], int] = _now_ms) -> None:
         self.store = store
         self.settings = settings
         self.clock_ms = clock_ms
-        self._handlers: dict[str, Callable[[list[str]], Awaitable[Reply]]] = {
-            "basis": self.basis,
-            "funding": self.funding,
-            "status": self.status,
-            "help": self.help,
+        plain: dict[str, Callable[[list[str]], Awaitable[Reply]]] = {
+            "basis": self.basis, "funding": self.funding, "status": self.status, "help": self.help,
             "start": self.help,
         }
+        self._handlers: dict[str, Callable[[list[str], ChatContext], Awaitable[Reply]]] = {
+            name: _ignore_ctx(fn) for name, fn in plain.items()
+        }
+        if alerts is not None:
+            self._handlers.update({name: getattr(alerts, name) for name in ALERT_COMMANDS})
 
     @property
     def names(self) -> list[str]:
         return list(self._handlers)
 
-    async def run(self, name: str, args: list[str]) -> Reply:
+    async def run(self, name: str, args: list[str], ctx: ChatContext = CONSOLE) -> Reply:
         """Dispatch a command; user mistakes become one-line error replies."""
         handler = self._handlers.get(name.lower())
         if handler is None:
             return Reply.fail(f"Unknown command /{name[:30]}. Try /help for the list.")
         try:
-            return await handler(args)
+            return await handler(args, ctx)
         except UserError as e:
             return Reply.fail(str(e))
 
@@ -232,7 +231,8 @@ class CommandCore:
 
     async def help(self, args: list[str]) -> Reply:
         """/help: the command list with one example each."""
-        lines = [f"/{c.name} {c.args}".rstrip() + f" — {c.summary}. e.g. {c.example}" for c in COMMANDS]
+        lines = [f"/{c.name} {c.args}".rstrip() + f" — {c.summary}. e.g. {c.example}" for c in COMMANDS
+                 if c.name in self._handlers]
         return Reply(
             title=f"{self.settings.product_name}: derivatives market structure in chat",
             blocks=("\n".join(lines), "Assets are case-insensitive: btc, ETH, sol, … any base asset the venues list."),

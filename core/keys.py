@@ -45,3 +45,56 @@ class Keys:
     def heartbeat(self, role: str) -> str:
         """STRING with TTL written by a running process role."""
         return f"{self.base}:health:{role}"
+
+    # alerts ------------------------------------------------------------------------------
+    def rules(self) -> str:
+        """HASH rule id -> rule JSON."""
+        return f"{self.base}:rules"
+
+    def rules_seq(self) -> str:
+        """Counter for rule ids."""
+        return f"{self.base}:rules:seq"
+
+    def rules_version(self) -> str:
+        """Counter bumped on every rule change; evaluators reload when it moves."""
+        return f"{self.base}:rules:version"
+
+    def rules_log(self) -> str:
+        """LIST of JSON entries: who changed which rule, when (newest first, capped)."""
+        return f"{self.base}:rules:log"
+
+    def defaults_installed(self) -> str:
+        """SET of default rule texts already installed once (a deleted default stays deleted)."""
+        return f"{self.base}:rules:defaults"
+
+    def alert_state(self) -> str:
+        """HASH rule id -> 'mode:last_fired_ms' (armed/fired/side), so restarts neither re-fire nor forget."""
+        return f"{self.base}:alertstate"
+
+    def signal_history(self, metric: str, asset: str, selector: str) -> str:
+        """ZSET of an aggregated signal ('ts|value' scored by ts ms) for change and z-score rules."""
+        return f"{self.base}:sighist:{metric}:{asset}:{selector}"
+
+    def alerts(self) -> str:
+        """STREAM of fired alerts; one consumer group per platform."""
+        return f"{self.base}:alerts"
+
+    def sent(self, alert_id: str, target: str) -> str:
+        """STRING per (alert, chat): 'pending:<consumer>' while in flight, then 'ok'/'gone'/'failed'."""
+        return f"{self.base}:sent:{alert_id}:{target}"
+
+    def subscribers(self, topic: str) -> str:
+        """SET of targets ('tg:<chat id>', 'dc:<channel id>') subscribed to a topic 'metric:ASSET'."""
+        return f"{self.base}:subs:{topic}"
+
+    def chat_topics(self, target: str) -> str:
+        """SET of topics one target subscribes to (reverse index for /alerts, 403 clean-up, migration)."""
+        return f"{self.base}:chatsubs:{target}"
+
+    def mute(self, target: str) -> str:
+        """STRING with TTL: the target is muted until it expires."""
+        return f"{self.base}:mute:{target}"
+
+    def admins(self, platform: str) -> str:
+        """SET of user ids made bot admins by /admin add (config admins are added to these)."""
+        return f"{self.base}:admins:{platform}"

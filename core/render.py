@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import math
 
+from core.models import BasisSample, FundingSample
 from core.reply import Block, Reply, Table
+
+VENUE_LABELS = {
+    "binanceusdm": "binance",
+    "binancecoinm": "binance-cm",
+    "okx": "okx",
+    "bybit": "bybit",
+    "deribit": "deribit",
+}
 
 
 def fmt_price(p: float | None) -> str:
@@ -87,3 +96,19 @@ def to_plain(reply: Reply) -> str:
     if reply.footer:
         parts.append(reply.footer)
     return "\n\n".join(parts)
+
+
+def venue_label(venue: str, s: FundingSample | BasisSample) -> str:
+    """Short row label: venue plus margin type where the venue lists several."""
+    return margin_label(venue, s.settle, s.inverse)
+
+
+def margin_label(venue: str, settle: str, inverse: bool) -> str:
+    label = VENUE_LABELS.get(venue, venue)
+    if venue in ("binancecoinm",):
+        return label
+    if settle == "USDC":
+        return f"{label}·usdc"
+    if inverse and venue != "deribit":
+        return f"{label}·inv"
+    return label

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,3 +37,22 @@ class Reply:
 
 class UserError(Exception):
     """Bad user input; the message is the one-line reply (what was wrong, what is accepted)."""
+
+
+def reply_to_json(reply: Reply) -> str:
+    """Serialize a reply for the alert stream (rendered per platform at delivery)."""
+    blocks: list[Any] = [
+        b if isinstance(b, str) else {"header": b.header, "rows": b.rows, "align": b.align, "caption": b.caption}
+        for b in reply.blocks
+    ]
+    return json.dumps({"title": reply.title, "blocks": blocks, "footer": reply.footer, "error": reply.error})
+
+
+def reply_from_json(raw: str | bytes) -> Reply:
+    d = json.loads(raw)
+    blocks: list[Block] = [
+        b if isinstance(b, str) else Table(header=tuple(b["header"]), rows=tuple(tuple(r) for r in b["rows"]),
+                                           align=b["align"], caption=b["caption"])
+        for b in d["blocks"]
+    ]
+    return Reply(title=d["title"], blocks=tuple(blocks), footer=d["footer"], error=d["error"])

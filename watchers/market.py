@@ -15,7 +15,7 @@ from watchers.venues import VenueClient
 
 log = logging.getLogger(__name__)
 
-SamplesListener = Callable[[str, Sequence[FundingSample], Sequence[BasisSample]], Awaitable[None]]
+SamplesListener = Callable[[str, Sequence[FundingSample], Sequence[BasisSample]], Awaitable[object]]
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 
 from telegram import BotCommand, Update
-from telegram.constants import ParseMode
+from telegram.constants import ChatMemberStatus, ChatType, ParseMode
+from telegram.error import TelegramError
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -16,6 +17,7 @@ from telegram.ext import (
 )
 
 from core.commands import COMMANDS, CommandCore
+from core.context import ChatContext
 from core.parsing import split_command
 from core.reply import Reply
 from handlers.telegram.render import render_html
@@ -50,12 +52,33 @@ class TelegramFrontend:
         for chunk in render_html(reply):
             await msg.reply_text(chunk, parse_mode=ParseMode.HTML, disable_web_page_preview=True)
 
+    def context_of(self, update: Update) -> ChatContext:
+        """Who asks from where; the chat-admin check asks Telegram only when a command needs it."""
+        chat, user = update.effective_chat, update.effective_user
+        chat_id = chat.id if chat else 0
+        user_id = user.id if user else 0
+        is_group = bool(chat and chat.type in (ChatType.GROUP, ChatType.SUPERGROUP, ChatType.CHANNEL))
+
+        async def chat_admin() -> bool:
+            if not is_group:
+                return True
+            try:
+                member = await self.app.bot.get_chat_member(chat_id, user_id)
+            except TelegramError as e:
+                log.warning("telegram: admin check failed chat=%s user=%s: %s", chat_id, user_id, e)
+                return False
+            return member.status in (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER)
+
+        name = (user.username or user.first_name or "") if user else ""
+        return ChatContext(platform="tg", chat_id=chat_id, user_id=user_id, user_name=name, is_group=is_group,
+                           chat_admin=chat_admin)
+
     async def _on_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         msg = update.effective_message
         if msg is None or not msg.text:
             return
         name, args = split_command(msg.text)
-        await self._send(update, await self.core.run(name, args))
+        await self._send(update, await self.core.run(name, args, self.context_of(update)))
 
     async def _on_unknown(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         msg = update.effective_message
@@ -72,7 +95,8 @@ class TelegramFrontend:
         await self.app.initialize()
         try:
             await self.app.bot.set_my_commands(
-                [BotCommand(c.name, f"{c.summary} (e.g. {c.example})"[:256]) for c in COMMANDS])
+                [BotCommand(c.name, f"{c.summary} (e.g. {c.example})"[:256]) for c in COMMANDS
+                 if c.name in self.core.names])
         except Exception as e:  # a missing command menu must not stop the bot
             log.warning("telegram: setMyCommands failed: %s", e)
         assert self.app.updater is not None

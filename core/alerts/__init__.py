@@ -1,0 +1,1 @@
+"""Alerts: rules, their evaluation, the alert stream and delivery bookkeeping (platform-neutral)."""

@@ -1,0 +1,73 @@
+"""From latest samples to one number per signal: the value a rule compares with its threshold."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from core.models import BasisSample, FundingSample
+from core.render import venue_label
+
+EIGHT_HOURS_S = 28_800
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """One series' current value: funding per 8h, or annualized basis, with where it came from."""
+
+    venue: str
+    symbol: str
+    value: float
+    label: str  # venue and margin type, as shown in replies
+
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    value: float
+    point: Point | None  # the series of the max/min (None for a mean)
+    points: tuple[Point, ...]
+
+
+def funding_points(by_venue: Mapping[str, Sequence[FundingSample]]) -> list[Point]:
+    """Funding normalized to 8h so venues with 1h/4h intervals compare with 8h ones."""
+    return [Point(v, s.symbol, s.rate_per_interval * EIGHT_HOURS_S / s.interval_s, venue_label(v, s))
+            for v, ss in by_venue.items() for s in ss]
+
+
+def basis_points(by_venue: Mapping[str, Sequence[BasisSample]], now_ms: int, min_days: float) -> list[Point]:
+    """Annualized basis of every future outside the near-expiry window."""
+    out = []
+    for v, ss in by_venue.items():
+        for s in ss:
+            ann = s.basis_annualized(now_ms, min_days)
+            if ann is not None:
+                out.append(Point(v, s.symbol, ann, venue_label(v, s)))
+    return out
+
+
+def level(points: Sequence[Point], selector: str) -> Level | None:
+    """Reduce points by a selector: max, min, mean, or '<venue>/<agg>'."""
+    agg = selector
+    if "/" in selector:
+        venue, agg = selector.split("/", 1)
+        points = [p for p in points if p.venue == venue]
+    if not points:
+        return None
+    if agg == "max":
+        p = max(points, key=lambda x: x.value)
+        return Level(p.value, p, tuple(points))
+    if agg == "min":
+        p = min(points, key=lambda x: x.value)
+        return Level(p.value, p, tuple(points))
+    return Level(statistics.fmean(p.value for p in points), None, tuple(points))
+
+
+def zscore(current: float, history: Sequence[float], min_points: int = 20) -> float | None:
+    """(current - mean) / stdev of the history; None with too little or flat history."""
+    if len(history) < min_points:
+        return None
+    sd = statistics.pstdev(history)
+    if sd <= 0:
+        return None
+    return (current - statistics.fmean(history)) / sd

@@ -1,0 +1,180 @@
+"""Alert data in Redis: rules, rule log, states, subscriptions, mutes, admins, the alert stream."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+from core.alerts.engine import RuleState, Transition
+from core.alerts.rules import Rule
+from core.keys import Keys
+from core.reply import Reply, reply_to_json
+
+RULE_LOG_MAX = 500
+STREAM_MAXLEN = 100_000
+
+
+def _s(raw: Any) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+@dataclass(frozen=True, slots=True)
+class FiredAlert:
+    """What goes on the alert stream for one firing."""
+
+    rule: Rule
+    reply: Reply
+    ts_ms: int
+
+
+class AlertStore:
+    """All alert bookkeeping; the Redis client is injected."""
+
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self.redis = redis
+        self.keys = keys
+
+    # rules ----------------------------------------------------------------------------
+    async def next_rule_id(self) -> str:
+        return f"r{await self.redis.incr(self.keys.rules_seq())}"
+
+    async def save_rule(self, rule: Rule, *, who: str, action: str, now_ms: int) -> None:
+        """Store a new or changed rule, log it, and tell evaluators to reload."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(self.keys.rules(), rule.id, rule.to_json())
+        pipe.hdel(self.keys.alert_state(), rule.id)
+        pipe.incr(self.keys.rules_version())
+        self._log(pipe, who=who, action=action, rule=rule, now_ms=now_ms)
+        await pipe.execute()
+
+    async def delete_rule(self, rule: Rule, *, who: str, now_ms: int) -> None:
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hdel(self.keys.rules(), rule.id)
+        pipe.hdel(self.keys.alert_state(), rule.id)
+        pipe.incr(self.keys.rules_version())
+        self._log(pipe, who=who, action="deleted", rule=rule, now_ms=now_ms)
+        await pipe.execute()
+
+    def _log(self, pipe: Any, *, who: str, action: str, rule: Rule, now_ms: int) -> None:
+        entry = {"ts_ms": now_ms, "who": who, "action": action, "rule": rule.id, "scope": rule.scope,
+                 "target": rule.target, "text": rule.describe()}
+        pipe.lpush(self.keys.rules_log(), json.dumps(entry))
+        pipe.ltrim(self.keys.rules_log(), 0, RULE_LOG_MAX - 1)
+
+    async def rule_log(self, limit: int = 50) -> list[dict[str, Any]]:
+        raw = await self.redis.lrange(self.keys.rules_log(), 0, limit - 1)
+        return [json.loads(x) for x in raw]
+
+    async def get_rule(self, rule_id: str) -> Rule | None:
+        raw = await self.redis.hget(self.keys.rules(), rule_id)
+        return Rule.from_json(raw) if raw else None
+
+    async def load_rules(self) -> tuple[int, list[Rule], dict[str, RuleState]]:
+        """Every rule and state, with the rules version they correspond to (one round trip)."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.get(self.keys.rules_version())
+        pipe.hgetall(self.keys.rules())
+        pipe.hgetall(self.keys.alert_state())
+        version, rules, states = await pipe.execute()
+        return (int(version or 0), [Rule.from_json(v) for v in rules.values()],
+                {_s(k): RuleState.decode(_s(v)) for k, v in states.items()})
+
+    async def rules_version(self) -> int:
+        return int(await self.redis.get(self.keys.rules_version()) or 0)
+
+    async def claim_default(self, text: str) -> bool:
+        """True the first time a default rule text is seen; a deleted default is never reinstalled."""
+        return bool(await self.redis.sadd(self.keys.defaults_installed(), text))
+
+    # firing ---------------------------------------------------------------------------
+    async def commit(self, transitions: Iterable[Transition], fired: Sequence[FiredAlert]) -> list[str]:
+        """Persist new states and append fired alerts atomically; returns the alert ids."""
+        states = {t.rule.id: t.state.encode() for t in transitions}
+        if not states and not fired:
+            return []
+        pipe = self.redis.pipeline(transaction=True)
+        if states:
+            pipe.hset(self.keys.alert_state(), mapping=states)  # type: ignore[arg-type]  # str->str mapping
+        for a in fired:
+            pipe.xadd(self.keys.alerts(), {
+                "rule": a.rule.id, "scope": a.rule.scope, "target": a.rule.target, "topic": a.rule.topic,
+                "ts_ms": a.ts_ms, "reply": reply_to_json(a.reply),
+            }, maxlen=STREAM_MAXLEN, approximate=True)
+        res = await pipe.execute()
+        return [_s(x) for x in res[1 if states else 0:]]
+
+    # subscriptions --------------------------------------------------------------------
+    async def subscribe(self, target: str, topics: Sequence[str]) -> int:
+        pipe = self.redis.pipeline(transaction=True)
+        for t in topics:
+            pipe.sadd(self.keys.subscribers(t), target)
+        pipe.sadd(self.keys.chat_topics(target), *topics)
+        res = await pipe.execute()
+        return sum(int(x) for x in res[:-1])
+
+    async def unsubscribe(self, target: str, topics: Sequence[str] | None = None) -> list[str]:
+        """Remove the target from the topics (all of its topics when None); returns what was removed."""
+        if topics is None:
+            topics = sorted(_s(t) for t in await self.redis.smembers(self.keys.chat_topics(target)))
+        if not topics:
+            return []
+        pipe = self.redis.pipeline(transaction=True)
+        for t in topics:
+            pipe.srem(self.keys.subscribers(t), target)
+        pipe.srem(self.keys.chat_topics(target), *topics)
+        res = await pipe.execute()
+        return [t for t, removed in zip(topics, res[:-1], strict=True) if removed]
+
+    async def topics_of(self, target: str) -> list[str]:
+        return sorted(_s(t) for t in await self.redis.smembers(self.keys.chat_topics(target)))
+
+    async def subscribers(self, topic: str) -> set[str]:
+        return {_s(t) for t in await self.redis.smembers(self.keys.subscribers(topic))}
+
+    async def migrate(self, old: str, new: str, *, now_ms: int) -> None:
+        """A Telegram group became a supergroup: move its subscriptions, chat rules and mute."""
+        topics = await self.topics_of(old)
+        if topics:
+            await self.subscribe(new, topics)
+            await self.unsubscribe(old, topics)
+        _, rules, _ = await self.load_rules()
+        for r in rules:
+            if r.target == old:
+                from dataclasses import replace
+
+                await self.save_rule(replace(r, target=new), who="system", action=f"moved from {old}", now_ms=now_ms)
+        ttl = await self.redis.pttl(self.keys.mute(old))
+        if ttl and ttl > 0:
+            await self.redis.set(self.keys.mute(new), 1, px=ttl)
+
+    # mutes and admins -----------------------------------------------------------------
+    async def mute(self, target: str, seconds: int) -> None:
+        if seconds <= 0:
+            await self.redis.delete(self.keys.mute(target))
+        else:
+            await self.redis.set(self.keys.mute(target), 1, ex=seconds)
+
+    async def mute_left_s(self, target: str) -> int:
+        ttl = await self.redis.ttl(self.keys.mute(target))
+        return max(0, int(ttl))
+
+    async def muted(self, targets: Sequence[str]) -> set[str]:
+        if not targets:
+            return set()
+        pipe = self.redis.pipeline(transaction=False)
+        for t in targets:
+            pipe.exists(self.keys.mute(t))
+        return {t for t, e in zip(targets, await pipe.execute(), strict=True) if e}
+
+    async def admins(self, platform: str) -> set[str]:
+        return {_s(x) for x in await self.redis.smembers(self.keys.admins(platform))}
+
+    async def add_admin(self, platform: str, user_id: str) -> bool:
+        return bool(await self.redis.sadd(self.keys.admins(platform), user_id))
+
+    async def remove_admin(self, platform: str, user_id: str) -> bool:
+        return bool(await self.redis.srem(self.keys.admins(platform), user_id))
