@@ -63,11 +63,11 @@ def level(points: Sequence[Point], selector: str) -> Level | None:
     return Level(statistics.fmean(p.value for p in points), None, tuple(points))
 
 
-def zscore(current: float, history: Sequence[float], min_points: int = 20) -> float | None:
+def zscore(current: float, history: Sequence[float], min_points: int = 30) -> float | None:
     """(current - mean) / stdev of the history; None with too little or flat history."""
     if len(history) < min_points:
         return None
-    sd = statistics.pstdev(history)
+    sd = statistics.stdev(history)
     if sd <= 0:
         return None
     return (current - statistics.fmean(history)) / sd
