@@ -1,0 +1,91 @@
+"""Alerts end to end: admin commands on Telegram -> exchange values move -> alerts reach exactly the right chats."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bot.app import run
+from bot.settings import parse_settings
+from core.keys import Keys
+from tests.fakes.exchanges import ExchangeDouble
+from tests.fakes.telegram import TOKEN, BotApiDouble
+
+ADMIN = 42
+
+
+@pytest.fixture
+async def telegram() -> AsyncIterator[BotApiDouble]:
+    async with BotApiDouble() as double:
+        yield double
+
+
+def set_btc_funding(exchanges: ExchangeDouble, venue: str, rate: float) -> None:
+    for p in exchanges.venues[venue].perps:
+        if p.asset == "BTC":
+            p.funding_rate = rate
+
+
+async def say(tg: BotApiDouble, chat_id: int, text: str, *, user: int, group: bool = False) -> str:
+    seen = len(tg.sent_to(chat_id))
+    tg.push_message(chat_id, text, user_id=user, chat_type="supergroup" if group else "private")
+    sent = await tg.wait_sent(seen + 1, chat_id=chat_id, timeout=10)
+    return sent[seen].plain
+
+
+async def test_threshold_subscribe_fire_once_hysteresis_cooldown(exchanges: ExchangeDouble, telegram: BotApiDouble,
+                                                                  redis_url: str, redis: object, keys: Keys) -> None:
+    for v in ExchangeDouble.VENUES:
+        set_btc_funding(exchanges, v, 0.0001)
+    settings = parse_settings({
+        "redis": {"url": redis_url, "key_prefix": keys.prefix},
+        "telegram": {"token": TOKEN, "base_url": telegram.base_url, "base_file_url": telegram.base_file_url,
+                     "poll_timeout_s": 1},
+        "console": {"enabled": "off"},
+        "watchers": {"poll_interval_s": 0.3, "request_timeout_s": 2.0, "max_backoff_s": 0.5,
+                     "rest_base_urls": {v: exchanges.url(v) for v in ExchangeDouble.VENUES}},
+        "alerts": {"telegram_admins": [ADMIN], "default_rules": []},
+    }, env={})
+    stop = asyncio.Event()
+    app = asyncio.create_task(run(settings, stop))
+    try:
+        reply = await say(telegram, ADMIN, "/threshold set funding btc above 0.05% venue okx hysteresis 0.02% "
+                                           "cooldown 1h", user=ADMIN)
+        assert "Rule r1 set" in reply, reply
+        assert "receive funding BTC alerts" in await say(telegram, 501, "/subscribe funding btc", user=501)
+        assert "funding BTC" in await say(telegram, -1001, "/subscribe all btc", user=700, group=True)
+        assert "eth" in (await say(telegram, 502, "/subscribe funding eth", user=502)).lower()
+        # a plain member may not set rules; the group's administrator sets one only the group receives
+        refused = await say(telegram, -2002, "/threshold set funding btc above 0.06% venue okx", user=600, group=True)
+        assert "Only bot admins" in refused
+        telegram.set_admins(-2002, [601])
+        ok = await say(telegram, -2002, "/threshold set funding btc above 0.06% venue okx", user=601, group=True)
+        assert "Only this chat receives it" in ok
+
+        before = {c: len(telegram.sent_to(c)) for c in (ADMIN, 501, 502, -1001, -2002)}
+        set_btc_funding(exchanges, "okx", 0.0007)
+        for chat in (501, -1001):
+            (alert,) = (await telegram.wait_sent(before[chat] + 1, chat_id=chat, timeout=15))[before[chat]:]
+            assert "BTC funding above +0.0500%/8h" in alert.plain and "+0.0700%/8h" in alert.plain
+            assert "okx" in alert.plain and "/mute 2h" in alert.plain
+        (group_alert,) = (await telegram.wait_sent(before[-2002] + 1, chat_id=-2002, timeout=15))[before[-2002]:]
+        assert "above +0.0600%/8h" in group_alert.plain and "this chat's rule" in group_alert.plain
+
+        await asyncio.sleep(2.0)  # several more polls with the value still high: nothing more
+        after = {c: len(telegram.sent_to(c)) for c in before}
+        assert after == {ADMIN: before[ADMIN], 501: before[501] + 1, 502: before[502],
+                         -1001: before[-1001] + 1, -2002: before[-2002] + 1}
+
+        # back inside the band (0.04% > 0.05% - 0.02%): not re-armed; below it and up again: cooldown holds
+        set_btc_funding(exchanges, "okx", 0.0002)
+        await asyncio.sleep(1.0)
+        set_btc_funding(exchanges, "okx", 0.0008)
+        await asyncio.sleep(2.0)
+        assert len(telegram.sent_to(501)) == after[501]
+        listing = await say(telegram, 501, "/alerts", user=501)
+        assert "r1" in listing and "r2" not in listing  # the group's own rule is not shown elsewhere
+    finally:
+        stop.set()
+        await asyncio.wait_for(app, 15)
