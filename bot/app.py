@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import socket
@@ -110,6 +111,7 @@ async def run(settings: Settings, stop: asyncio.Event, *, console: bool | None =
         for group in groups:  # before any evaluation, so no alert fired from now on is missed
             await ensure_group(redis, keys.alerts(), group)
         await evaluator.start()
+        gc.freeze()  # rules and markets loaded at start live for the process: keep them out of GC scans
         w = settings.watchers
         cfg = MarketWatcherConfig(
             markets_refresh_s=w.markets_refresh_s,

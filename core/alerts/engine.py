@@ -148,6 +148,15 @@ class RuleEngine:
         g = self._groups.get(key)
         if g is None:
             return []
+        if not g.side_unknown and (
+            (not g.above_armed or value <= g.above_armed[0][0])
+            and (not g.above_fired or value >= g.above_fired[-1][0])
+            and (not g.below_armed or value >= g.below_armed[-1][0])
+            and (not g.below_fired or value <= g.below_fired[0][0])
+            and (not g.side_above or value >= g.side_above[-1][0])
+            and (not g.side_below or value <= g.side_below[0][0])
+        ):
+            return []  # the value sits between every boundary: nothing can change (the common case)
         shown = value if signed is None else signed
         out: list[Transition] = []
         rules = self.rules

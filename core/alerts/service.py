@@ -91,43 +91,50 @@ class AlertService:
         for asset, bs in fresh_b.items():
             self.basis.setdefault(asset, {})[venue] = bs
             touched.add(("basis", asset))
-        return await self.evaluate(touched, now)
+        return await self.evaluate(touched, now, venue)
 
     def _points(self, metric: str, asset: str, now: int) -> list[Point]:
         if metric == "funding":
             return funding_points(self.funding.get(asset, {}))
         return basis_points(self.basis.get(asset, {}), now, self.settings.basis_min_days)
 
-    async def evaluate(self, topics: set[tuple[str, str]], now: int) -> int:
-        """Evaluate every rule group of the given (metric, asset) topics."""
+    async def evaluate(self, topics: set[tuple[str, str]], now: int, venue: str | None = None) -> int:
+        """Evaluate the rule groups of the given (metric, asset) topics that ``venue``'s samples can move."""
         levels: dict[tuple[str, str, str], Level] = {}
-        needed: list[tuple[str, str, str, str]] = []
+        groups: list[tuple[str, str, str, str]] = []
+        keep_all = "*" in self.settings.history_assets
         for metric, asset in topics:
-            pts = None
-            selectors = {k[2] for k in self.engine.groups_for(metric, asset)}
-            if asset in self.settings.history_assets or "*" in self.settings.history_assets:
+            # a group on one named venue only moves when that venue reports
+            mine = [k for k in self.engine.groups_for(metric, asset)
+                    if venue is None or "/" not in k[2] or k[2].startswith(f"{venue}/")]
+            selectors = {k[2] for k in mine}
+            if keep_all or asset in self.settings.history_assets:
                 selectors |= {"max", "min", "mean"}
+            if not selectors:
+                continue
+            pts = self._points(metric, asset, now)
             for sel in selectors:
-                if pts is None:
-                    pts = self._points(metric, asset, now)
                 lv = level(pts, sel)
                 if lv is not None:
                     levels[(metric, asset, sel)] = lv
-            needed.extend(k for k in self.engine.groups_for(metric, asset) if k[3] != "level")
-        history = await self._history(needed, levels, now)
-        await self._record_history(levels, now)
+            groups.extend(mine)
+        relative = [k for k in groups if k[3] != "level"]
+        history = await self._history(relative, levels, now)
+        await self._record_history({k: v for k, v in levels.items() if k[2] in ("max", "min", "mean")
+                                    and (keep_all or k[1] in self.settings.history_assets)}
+                                   | {(k[0], k[1], k[2]): levels[(k[0], k[1], k[2])] for k in relative
+                                      if (k[0], k[1], k[2]) in levels}, now)
 
         transitions: list[Transition] = []
-        for metric, asset in topics:
-            for key in self.engine.groups_for(metric, asset):
-                lv = levels.get((key[0], key[1], key[2]))
-                if lv is None:
-                    continue
-                if key[3] == "level":
-                    transitions += self.engine.evaluate(key, lv.value, now)
-                elif key in history:
-                    signed = history[key]
-                    transitions += self.engine.evaluate(key, abs(signed), now, signed=signed)
+        for key in groups:
+            lv = levels.get((key[0], key[1], key[2]))
+            if lv is None:
+                continue
+            if key[3] == "level":
+                transitions += self.engine.evaluate(key, lv.value, now)
+            elif key in history:
+                signed = history[key]
+                transitions += self.engine.evaluate(key, abs(signed), now, signed=signed)
         if not transitions:
             return 0
         fired = [FiredAlert(t.rule, self.message(t, levels, history, now), now) for t in transitions if t.alert]

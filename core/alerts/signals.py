@@ -6,8 +6,8 @@ import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from core.models import BasisSample, FundingSample
-from core.render import venue_label
+from core.models import MS_PER_DAY, BasisSample, FundingSample
+from core.render import margin_label
 
 EIGHT_HOURS_S = 28_800
 
@@ -19,7 +19,13 @@ class Point:
     venue: str
     symbol: str
     value: float
-    label: str  # venue and margin type, as shown in replies
+    settle: str
+    inverse: bool
+
+    @property
+    def label(self) -> str:
+        """Venue and margin type, as shown in replies."""
+        return margin_label(self.venue, self.settle, self.inverse)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +37,7 @@ class Level:
 
 def funding_points(by_venue: Mapping[str, Sequence[FundingSample]]) -> list[Point]:
     """Funding normalized to 8h so venues with 1h/4h intervals compare with 8h ones."""
-    return [Point(v, s.symbol, s.rate_per_interval * EIGHT_HOURS_S / s.interval_s, venue_label(v, s))
+    return [Point(v, s.symbol, s.rate_per_interval * EIGHT_HOURS_S / s.interval_s, s.settle, s.inverse)
             for v, ss in by_venue.items() for s in ss]
 
 
@@ -40,9 +46,10 @@ def basis_points(by_venue: Mapping[str, Sequence[BasisSample]], now_ms: int, min
     out = []
     for v, ss in by_venue.items():
         for s in ss:
-            ann = s.basis_annualized(now_ms, min_days)
-            if ann is not None:
-                out.append(Point(v, s.symbol, ann, venue_label(v, s)))
+            days = (s.expiry_ms - now_ms) / MS_PER_DAY
+            if days >= min_days and days > 0:
+                out.append(Point(v, s.symbol, (s.future_usd - s.index_usd) / s.index_usd * 365.0 / days,
+                                 s.settle, s.inverse))
     return out
 
 
@@ -60,7 +67,7 @@ def level(points: Sequence[Point], selector: str) -> Level | None:
     if agg == "min":
         p = min(points, key=lambda x: x.value)
         return Level(p.value, p, tuple(points))
-    return Level(statistics.fmean(p.value for p in points), None, tuple(points))
+    return Level(sum(p.value for p in points) / len(points), None, tuple(points))
 
 
 def zscore(current: float, history: Sequence[float], min_points: int = 30) -> float | None:
