@@ -1,0 +1,1 @@
+"""Discord front end (discord.py): slash commands, embeds, alert delivery."""

@@ -1,0 +1,117 @@
+"""Alert delivery to Discord channels: DeliveryWorker + DiscordSender against DiscordDouble."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from core.alerts.delivery import DeliveryWorker, Outcome
+from core.alerts.pacing import DISCORD_LIMITS
+from core.alerts.rules import Rule
+from core.alerts.store import AlertStore, FiredAlert
+from core.commands import CommandCore
+from core.reply import Reply, Table
+from handlers.discord.bot import DiscordFrontend
+from handlers.discord.push import DiscordSender
+from tests.fakes.discord_server import DiscordDouble
+from tests.handlers.test_discord_bot import CHAN, CHAN2, NOW, ask, core, dd, frontend
+
+__all__ = ["core", "dd", "frontend"]  # fixtures shared with the front-end tests
+
+RULE = Rule(id="r1", metric="funding", asset="BTC", kind="above", threshold=0.0005, venue="max", cooldown_s=3600,
+            hysteresis=0.0001)
+ALERT = Reply(title="BTC funding above +0.0500%/8h",
+              blocks=(Table(header=("venue", "rate"), rows=(("binance", "+0.0600%"),), align="lr"),),
+              footer="rule r1")
+
+
+@pytest.fixture
+async def worker(frontend: DiscordFrontend, core: CommandCore) -> AsyncIterator[DeliveryWorker]:
+    store = AlertStore(core.store.redis, core.store.keys)
+    w = DeliveryWorker(store, DiscordSender(frontend.client), group="discord", consumer="test", limits=DISCORD_LIMITS,
+                       max_backoff_s=0.2)
+    await w.ensure_group()  # before anything fires
+    stop = asyncio.Event()
+    task = asyncio.create_task(w.run(stop))
+    try:
+        yield w
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+async def fire(w: DeliveryWorker) -> None:
+    await w.store.commit([], [FiredAlert(RULE, ALERT, NOW)])
+
+
+async def until(predicate: object, within_s: float = 8.0) -> None:
+    deadline = time.monotonic() + within_s
+    while not predicate():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "condition not reached"
+        await asyncio.sleep(0.02)
+
+
+async def test_subscribed_channel_receives_the_alert_as_an_embed(dd: DiscordDouble, worker: DeliveryWorker) -> None:
+    await ask(dd, "subscribe", {"metric": "funding", "asset": "btc"}, channel=CHAN)
+    await ask(dd, "subscribe", {"metric": "basis", "asset": "btc"}, channel=CHAN2)  # another topic
+    await ask(dd, "subscribe", {"metric": "funding", "asset": "btc"}, guild=None, channel=555)  # a DM channel
+    await fire(worker)
+    (msg,) = await dd.wait_channel_messages(CHAN)
+    (embed,) = msg["embeds"]
+    assert embed["title"] == ALERT.title and embed["footer"]["text"] == "rule r1"
+    assert embed["description"] == "```\nvenue       rate\nbinance +0.0600%\n```"
+    assert len(await dd.wait_channel_messages(555)) == 1
+    await until(lambda: worker.stats.sent == 2)
+    assert CHAN2 not in dd.channel_messages
+
+
+async def test_429_with_via_is_waited_out_by_discord_py(dd: DiscordDouble, worker: DeliveryWorker) -> None:
+    await ask(dd, "subscribe", {"metric": "funding", "asset": "btc"})
+    dd.fail_next(CHAN, 429, retry_after=0.1)
+    await fire(worker)
+    await dd.wait_channel_messages(CHAN)
+    await until(lambda: worker.stats.sent == 1)
+    assert dd.too_many_requests == 1 and worker.stats.retried == 0
+    assert len(dd.channel_messages[CHAN]) == 1
+
+
+async def test_429_without_via_is_retried_by_the_worker(dd: DiscordDouble, worker: DeliveryWorker) -> None:
+    await ask(dd, "subscribe", {"metric": "funding", "asset": "btc"})
+    dd.fail_next(CHAN, 429, retry_after=0.1, via=False)  # discord.py raises: the worker waits Retry-After
+    start = time.monotonic()
+    await fire(worker)
+    await dd.wait_channel_messages(CHAN)
+    assert time.monotonic() - start >= 1.0  # Retry-After: 1
+    assert worker.stats.retried == 1 and len(dd.channel_messages[CHAN]) == 1
+
+
+@pytest.mark.parametrize("status", [403, 404])
+async def test_forbidden_or_missing_channel_is_unsubscribed(dd: DiscordDouble, worker: DeliveryWorker,
+                                                            status: int) -> None:
+    await ask(dd, "subscribe", {"metric": "all", "asset": "btc"}, channel=CHAN)
+    await ask(dd, "subscribe", {"metric": "funding", "asset": "btc"}, channel=CHAN2)
+    dd.fail_next(CHAN, status)
+    await fire(worker)
+    await dd.wait_channel_messages(CHAN2)
+    await until(lambda: worker.stats.gone == 1)
+    assert await worker.store.topics_of(f"dc:{CHAN}") == []
+    assert await worker.store.subscribers("funding:BTC") == {f"dc:{CHAN2}"}
+    assert dd.requests.count(("POST", f"/channels/{CHAN}/messages")) == 1  # no second invalid request
+
+
+async def test_sender_outcomes(dd: DiscordDouble, frontend: DiscordFrontend) -> None:
+    sender = DiscordSender(frontend.client)
+    assert sender.platform == "dc" and sender.is_group(CHAN)
+    assert (await sender.send(CHAN, ALERT)).outcome is Outcome.OK
+    dd.fail_next(CHAN, 400)
+    failed = await sender.send(CHAN, ALERT)
+    assert failed.outcome is Outcome.FAILED and "400" in failed.detail
+    dd.fail_next(CHAN, 503)  # not one of the statuses discord.py retries itself
+    assert (await sender.send(CHAN, ALERT)).outcome is Outcome.RETRY
+    dd.fail_next(CHAN, 429, retry_after=2.5, via=False)
+    limited = await sender.send(CHAN, ALERT)
+    assert limited.outcome is Outcome.RETRY and limited.retry_after_s == 2.5
+    assert [m["embeds"][0]["title"] for m in dd.channel_messages[CHAN]] == [ALERT.title]
