@@ -121,14 +121,19 @@ class DeliveryWorker:
         await self.ensure_group()
         stream = self.keys.alerts()
         last_reclaim = 0.0
+        reclaim_from: Any = "0-0"
         while not stop.is_set():
             try:
                 entries: list[tuple[Any, dict[Any, Any]]] = []
                 reclaimed = False
                 if self.clock() - last_reclaim > min(5.0, self.claim_idle_ms / 2000):
                     last_reclaim = self.clock()
+                    # one at a time: entries claimed in a batch would sit idle while the first one is
+                    # broadcast, and another consumer could take them over while this one still holds
+                    # them; the cursor moves on past entries that cannot be delivered (trimmed away)
                     res = await self.redis.xautoclaim(stream, self.group, self.consumer, self.claim_idle_ms,
-                                                      "0-0", count=10)
+                                                      reclaim_from, count=1)
+                    reclaim_from = res[0]
                     entries = [e for e in res[1] if e and e[1]]
                     reclaimed = bool(entries)
                 if not entries:
@@ -183,20 +188,34 @@ class DeliveryWorker:
         heap = [_Job(0.0, next(self._seq), t) for t in targets]
         heapq.heapify(heap)
         in_flight: set[asyncio.Task[None]] = set()
+        errors: list[BaseException] = []
         wake = asyncio.Event()
         stop_waiter = asyncio.ensure_future(stop.wait())
         stop_waiter.add_done_callback(lambda _: wake.set())
+
+        def done(task: asyncio.Task[None]) -> None:
+            in_flight.discard(task)
+            if not task.cancelled() and (exc := task.exception()) is not None:
+                # e.g. Redis failed around the send: the target must not be dropped, so the entry
+                # stays pending and is retried when reclaimed (its delivery record tells what is left)
+                errors.append(exc)
+                log.error("delivery %s: alert %s: send task failed", self.group, alert_id, exc_info=exc)
+            wake.set()
+
+        # keep the entry ours while a long broadcast runs (or waits out a retry): well within
+        # claim_idle_ms, or another consumer would take over a broadcast that is still alive
+        touch_every = min(10.0, self.claim_idle_ms / 3000)
         last_touch = self.clock()
         try:
             while heap or in_flight:
                 now = self.clock()
-                if now - last_touch > 10:  # keep the entry ours while a long broadcast runs
+                if now - last_touch >= touch_every:
                     last_touch = now
                     await self.redis.xclaim(self.keys.alerts(), self.group, self.consumer, 0, [entry_id],
                                             justid=True)
                 if stop.is_set():
                     if in_flight:
-                        await asyncio.gather(*in_flight)
+                        await asyncio.gather(*in_flight, return_exceptions=True)
                     return False
                 delay = None
                 if heap and len(in_flight) < self.concurrency:
@@ -215,18 +234,18 @@ class DeliveryWorker:
                             self.pacer.record(job.target, now)
                             task = asyncio.create_task(self._send(job, alert_id, reply, reclaimed, heap))
                             in_flight.add(task)
-                            task.add_done_callback(in_flight.discard)
-                            task.add_done_callback(lambda _: wake.set())
+                            task.add_done_callback(done)
                             continue
                 wake.clear()
-                if delay is None and in_flight:
-                    await wake.wait()
-                else:
-                    try:
-                        await asyncio.wait_for(wake.wait(), timeout=max(0.001, delay or 0.001))
-                    except TimeoutError:
-                        pass
-            return True
+                timeout = touch_every if delay is None else min(touch_every, max(0.001, delay))
+                try:
+                    await asyncio.wait_for(wake.wait(), timeout=timeout)
+                except TimeoutError:
+                    pass
+            if errors:
+                log.warning("delivery %s: alert %s left pending after %d failed send(s)", self.group, alert_id,
+                            len(errors))
+            return not errors
         finally:
             stop_waiter.cancel()
 
@@ -236,8 +255,10 @@ class DeliveryWorker:
     async def _send(self, job: _Job, alert_id: str, reply: Reply, reclaimed: bool, heap: list[_Job]) -> None:
         key = self.keys.sent(alert_id, job.target)
         mine = f"pending:{self.consumer}"
-        if job.attempts == 0 and not await self._claim(keys=[key], args=[mine, RECORD_TTL_S,
-                                                                         "1" if reclaimed else "0"]):
+        # a retry claims again (a no-op while the record is still ours) so that it never sends what
+        # another consumer took over meanwhile; only a first attempt on a reclaimed entry takes over
+        takeover = "1" if reclaimed and job.attempts == 0 else "0"
+        if not await self._claim(keys=[key], args=[mine, RECORD_TTL_S, takeover]):
             self.stats.skipped += 1
             return
         chat_id = int(job.target.split(":", 1)[1])

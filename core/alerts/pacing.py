@@ -50,8 +50,13 @@ class Pacer:
         self._held[target] = max(until, self._held.get(target, 0.0))
 
     def record(self, target: str, now: float) -> None:
-        # never "catch up" after a stall: the next slot is one interval after now at the earliest
-        self._next_global = max(self._next_global, now) + 1.0 / self.limits.global_per_s
+        # Global slots are one interval apart. A send that is only a little late (timer wake-up
+        # latency) keeps its slot, so those small delays do not add up and pull the rate below the
+        # configured one; after a real stall the next slot is one interval after now (never "catch
+        # up" with a burst). Either way no 1 s window holds more than round(global_per_s) + 1 sends.
+        interval = 1.0 / self.limits.global_per_s
+        base = self._next_global if now - self._next_global < interval / 2 else now
+        self._next_global = base + interval
         times = self._sent.setdefault(target, deque(maxlen=64))
         times.append(now)
         if len(self._sent) > 200_000:  # forget chats idle for longer than any window
