@@ -24,14 +24,14 @@ def _setup_logging(level: str, console: bool) -> None:
     logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 
-async def _serve(settings: Settings) -> None:
+async def _serve(settings: Settings, platforms: tuple[str, ...] | None) -> None:
     from bot.app import run
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await run(settings, stop)
+    await run(settings, stop, platforms=platforms)
 
 
 async def _healthcheck(settings: Settings) -> int:
@@ -56,8 +56,19 @@ async def _healthcheck(settings: Settings) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
     parser.add_argument("--config", type=Path, default=None, help="TOML config file (see config.example.toml)")
+    parser.add_argument("--platforms", default=None, metavar="LIST",
+                        help="comma-separated subset of telegram,discord,console to run (default: every platform "
+                             "the config enables, console when no chat token is set or stdin is a terminal)")
     parser.add_argument("command", nargs="?", default="run", choices=["run", "check-config", "healthcheck"])
     args = parser.parse_args(argv)
+    platforms = None
+    if args.platforms is not None:
+        platforms = tuple(p.strip() for p in args.platforms.split(",") if p.strip())
+        bad = [p for p in platforms if p not in ("telegram", "discord", "console")]
+        if bad:
+            print(f"error: --platforms {','.join(bad)} is not accepted: use telegram, discord, console",
+                  file=sys.stderr)
+            return 2
     try:
         settings = load_settings(args.config)
     except ConfigError as e:
@@ -70,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_healthcheck(settings))
     _setup_logging(settings.log_level, console=True)
     try:
-        asyncio.run(_serve(settings))
+        asyncio.run(_serve(settings, platforms))
     except KeyboardInterrupt:
         pass
     return 0

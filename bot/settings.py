@@ -57,6 +57,28 @@ class TelegramSettings:
 
 
 @dataclass(frozen=True)
+class DiscordSettings:
+    token: Secret = field(default_factory=lambda: Secret(""))
+    application_id: int | None = None
+    guild_ids: tuple[int, ...] = ()
+
+
+PROVIDERS = ("coinmetrics", "glassnode", "cryptoquant")
+
+
+@dataclass(frozen=True)
+class FlowSettings:
+    providers: tuple[str, ...] = ("coinmetrics",)
+    assets: tuple[str, ...] = ("BTC", "ETH")
+    poll_interval_s: float = 3600.0
+    days: int = 45
+    publication_lag_h: float = 4.0
+    glassnode_api_key: Secret = field(default_factory=lambda: Secret(""))
+    cryptoquant_api_key: Secret = field(default_factory=lambda: Secret(""))
+    base_urls: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class ConsoleSettings:
     enabled: str = "auto"  # "auto" | "on" | "off"
 
@@ -92,6 +114,7 @@ class BasisSettings:
 
 
 DEFAULT_RULES = (
+    "flows btc netflow above 5000",
     "funding btc above 0.1%",
     "funding btc below -0.05%",
     "basis btc above 40%",
@@ -110,12 +133,15 @@ class AlertSettings:
     default_rules: tuple[str, ...] = DEFAULT_RULES
     claim_idle_s: float = 60.0
     telegram_rate_per_s: float = 28.0
+    discord_rate_per_s: float = 45.0
 
 
 @dataclass(frozen=True)
 class Settings:
     redis: RedisSettings = field(default_factory=RedisSettings)
     telegram: TelegramSettings = field(default_factory=TelegramSettings)
+    discord: DiscordSettings = field(default_factory=DiscordSettings)
+    flows: FlowSettings = field(default_factory=FlowSettings)
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
     watchers: WatcherSettings = field(default_factory=WatcherSettings)
     history: HistorySettings = field(default_factory=HistorySettings)
@@ -195,7 +221,8 @@ def _venue_map(d: dict[str, Any], key: str, kind: str) -> dict[str, Any]:
 def parse_settings(raw: dict[str, Any], env: dict[str, str] | None = None) -> Settings:
     """Validate a parsed TOML document (and the environment) into Settings."""
     env = dict(os.environ) if env is None else env
-    top_known = {"redis", "telegram", "console", "watchers", "history", "sanity", "basis", "alerts", "log_level"}
+    top_known = {"redis", "telegram", "discord", "flows", "console", "watchers", "history", "sanity", "basis",
+                 "alerts", "log_level"}
     unknown = set(raw) - top_known
     if unknown:
         raise ConfigError(f"config has unknown section(s) {sorted(unknown)}: accepted are {sorted(top_known)}")
@@ -220,6 +247,9 @@ def parse_settings(raw: dict[str, Any], env: dict[str, str] | None = None) -> Se
         base_file_url=_url(t, "telegram", "base_file_url", TelegramSettings.base_file_url, ("http", "https")),
         poll_timeout_s=_num(t, "telegram", "poll_timeout_s", 30.0, 0, 120),
     )
+
+    discord = _discord(raw, env)
+    flows = _flows(raw, env)
 
     c = _section(raw, "console", {"enabled"})
     enabled = _text(c, "console", "enabled", "auto")
@@ -258,20 +288,71 @@ def parse_settings(raw: dict[str, Any], env: dict[str, str] | None = None) -> Se
         min_days_to_expiry=_num(b, "basis", "min_days_to_expiry", 3.0, 0, 90),
         stale_after_s=_num(b, "basis", "stale_after_s", 180.0, 1, 86_400),
     )
-    alerts = _alerts(raw, watchers.venues)
+    alerts = _alerts(raw, watchers.venues, flows.providers)
     level = raw.get("log_level", "INFO")
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise _bad("log_level", level, '"DEBUG", "INFO", "WARNING" or "ERROR"')
-    return Settings(redis=redis, telegram=telegram, console=ConsoleSettings(enabled=enabled), watchers=watchers,
+    return Settings(redis=redis, telegram=telegram, discord=discord, flows=flows,
+                    console=ConsoleSettings(enabled=enabled), watchers=watchers,
                     history=history, sanity=sanity, basis=basis, alerts=alerts, log_level=level)
 
 
-def _alerts(raw: dict[str, Any], venues: tuple[str, ...]) -> AlertSettings:
+def _int_list(d: dict[str, Any], key: str, what: str) -> tuple[int, ...]:
+    v = d.get(key, [])
+    if not isinstance(v, list) or not all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in v):
+        raise _bad(key, v, f"a list of numeric {what}, e.g. [123456789012345678]")
+    return tuple(v)
+
+
+def _discord(raw: dict[str, Any], env: dict[str, str]) -> DiscordSettings:
+    d = _section(raw, "discord", {"token", "application_id", "guild_ids"})
+    token = env.get("DISCORD_BOT_TOKEN") or _text(d, "discord", "token", "")
+    if token and (len(token) < 20 or " " in token):
+        raise ConfigError("discord.token (or DISCORD_BOT_TOKEN) does not look like a bot token: expected the token "
+                          "from the Bot tab of the Discord developer portal")
+    app_id = d.get("application_id")
+    if app_id is not None and (isinstance(app_id, bool) or not isinstance(app_id, int) or app_id <= 0):
+        raise _bad("discord.application_id", app_id, "the numeric application id, or leave it out")
+    return DiscordSettings(token=Secret(token), application_id=app_id,
+                           guild_ids=_int_list(d, "guild_ids", "server ids"))
+
+
+def _flows(raw: dict[str, Any], env: dict[str, str]) -> FlowSettings:
+    f = _section(raw, "flows", {"providers", "assets", "poll_interval_s", "days", "publication_lag_h",
+                                "glassnode_api_key", "cryptoquant_api_key", "base_urls"})
+    providers = f.get("providers", ["coinmetrics"])
+    if not isinstance(providers, list) or any(p not in PROVIDERS for p in providers):
+        raise _bad("flows.providers", providers, f"a list from {list(PROVIDERS)} (empty for none)")
+    assets = f.get("assets", ["BTC", "ETH"])
+    if not isinstance(assets, list) or not all(isinstance(a, str) and a.isalnum() for a in assets):
+        raise _bad("flows.assets", assets, 'a list of tickers such as ["BTC", "ETH"]')
+    urls = f.get("base_urls", {})
+    if not isinstance(urls, dict):
+        raise _bad("flows.base_urls", urls, "a table of provider = URL")
+    for name, url in urls.items():
+        p = urlparse(url) if isinstance(url, str) else None
+        if name not in PROVIDERS or p is None or p.scheme not in ("http", "https") or not p.netloc:
+            raise _bad(f"flows.base_urls.{name}", url, f"an http(s) URL for one of {list(PROVIDERS)}")
+    gn = env.get("GLASSNODE_API_KEY") or _text(f, "flows", "glassnode_api_key", "")
+    cq = env.get("CRYPTOQUANT_API_KEY") or _text(f, "flows", "cryptoquant_api_key", "")
+    days = f.get("days", 45)
+    if isinstance(days, bool) or not isinstance(days, int) or not 31 <= days <= 400:
+        raise _bad("flows.days", days, "a whole number of days from 31 to 400 (30-day sums need 30)")
+    return FlowSettings(
+        providers=tuple(dict.fromkeys(providers)), assets=tuple(a.upper() for a in assets),
+        poll_interval_s=_num(f, "flows", "poll_interval_s", 3600.0, 1, 86_400), days=days,
+        publication_lag_h=_num(f, "flows", "publication_lag_h", 4.0, 0, 72),
+        glassnode_api_key=Secret(gn), cryptoquant_api_key=Secret(cq), base_urls=dict(urls),
+    )
+
+
+def _alerts(raw: dict[str, Any], venues: tuple[str, ...], providers: tuple[str, ...]) -> AlertSettings:
     from core.alerts.rules import parse_duration, parse_percent, parse_rule
     from core.reply import UserError
 
     a = _section(raw, "alerts", {"telegram_admins", "discord_admins", "default_cooldown", "funding_hysteresis",
-                                 "basis_hysteresis", "default_rules", "claim_idle_s", "telegram_rate_per_s"})
+                                 "basis_hysteresis", "default_rules", "claim_idle_s", "telegram_rate_per_s",
+                                 "discord_rate_per_s"})
 
     def ids(key: str) -> frozenset[str]:
         v = a.get(key, [])
@@ -296,7 +377,8 @@ def _alerts(raw: dict[str, Any], venues: tuple[str, ...]) -> AlertSettings:
     for i, text in enumerate(rules):
         try:
             parse_rule(text.split(), rule_id="x", venues=venues, default_cooldown_s=cooldown,
-                       default_hysteresis={"funding": fh, "basis": bh}, now_ms=0, created_by="config")
+                       default_hysteresis={"funding": fh, "basis": bh}, now_ms=0, created_by="config",
+                       providers=providers)
         except UserError as e:
             raise ConfigError(f"config alerts.default_rules[{i}] = {text!r} is not accepted: {e}") from None
     return AlertSettings(
@@ -304,6 +386,7 @@ def _alerts(raw: dict[str, Any], venues: tuple[str, ...]) -> AlertSettings:
         funding_hysteresis=fh, basis_hysteresis=bh, default_rules=tuple(rules),
         claim_idle_s=_num(a, "alerts", "claim_idle_s", 60.0, 0.05, 3600),
         telegram_rate_per_s=_num(a, "alerts", "telegram_rate_per_s", 28.0, 0.1, 1000),
+        discord_rate_per_s=_num(a, "alerts", "discord_rate_per_s", 45.0, 0.1, 1000),
     )
 
 

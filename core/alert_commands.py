@@ -24,10 +24,11 @@ class AlertCommandSettings:
     bot_admins: dict[str, frozenset[str]] = field(default_factory=dict)  # platform -> user ids from config
     default_cooldown_s: int = 3600
     default_hysteresis: dict[str, float] = field(default_factory=lambda: {"funding": 0.0001, "basis": 0.05})
+    providers: tuple[str, ...] = ("coinmetrics",)
 
 
 def _topics(args: list[str], command: str) -> list[str]:
-    usage = f"Usage: /{command} <funding|basis|all> <asset>, e.g. /{command} funding btc"
+    usage = f"Usage: /{command} <funding|basis|flows|all> <asset>, e.g. /{command} funding btc"
     if len(args) != 2:
         raise UserError(usage)
     metric, asset = args[0].lower(), args[1].upper()
@@ -160,7 +161,7 @@ class AlertCommands:
         probe = parse_rule(args, rule_id="r?", venues=self.settings.venues,
                            default_cooldown_s=self.settings.default_cooldown_s,
                            default_hysteresis=self.settings.default_hysteresis, now_ms=now, created_by=ctx.who,
-                           scope=scope, target=target)  # validates before an id is spent
+                           scope=scope, target=target, providers=self.settings.providers)  # validates first
         if scope == "chat":
             _, rules, _ = await self.store.load_rules()
             if sum(1 for r in rules if r.target == target) >= MAX_CHAT_RULES:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from core.alert_commands import AlertCommands
 from core.context import CONSOLE, ChatContext
+from core.flows_command import flows_reply
 from core.models import BasisSample
 from core.parsing import parse_asset
 from core.render import VENUE_LABELS, fmt_age, fmt_duration, fmt_interval, fmt_pct, fmt_price, venue_label
@@ -34,6 +35,7 @@ class CommandSpec:
 COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("basis", "<asset>", "/basis btc", "dated futures vs index, annualized, per venue"),
     CommandSpec("funding", "<asset>", "/funding eth", "perpetual funding per venue, annualized"),
+    CommandSpec("flows", "<asset> [Nd]", "/flows btc", "on-chain exchange inflow, outflow, net and balance"),
     CommandSpec("status", "", "/status", "health of every data source"),
     CommandSpec("subscribe", "<funding|basis|all> <asset>", "/subscribe funding btc", "receive that topic's alerts"),
     CommandSpec("unsubscribe", "<funding|basis|all> <asset>", "/unsubscribe all", "stop alerts"),
@@ -52,6 +54,7 @@ class CoreSettings:
     """What the command core needs to know about the deployment."""
 
     venues: tuple[str, ...]
+    providers: tuple[str, ...] = ()
     basis_min_days: float = 3.0
     stale_after_s: float = 180.0
     product_name: str = "basiswatch"
@@ -80,6 +83,8 @@ class CommandCore:
             "basis": self.basis, "funding": self.funding, "status": self.status, "help": self.help,
             "start": self.help,
         }
+        if settings.providers:
+            plain["flows"] = self.flows
         self._handlers: dict[str, Callable[[list[str], ChatContext], Awaitable[Reply]]] = {
             name: _ignore_ctx(fn) for name, fn in plain.items()
         }
@@ -204,9 +209,18 @@ class CommandCore:
                                   " · rate per interval; ann. = rate × intervals per year")
         return Reply(title=title, blocks=(table, summary), footer=footer)
 
+    async def flows(self, args: list[str]) -> Reply:
+        """/flows <asset> [Nd]: on-chain exchange flows per provider; with 14d, the daily series."""
+        index = None
+        if args:
+            view = await self.store.read_asset(args[0].upper(), self.settings.venues, basis=False)
+            idx = [s.index_usd for ss in view.funding.values() for s in ss if s.index_usd and s.settle != s.asset]
+            index = sorted(idx)[len(idx) // 2] if idx else None
+        return await flows_reply(self.store, self.settings.providers, args, index)
+
     async def status(self, args: list[str]) -> Reply:
         """/status: each source's last success, data age, last error and request count."""
-        health = await self.store.read_health(self.settings.venues)
+        health = await self.store.read_health((*self.settings.venues, *self.settings.providers))
         now = self.clock_ms()
         rows = []
         errors = []

@@ -30,6 +30,10 @@ class Keys:
         """ZSET scored by the venue's sample time in ms; members carry the symbol; trimmed by age."""
         return f"{self.base}:hist:{metric}:{asset}:{venue}"
 
+    def flows(self, asset: str, provider: str) -> str:
+        """HASH day ('2021-04-12') -> FlowDay JSON: one provider's daily exchange flows (kept apart per provider)."""
+        return f"{self.base}:flows:{asset}:{provider}"
+
     def assets(self, metric: str) -> str:
         """HASH asset -> comma-separated venues that list it (the universe for input checks)."""
         return f"{self.base}:assets:{metric}"
@@ -41,6 +45,10 @@ class Keys:
     def sources(self) -> str:
         """SET of source names that have reported health."""
         return f"{self.base}:sources"
+
+    def discord_commands(self) -> str:
+        """STRING: hash of the slash-command definitions last synced, so start-up syncs only on change."""
+        return f"{self.base}:discord:commands"
 
     def heartbeat(self, role: str) -> str:
         """STRING with TTL written by a running process role."""

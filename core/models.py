@@ -88,6 +88,33 @@ class BasisSample:
         return cls(**json.loads(raw))
 
 
+@dataclass(frozen=True, slots=True)
+class FlowDay:
+    """One asset's on-chain exchange flows for one UTC day, as one provider reported them.
+
+    Units: coins of ``asset`` (BTC for BTC), per day for the flows, at the day's end for the balance.
+    ``available_ms`` is when the value became known (never the day itself: daily data is published
+    after the day closes); anything that alerts or back-tests on a row must key on it.
+    """
+
+    provider: str  # "coinmetrics" | "glassnode" | "cryptoquant"
+    asset: str  # "BTC"
+    day: str  # "2021-04-12", the UTC day the flows belong to
+    available_ms: int  # when the value became known
+    inflow: float | None  # coins per day, native units
+    outflow: float | None
+    netflow: float | None  # inflow - outflow when both are given, else the provider's own netflow
+    balance: float | None  # exchange balance (coins) at the end of the day
+    price_usd: float | None  # for USD figures, when the provider gives it
+
+    def to_json(self) -> str:
+        return _dump(self)
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> Self:
+        return cls(**json.loads(raw))
+
+
 def is_sane_price(value: float | None) -> bool:
     """A usable price: a finite number above zero."""
     return value is not None and isinstance(value, int | float) and math.isfinite(value) and value > 0

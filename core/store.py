@@ -6,6 +6,7 @@ read a chat command makes is a single pipelined round trip.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -14,10 +15,11 @@ from typing import Any
 from redis.asyncio import Redis
 
 from core.keys import Keys
-from core.models import BasisSample, FundingSample
+from core.models import BasisSample, FlowDay, FundingSample
 
 FUNDING = "funding"
 BASIS = "basis"
+FLOWS = "flows"
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +123,35 @@ class MarketStore:
         pipe.hincrby(key, "consecutive_failures", 1)
         res = await pipe.execute()
         return int(res[-1])
+
+    async def write_flows(self, provider: str, asset: str, rows: Sequence[FlowDay], *, now_ms: int,
+                          retention_days: int = 400) -> list[FlowDay]:
+        """Store a provider's daily rows (revisions overwrite); returns the rows whose day is new."""
+        if not rows:
+            return []
+        key = self.keys.flows(asset, provider)
+        days = [r.day for r in rows]
+        known = await self.redis.hmget(key, days)
+        cutoff = time.strftime("%Y-%m-%d", time.gmtime(now_ms / 1000 - retention_days * 86_400))
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(key, mapping={r.day: r.to_json() for r in rows})
+        pipe.hset(self.keys.assets(FLOWS), f"{asset}:{provider}", now_ms)
+        await pipe.execute()
+        old = [d for d in await self.redis.hkeys(key) if _str(d) and (_str(d) or "") < cutoff]
+        if old:
+            await self.redis.hdel(key, *old)
+        return [r for r, k in zip(rows, known, strict=True) if k is None]
+
+    async def read_flows(self, asset: str, providers: Sequence[str]) -> dict[str, list[FlowDay]]:
+        """Every stored day per provider, oldest first (one round trip)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for p in providers:
+            pipe.hgetall(self.keys.flows(asset, p))
+        out = {}
+        for p, raw in zip(providers, await pipe.execute(), strict=True):
+            if raw:
+                out[p] = sorted((FlowDay.from_json(v) for v in raw.values()), key=lambda r: r.day)
+        return out
 
     # reads ----------------------------------------------------------------------------
     async def read_asset(self, asset: str, venues: Sequence[str], *, funding: bool = True,

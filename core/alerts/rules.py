@@ -19,7 +19,9 @@ from typing import Self
 
 from core.reply import UserError
 
-METRICS = ("funding", "basis")
+METRICS = ("funding", "basis", "flows")
+MARKET_METRICS = ("funding", "basis")
+FLOW_FIELDS = ("netflow", "inflow", "outflow", "balance")
 KINDS = ("above", "below", "crosses", "change", "zscore")
 AGGREGATES = ("max", "min", "mean")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(m|h|d|w)$")
@@ -51,6 +53,8 @@ class Rule:
     target: str = ""
     created_by: str = ""
     created_ms: int = 0
+    field: str = ""  # flows: netflow, inflow, outflow or balance
+    provider: str = ""  # flows: the provider whose series is judged (levels differ between providers)
 
     @property
     def topic(self) -> str:
@@ -70,6 +74,13 @@ class Rule:
 
     def describe(self) -> str:
         """Human form, e.g. 'funding BTC above +0.0500%/8h (max of venues), cooldown 1h'."""
+        if self.metric == "flows":
+            if self.kind == "change":
+                what = f"{self.field} changes by {self.threshold * 100:g}% over {fmt_duration_s(self.window_s)}"
+            else:
+                what = f"{self.field} {self.kind} {fmt_threshold('flows', self.kind, self.threshold)}"
+            cool = f", cooldown {fmt_duration_s(self.cooldown_s)}" if self.cooldown_s else ""
+            return f"flows {self.asset} {what} ({self.provider}, each day judged once){cool}"
         value = fmt_threshold(self.metric, self.kind, self.threshold)
         what = {"change": f"changes by {value} within {fmt_duration_s(self.window_s)}",
                 "zscore": f"z-score beyond {self.threshold:g} over {fmt_duration_s(self.window_s)}"}.get(
@@ -82,6 +93,8 @@ class Rule:
 
 
 def fmt_threshold(metric: str, kind: str, value: float) -> str:
+    if metric == "flows":
+        return f"{value:+,.0f} BTC/day" if kind != "band" else f"{value:,.0f}"
     if kind == "zscore":
         return f"{value:g}σ"
     if metric == "funding":
@@ -125,13 +138,16 @@ def parse_percent(text: str, metric: str, what: str = "threshold") -> float:
 
 def parse_rule(args: list[str], *, rule_id: str, venues: tuple[str, ...], default_cooldown_s: int,
                default_hysteresis: dict[str, float], now_ms: int, created_by: str, scope: str = "global",
-               target: str = "") -> Rule:
+               target: str = "", providers: tuple[str, ...] = ("coinmetrics",)) -> Rule:
     """Parse the words after '/threshold set'; raises UserError with the accepted form."""
     words = [w.lower() for w in args]
     if len(words) < 4:
         raise UserError(USAGE)
+    if words[0] == "flows":
+        return _parse_flow_rule(words, rule_id=rule_id, providers=providers, now_ms=now_ms, created_by=created_by,
+                                scope=scope, target=target)
     metric, asset_raw, kind = words[0], words[1], words[2]
-    if metric not in METRICS:
+    if metric not in MARKET_METRICS:
         raise UserError(f"Unknown metric '{metric[:20]}': accepted are {', '.join(METRICS)}. {USAGE}")
     asset = asset_raw.upper()
     if not re.fullmatch(r"[A-Z0-9]{1,15}", asset):
@@ -180,6 +196,65 @@ def parse_rule(args: list[str], *, rule_id: str, venues: tuple[str, ...], defaul
     return Rule(id=rule_id, metric=metric, asset=asset, kind=kind, threshold=threshold, venue=venue,
                 cooldown_s=cooldown_s, hysteresis=hysteresis, window_s=window_s, scope=scope, target=target,
                 created_by=created_by, created_ms=now_ms)
+
+
+FLOW_USAGE = ("Usage: /threshold set flows <asset> <netflow|inflow|outflow|balance> <above|below> <BTC per day> "
+              "or ... balance change <value%> <window>, options provider <name>, cooldown <duration>. "
+              "e.g. /threshold set flows btc netflow above 3000, /threshold set flows btc balance change 1% 7d")
+
+
+def _parse_flow_rule(words: list[str], *, rule_id: str, providers: tuple[str, ...], now_ms: int, created_by: str,
+                     scope: str, target: str) -> Rule:
+    """flows <asset> <field> above|below <coins> | flows <asset> <field> change <pct>% <window> [options]."""
+    if len(words) < 5:
+        raise UserError(FLOW_USAGE)
+    _, asset_raw, field_, kind, value = words[:5]
+    asset = asset_raw.upper()
+    if not re.fullmatch(r"[A-Z0-9]{1,15}", asset):
+        raise UserError(f"'{asset_raw[:20]}' is not an asset ticker, e.g. btc")
+    if field_ not in FLOW_FIELDS:
+        raise UserError(f"Unknown flow series '{field_[:20]}': accepted are {', '.join(FLOW_FIELDS)}. {FLOW_USAGE}")
+    if kind not in ("above", "below", "change"):
+        raise UserError(f"Unknown condition '{kind[:20]}' for flows: accepted are above, below, change. {FLOW_USAGE}")
+    rest = words[5:]
+    window_s = 0
+    if kind == "change":
+        if not value.endswith("%") or not rest:
+            raise UserError("A flows change rule is a % over a window, e.g. /threshold set flows btc balance "
+                            "change 1% 7d")
+        try:
+            threshold = abs(float(value[:-1])) / 100
+        except ValueError:
+            raise UserError(f"'{value[:20]}' is not a percentage, e.g. 1%") from None
+        if not 0 < threshold <= 10:
+            raise UserError("a flows change must be between 0% and 1000%, e.g. 1%")
+        window_s = parse_duration(rest[0], "window", lo_s=86_400, hi_s=365 * 86_400)
+        if window_s % 86_400:
+            raise UserError("a flows window is a whole number of days, e.g. 7d")
+        rest = rest[1:]
+    else:
+        try:
+            threshold = float(value.replace(",", "").replace("_", ""))
+        except ValueError:
+            raise UserError(f"'{value[:20]}' is not a number of coins per day, e.g. 3000 or -2000") from None
+        if not math.isfinite(threshold) or abs(threshold) > 1e9:
+            raise UserError("a flows threshold must be a plain number of coins, e.g. 3000")
+    provider = providers[0] if providers else "coinmetrics"
+    cooldown_s = 0
+    if len(rest) % 2:
+        raise UserError(f"Option '{rest[-1][:20]}' needs a value: provider <name>, cooldown <duration>")
+    for key, val in zip(rest[::2], rest[1::2], strict=True):
+        if key == "provider":
+            if val not in providers:
+                raise UserError(f"provider '{val[:20]}' is not configured: one of {', '.join(providers)}")
+            provider = val
+        elif key == "cooldown":
+            cooldown_s = parse_duration(val, "cooldown", lo_s=0)
+        else:
+            raise UserError(f"Unknown option '{key[:20]}' for flows: accepted are provider, cooldown")
+    return Rule(id=rule_id, metric="flows", asset=asset, kind=kind, threshold=threshold, venue="",
+                cooldown_s=cooldown_s, hysteresis=0.0, window_s=window_s, scope=scope, target=target,
+                created_by=created_by, created_ms=now_ms, field=field_, provider=provider)
 
 
 def with_id(rule: Rule, rule_id: str) -> Rule:

@@ -14,12 +14,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from core.alerts.engine import RuleEngine, Transition, group_key
+from core.alerts.engine import RuleEngine, RuleState, Transition, group_key
+from core.alerts.flows import flow_message, flow_value
 from core.alerts.rules import Rule, fmt_duration_s, fmt_threshold
 from core.alerts.signals import Level, Point, basis_points, funding_points, level, zscore
 from core.alerts.store import AlertStore, FiredAlert
 from core.keys import Keys
-from core.models import BasisSample, FundingSample
+from core.models import BasisSample, FlowDay, FundingSample
 from core.render import fmt_pct
 from core.reply import Reply
 from core.store import MarketStore
@@ -57,6 +58,8 @@ class AlertService:
         self.funding: dict[str, dict[str, list[FundingSample]]] = {}  # asset -> venue -> samples
         self.basis: dict[str, dict[str, list[BasisSample]]] = {}
         self._sig_written: dict[str, int] = {}
+        self.flow_rules: list[Rule] = []
+        self.flow_states: dict[str, RuleState] = {}
 
     async def start(self) -> None:
         await self._reload()
@@ -65,8 +68,11 @@ class AlertService:
         version, rules, states = await self.alerts.load_rules()
         engine = RuleEngine()
         for r in rules:
-            engine.add(r, states.get(r.id))
+            if r.metric != "flows":  # daily flows are judged day by day, not by crossing state
+                engine.add(r, states.get(r.id))
         self.engine, self.version = engine, version
+        self.flow_rules = [r for r in rules if r.metric == "flows"]
+        self.flow_states = {r.id: states[r.id] for r in self.flow_rules if r.id in states}
         for asset in {r.asset for r in rules} - set(self.funding) - set(self.basis):
             view = await self.market.read_asset(asset, self.settings.venues)
             self.funding.setdefault(asset, {}).update(view.funding)
@@ -188,6 +194,45 @@ class AlertService:
             pipe.zadd(hkey, {f"{now}|{value!r}": now})
             pipe.zremrangebyscore(hkey, "-inf", now - self.settings.history_retention_ms)
         await pipe.execute()
+
+    # daily flows ------------------------------------------------------------------------
+    async def on_flow_days(self, provider: str, asset: str, rows: Sequence[FlowDay]) -> int:
+        """Judge every day not judged before, each on its own; a refetched day never fires again.
+
+        A rule without state judges only the newest day (it does not replay history on creation).
+        The alert carries the time the day's value became available.
+        """
+        if await self.alerts.rules_version() != self.version:
+            await self._reload()
+        rules = [r for r in self.flow_rules if r.asset == asset and r.provider == provider]
+        if not rules or not rows:
+            return 0
+        by_day = {r.day: r for r in rows}
+        ordered = sorted(by_day.values(), key=lambda r: r.day)
+        transitions: list[Transition] = []
+        fired: list[FiredAlert] = []
+        for rule in rules:
+            state = self.flow_states.get(rule.id)
+            last_day = state.mode[1:] if state and state.mode.startswith("d") else None
+            todo = [r for r in ordered if r.day > last_day] if last_day else ordered[-1:]
+            last_fired = state.last_fired_ms if state else 0
+            for row in todo:
+                value = flow_value(rule, row, by_day)
+                hit = value is not None and (
+                    value > rule.threshold if rule.kind == "above" else
+                    value < rule.threshold if rule.kind == "below" else abs(value) >= rule.threshold)
+                alert = hit and (not last_fired or row.available_ms - last_fired >= rule.cooldown_s * 1000)
+                if alert and value is not None:
+                    last_fired = row.available_ms
+                    fired.append(FiredAlert(rule, flow_message(rule, row, value, by_day), row.available_ms))
+            if todo:
+                new = RuleState(f"d{todo[-1].day}", last_fired)
+                self.flow_states[rule.id] = new
+                transitions.append(Transition(rule, new, False, 0.0))
+        ids = await self.alerts.commit(transitions, fired)
+        for a, alert_id in zip(fired, ids, strict=True):
+            log.info("alert %s fired: rule=%s %s", alert_id, a.rule.id, a.reply.title)
+        return len(fired)
 
     # message ----------------------------------------------------------------------------
     def message(self, t: Transition, levels: dict[tuple[str, str, str], Level],

@@ -78,7 +78,7 @@ def _asset(metrics: tuple[str, ...] = METRICS, required: bool = True) -> Option:
 
 
 _THRESHOLD_SET = (
-    Option("metric", "funding (% per 8h) or basis (annualized %)", required=False,
+    Option("metric", "funding (% per 8h), basis (annualized %) or flows (use rule: for flows)", required=False,
            choices=tuple((m, m) for m in METRICS)),
     _asset(required=False),
     Option("condition", "when the rule fires", required=False, choices=tuple((k, k) for k in KINDS)),

@@ -50,7 +50,8 @@ async def make_core(redis: Redis, keys: Keys, venues: tuple[str, ...] = VENUES) 
                             [fut("okx", "BTC", 60_600, 60_000, 91)], now_ms=NOW)
     alerts = AlertCommands(AlertStore(redis, keys), AlertCommandSettings(
         venues=venues, bot_admins={"dc": frozenset({str(BOT_ADMIN)})}), clock_ms=lambda: NOW)
-    return CommandCore(store, CoreSettings(venues=venues), alerts=alerts, clock_ms=lambda: NOW)
+    return CommandCore(store, CoreSettings(venues=venues, providers=("coinmetrics",)), alerts=alerts,
+                       clock_ms=lambda: NOW)
 
 
 @pytest.fixture
@@ -108,7 +109,7 @@ async def test_ready_then_commands_synced_only_when_definitions_change(dd: Disco
     basis_opt = by_name["basis"]["options"][0]
     assert basis_opt["name"] == "asset" and basis_opt["required"] and basis_opt["autocomplete"]
     metric = by_name["subscribe"]["options"][0]
-    assert [ch["value"] for ch in metric["choices"]] == ["funding", "basis", "all"]
+    assert [ch["value"] for ch in metric["choices"]] == ["funding", "basis", "flows", "all"]
     assert [o["name"] for o in by_name["threshold"]["options"]] == ["set", "list", "del", "history"]
     assert [o["name"] for o in by_name["admin"]["options"]] == ["add", "remove", "list"]
     venue = next(o for o in by_name["threshold"]["options"][0]["options"] if o["name"] == "venue")
@@ -212,13 +213,13 @@ async def test_mute_and_admin_rights(dd: DiscordDouble, frontend: DiscordFronten
 
 async def test_subscribe_unsubscribe_alerts(dd: DiscordDouble, frontend: DiscordFrontend, core: CommandCore) -> None:
     res = await ask(dd, "subscribe", {"metric": "all", "asset": "btc"})
-    assert "This group will receive funding BTC, basis BTC alerts" in text_of(res)
+    assert "This group will receive funding BTC, basis BTC, flows BTC alerts" in text_of(res)
     store = AlertStore(core.store.redis, core.store.keys)
-    assert await store.topics_of(f"dc:{CHAN}") == ["basis:BTC", "funding:BTC"]
-    assert "Subscribed: basis BTC, funding BTC" in text_of(await ask(dd, "alerts"))
+    assert await store.topics_of(f"dc:{CHAN}") == ["basis:BTC", "flows:BTC", "funding:BTC"]
+    assert "Subscribed: basis BTC, flows BTC, funding BTC" in text_of(await ask(dd, "alerts"))
     assert "Unsubscribed from basis BTC" in text_of(await ask(dd, "unsubscribe", {"metric": "basis",
                                                                                   "asset": "btc"}))
-    assert "Unsubscribed from funding BTC" in text_of(await ask(dd, "unsubscribe", {"metric": "all"}))
+    assert "Unsubscribed from flows BTC, funding BTC" in text_of(await ask(dd, "unsubscribe", {"metric": "all"}))
     assert await store.topics_of(f"dc:{CHAN}") == []
 
 
@@ -266,7 +267,7 @@ def test_a_new_core_command_gets_a_slash_command(monkeypatch: pytest.MonkeyPatch
     defs = {d.path: d for d in slash_module.slash_definitions(["oi", "movers", "basis"], VENUES)}
     assert set(defs) == {("oi",), ("movers",), ("basis",)}
     (asset,) = defs[("oi",)].options
-    assert asset.name == "asset" and asset.required and asset.assets == ("funding", "basis")
+    assert asset.name == "asset" and asset.required and asset.assets == ("funding", "basis", "flows")
     assert defs[("oi",)].args({"asset": "btc"}) == ["btc"]
     assert defs[("movers",)].args({"args": " 1h  5 "}) == ["1h", "5"]  # free text for other shapes
     threshold = slash_module.slash_definitions(["threshold"], VENUES)[0]

@@ -7,10 +7,12 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, Protocol
 
+from core.models import FlowDay
 from watchers.errors import MalformedResponse, SourceRejected
+
+__all__ = ["FlowDay", "FlowProvider"]
 
 log = logging.getLogger(__name__)
 
@@ -23,26 +25,6 @@ Clock = Callable[[], int]  # epoch milliseconds
 def now_ms() -> int:
     """The wall clock in epoch milliseconds (the default clock of every provider)."""
     return int(time.time() * 1000)
-
-
-@dataclass(frozen=True, slots=True)
-class FlowDay:
-    """One asset's on-chain exchange flows for one UTC day, as one provider reported them.
-
-    Units: coins of ``asset`` (BTC for BTC), per day for the flows, at the day's end for the balance.
-    ``available_ms`` is when the value became known (never the day itself: daily data is published
-    after the day closes); anything that alerts or back-tests on a row must key on it.
-    """
-
-    provider: str  # "coinmetrics" | "glassnode" | "cryptoquant"
-    asset: str  # "BTC"
-    day: str  # "2021-04-12", the UTC day the flows belong to
-    available_ms: int  # when the value became known
-    inflow: float | None  # coins per day, native units
-    outflow: float | None
-    netflow: float | None  # inflow - outflow when both are given, else the provider's own netflow
-    balance: float | None  # exchange balance (coins) at the end of the day
-    price_usd: float | None  # for USD figures, when the provider gives it
 
 
 class FlowProvider(Protocol):
