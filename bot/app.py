@@ -167,7 +167,7 @@ async def run(settings: Settings, stop: asyncio.Event, *, console: bool | None =
             for p in flow_providers(settings, session)
         ]
 
-        senders: list[tuple[str, Sender, Limits]] = []
+        senders: list[tuple[str, Sender, Limits, frozenset[str]]] = []
         if want_tg:
             telegram = TelegramFrontend(core, token=settings.telegram.token.get(),
                                         base_url=settings.telegram.base_url,
@@ -176,7 +176,7 @@ async def run(settings: Settings, stop: asyncio.Event, *, console: bool | None =
             await telegram.start()
             stack.push_async_callback(telegram.stop)
             senders.append(("telegram", TelegramSender(telegram.app.bot),
-                            replace(TELEGRAM_LIMITS, global_per_s=a.telegram_rate_per_s)))
+                            replace(TELEGRAM_LIMITS, global_per_s=a.telegram_rate_per_s), a.telegram_admins))
         if want_dc:
             discord_fe = DiscordFrontend(core, token=settings.discord.token.get(),
                                          application_id=settings.discord.application_id,
@@ -185,9 +185,9 @@ async def run(settings: Settings, stop: asyncio.Event, *, console: bool | None =
             await discord_fe.start()
             stack.push_async_callback(discord_fe.stop)
             senders.append(("discord", DiscordSender(discord_fe.client),
-                            replace(DISCORD_LIMITS, global_per_s=a.discord_rate_per_s)))
+                            replace(DISCORD_LIMITS, global_per_s=a.discord_rate_per_s), a.discord_admins))
         if console:
-            senders.append(("console", ConsoleSender(_write_stdout), CONSOLE_LIMITS))
+            senders.append(("console", ConsoleSender(_write_stdout), CONSOLE_LIMITS, frozenset()))
 
         consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         async with asyncio.TaskGroup() as tg:
@@ -199,14 +199,14 @@ async def run(settings: Settings, stop: asyncio.Event, *, console: bool | None =
                 tg.create_task(run_periodic(fw.name, fw.poll_once, interval_s=f.poll_interval_s,
                                             max_backoff_s=max(f.poll_interval_s, w.max_backoff_s), stop=stop))
             tg.create_task(heartbeat(redis, keys, "bot", stop))
-            for group, sender, limits in senders:
+            for group, sender, limits, admins in senders:
                 worker = DeliveryWorker(alert_store, sender, group=group, consumer=consumer, limits=limits,
-                                        claim_idle_ms=int(a.claim_idle_s * 1000))
+                                        claim_idle_ms=int(a.claim_idle_s * 1000), admins=admins)
                 tg.create_task(worker.run(stop))
             if console:
                 tg.create_task(Console(core, await _stdin_reader(), _write_stdout).run(stop))
             log.info("running: %d venue watcher(s), %d flow provider(s), delivery to %s",
-                     len(watchers), len(flow_watchers), ", ".join(g for g, _, _ in senders) or "nobody")
+                     len(watchers), len(flow_watchers), ", ".join(g for g, *_ in senders) or "nobody")
             await stop.wait()
         log.info("shutting down")
 

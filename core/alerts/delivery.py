@@ -96,8 +96,10 @@ class DeliveryWorker:
 
     def __init__(self, store: AlertStore, sender: Sender, *, group: str, consumer: str, limits: Limits,
                  claim_idle_ms: int = 60_000, concurrency: int = 32, max_attempts: int = 8,
-                 max_backoff_s: float = 300.0, clock: Callable[[], float] = time.monotonic) -> None:
+                 max_backoff_s: float = 300.0, clock: Callable[[], float] = time.monotonic,
+                 admins: frozenset[str] = frozenset()) -> None:
         self.store = store
+        self.admins = admins  # user ids (private chats) that receive notices meant for the bot's admins
         self.redis: Redis = store.redis
         self.keys = store.keys
         self.sender = sender
@@ -162,6 +164,9 @@ class DeliveryWorker:
         prefix = f"{self.sender.platform}:"
         if f.get("scope") == "chat":
             targets = [f["target"]] if f.get("target", "").startswith(prefix) else []
+        elif f.get("scope") == "admins":  # a notice for whoever runs the bot: their private chats
+            ids = self.admins | await self.store.admins(self.sender.platform)
+            targets = [f"{prefix}0"] if self.sender.platform == "console" else sorted(f"{prefix}{i}" for i in ids)
         else:
             targets = sorted(t for t in await self.store.subscribers(f["topic"]) if t.startswith(prefix))
         muted = await self.store.muted(targets)
