@@ -105,7 +105,8 @@ async def test_netflow_rule_fires_once_per_day_not_on_refetch(flows: FlowProvide
                                                               session: aiohttp.ClientSession, store: MarketStore,
                                                               redis: Redis, keys: Keys) -> None:
     alerts = AlertStore(redis, keys)
-    rule = parse_rule("flows btc netflow above 3000".split(), rule_id="r1", venues=("okx",), default_cooldown_s=0,
+    rule = parse_rule(["flows", "btc", "netflow", "above", "3000"], rule_id="r1", venues=("okx",),
+                      default_cooldown_s=0,
                       default_hysteresis={}, now_ms=0, created_by="t")
     await alerts.save_rule(rule, who="t", action="set", now_ms=0)
     svc = AlertService(alerts, store, keys, AlertSettings(venues=("okx",)))
@@ -156,7 +157,8 @@ async def test_replay_april_2021_netflow_above_3000(flows: FlowProvidersDouble, 
     expected = [(r["date"], ms(r["available_at_utc"])) for r in rows if float(r["netflow_btc"]) > 3000]
 
     alerts = AlertStore(redis, keys)
-    rule = parse_rule("flows btc netflow above 3000".split(), rule_id="r1", venues=("okx",), default_cooldown_s=0,
+    rule = parse_rule(["flows", "btc", "netflow", "above", "3000"], rule_id="r1", venues=("okx",),
+                      default_cooldown_s=0,
                       default_hysteresis={}, now_ms=0, created_by="replay")
     await alerts.save_rule(rule, who="replay", action="set", now_ms=0)
     clock = [ms("2021-04-01T00:00:00Z")]
