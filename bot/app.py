@@ -70,10 +70,12 @@ def console_wanted(settings: Settings, stdin: TextIO) -> bool:
     return not (settings.telegram.token or settings.discord.token) or stdin.isatty()
 
 
-async def _stdin_reader() -> asyncio.StreamReader:
+async def _stdin_reader(stack: AsyncExitStack) -> asyncio.StreamReader:
+    """stdin as a stream; the pipe transport is closed when the stack unwinds."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    stack.callback(transport.close)
     return reader
 
 
@@ -204,7 +206,7 @@ async def run(settings: Settings, stop: asyncio.Event, *, console: bool | None =
                                         claim_idle_ms=int(a.claim_idle_s * 1000), admins=admins)
                 tg.create_task(worker.run(stop))
             if console:
-                tg.create_task(Console(core, await _stdin_reader(), _write_stdout).run(stop))
+                tg.create_task(Console(core, await _stdin_reader(stack), _write_stdout).run(stop))
             log.info("running: %d venue watcher(s), %d flow provider(s), delivery to %s",
                      len(watchers), len(flow_watchers), ", ".join(g for g, *_ in senders) or "nobody")
             await stop.wait()

@@ -478,3 +478,21 @@ def test_pacer_keeps_its_global_rate_despite_late_wakeups() -> None:
     now += 5.0
     pacer.record("tg:1", now)
     assert pacer.global_delay(now) == pytest.approx(1 / 28)
+
+
+async def test_admin_notice_goes_to_bot_admins_only(store: AlertStore, bot: Bot, double: BotApiDouble) -> None:
+    """A provider's rejected key reaches the configured and the added bot admins, nobody else."""
+    from bot.app import notify_admins
+
+    await store.add_admin("tg", "77")
+    await subscribe(store, [501])
+    w = worker(store, bot, admins=frozenset({"42"}))
+    await w.ensure_group()
+    await notify_admins(store, "glassnode", "glassnode: key rejected (HTTP 401)")
+    async with running(w):
+        await double.wait_sent(1, chat_id=42)
+        await double.wait_sent(1, chat_id=77)
+        await asyncio.sleep(0.3)
+    assert {s.chat_id for s in double.sent} == {42, 77}
+    assert "glassnode: the provider refused the request" in double.sent_to(42)[0].plain
+    assert "key rejected (HTTP 401)" in double.sent_to(77)[0].plain
