@@ -24,17 +24,17 @@ def _setup_logging(level: str, console: bool) -> None:
     logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 
-async def _serve(settings: Settings, platforms: tuple[str, ...] | None) -> None:
+async def _serve(settings: Settings, platforms: tuple[str, ...] | None, role: str) -> None:
     from bot.app import run
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await run(settings, stop, platforms=platforms)
+    await run(settings, stop, platforms=platforms, role=role)
 
 
-async def _healthcheck(settings: Settings) -> int:
+async def _healthcheck(settings: Settings, role: str) -> int:
     from redis.asyncio import Redis
 
     from bot.embedded_redis import EmbeddedRedis
@@ -43,7 +43,7 @@ async def _healthcheck(settings: Settings) -> int:
     url = settings.redis.url or EmbeddedRedis(settings.redis.data_dir).url
     client = Redis.from_url(url)
     try:
-        raw = await client.get(Keys(prefix=settings.redis.key_prefix).heartbeat("bot"))
+        raw = await client.get(Keys(prefix=settings.redis.key_prefix).heartbeat(role))
     finally:
         await client.aclose()
     if raw is None:
@@ -59,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--platforms", default=None, metavar="LIST",
                         help="comma-separated subset of telegram,discord,console to run (default: every platform "
                              "the config enables, console when no chat token is set or stdin is a terminal)")
+    parser.add_argument("--role", default="all", choices=["all", "data", "chat"],
+                        help="all (default): everything in one process; data: watchers and rule evaluation only "
+                             "(run exactly one); chat: chat front ends and alert delivery only")
     parser.add_argument("command", nargs="?", default="run", choices=["run", "check-config", "healthcheck"])
     args = parser.parse_args(argv)
     platforms = None
@@ -78,10 +81,10 @@ def main(argv: list[str] | None = None) -> int:
         print("config ok")
         return 0
     if args.command == "healthcheck":
-        return asyncio.run(_healthcheck(settings))
+        return asyncio.run(_healthcheck(settings, "bot" if args.role == "all" else args.role))
     _setup_logging(settings.log_level, console=True)
     try:
-        asyncio.run(_serve(settings, platforms))
+        asyncio.run(_serve(settings, platforms, args.role))
     except KeyboardInterrupt:
         pass
     return 0

@@ -106,12 +106,18 @@ def flow_providers(settings: Settings, session: aiohttp.ClientSession) -> list[F
     return out
 
 
+ROLES = ("all", "data", "chat")
+
+
 async def run(settings: Settings, stop: asyncio.Event, *, console: bool | None = None,
-              platforms: tuple[str, ...] | None = None) -> None:
+              platforms: tuple[str, ...] | None = None, role: str = "all") -> None:
     """Run watchers and front ends until ``stop`` is set; release everything on the way out.
 
     ``platforms`` (telegram, discord, console) narrows what the config enables, as the CLI flag does.
+    ``role``: "data" runs the watchers and rule evaluation only (run exactly one per Redis), "chat" the
+    front ends and alert delivery only (delivery may run in several), "all" both.
     """
+    data_role, chat_role = role in ("all", "data"), role in ("all", "chat")
     async with AsyncExitStack() as stack:
         redis = await open_redis(settings, stack)
         keys = Keys(prefix=settings.redis.key_prefix)
@@ -139,14 +145,19 @@ async def run(settings: Settings, stop: asyncio.Event, *, console: bool | None =
         ))
         await install_default_rules(alert_store, settings)
 
-        want_tg = bool(settings.telegram.token) and (platforms is None or "telegram" in platforms)
-        want_dc = bool(settings.discord.token) and (platforms is None or "discord" in platforms)
+        want_tg = chat_role and bool(settings.telegram.token) and (platforms is None or "telegram" in platforms)
+        want_dc = chat_role and bool(settings.discord.token) and (platforms is None or "discord" in platforms)
         if console is None:
             console = console_wanted(settings, sys.stdin) if platforms is None else "console" in platforms
-        groups = (["telegram"] if want_tg else []) + (["discord"] if want_dc else []) + (["console"] if console else [])
-        for group in groups:  # before any evaluation, so no alert fired from now on is missed
+        console = console and chat_role
+        # every platform that will consume gets its group before any evaluation, even when a separate
+        # process delivers, so no alert fired from now on is missed
+        groups = (["telegram"] if settings.telegram.token else []) + (["discord"] if settings.discord.token else []) \
+            + (["console"] if console else [])
+        for group in groups:
             await ensure_group(redis, keys.alerts(), group)
-        await evaluator.start()
+        if data_role:
+            await evaluator.start()
         gc.freeze()  # rules and markets loaded at start live for the process: keep them out of GC scans
 
         cfg = MarketWatcherConfig(
@@ -157,7 +168,7 @@ async def run(settings: Settings, stop: asyncio.Event, *, console: bool | None =
             max_deviation=settings.sanity.max_deviation_from_index,
         )
         watchers = []
-        for venue in w.venues:
+        for venue in w.venues if data_role else ():
             client = VenueClient(venue, timeout_s=w.request_timeout_s, rest_base_url=w.rest_base_urls.get(venue))
             stack.push_async_callback(client.close)
             watchers.append(MarketWatcher(client, store, cfg, listeners=[evaluator.on_samples]))
@@ -166,7 +177,7 @@ async def run(settings: Settings, stop: asyncio.Event, *, console: bool | None =
         flow_watchers = [
             FlowWatcher(p, store, f.assets, days=f.days, listeners=[evaluator.on_flow_days],
                         on_rejected=functools.partial(notify_admins, alert_store))
-            for p in flow_providers(settings, session)
+            for p in (flow_providers(settings, session) if data_role else [])
         ]
 
         senders: list[tuple[str, Sender, Limits, frozenset[str]]] = []
@@ -200,7 +211,7 @@ async def run(settings: Settings, stop: asyncio.Event, *, console: bool | None =
             for fw in flow_watchers:  # a rejected key is retried at the (slow) poll interval, never faster
                 tg.create_task(run_periodic(fw.name, fw.poll_once, interval_s=f.poll_interval_s,
                                             max_backoff_s=max(f.poll_interval_s, w.max_backoff_s), stop=stop))
-            tg.create_task(heartbeat(redis, keys, "bot", stop))
+            tg.create_task(heartbeat(redis, keys, "bot" if role == "all" else role, stop))
             for group, sender, limits, admins in senders:
                 worker = DeliveryWorker(alert_store, sender, group=group, consumer=consumer, limits=limits,
                                         claim_idle_ms=int(a.claim_idle_s * 1000), admins=admins)

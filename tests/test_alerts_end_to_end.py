@@ -89,3 +89,42 @@ async def test_threshold_subscribe_fire_once_hysteresis_cooldown(exchanges: Exch
     finally:
         stop.set()
         await asyncio.wait_for(app, 15)
+
+
+async def test_data_and_chat_roles_in_separate_processes_share_redis(
+        exchanges: ExchangeDouble, telegram: BotApiDouble, redis_url: str, redis: object, keys: Keys) -> None:
+    """One 'data' process (watchers, evaluation) and one 'chat' process (Telegram, delivery) on one Redis."""
+    for v in ExchangeDouble.VENUES:
+        set_btc_funding(exchanges, v, 0.0001)
+    settings = parse_settings({
+        "redis": {"url": redis_url, "key_prefix": keys.prefix},
+        "telegram": {"token": TOKEN, "base_url": telegram.base_url, "base_file_url": telegram.base_file_url,
+                     "poll_timeout_s": 1},
+        "console": {"enabled": "off"},
+        "flows": {"providers": []},
+        "watchers": {"poll_interval_s": 0.3, "request_timeout_s": 2.0, "max_backoff_s": 0.5,
+                     "rest_base_urls": {v: exchanges.url(v) for v in ExchangeDouble.VENUES}},
+        "alerts": {"telegram_admins": [ADMIN], "default_rules": []},
+    }, env={})
+    stop = asyncio.Event()
+    data = asyncio.create_task(run(settings, stop, role="data"))
+    chat = asyncio.create_task(run(settings, stop, role="chat"))
+    try:
+        assert "receive funding BTC" in await say(telegram, 501, "/subscribe funding btc", user=501)
+        assert "Rule r1 set" in await say(telegram, ADMIN, "/threshold set funding btc above 0.05% venue okx",
+                                          user=ADMIN)
+        for _ in range(50):  # the chat process answers from what the data process stored
+            if "okx" in await say(telegram, 501, "/funding btc", user=501):
+                break
+            await asyncio.sleep(0.2)
+        else:
+            raise AssertionError("the data process never stored okx funding")
+        seen = len(telegram.sent_to(501))
+        set_btc_funding(exchanges, "okx", 0.0007)
+        sent = await telegram.wait_sent(seen + 1, chat_id=501, timeout=15)
+        assert "BTC funding above +0.0500%/8h" in sent[seen].plain
+        await asyncio.sleep(1.0)
+        assert len(telegram.sent_to(501)) == seen + 1
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(data, chat), 15)
