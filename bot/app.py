@@ -81,7 +81,10 @@ async def _stdin_reader(stack: AsyncExitStack) -> asyncio.StreamReader:
 
 async def heartbeat(redis: Redis, keys: Keys, role: str, stop: asyncio.Event) -> None:
     while not stop.is_set():
-        await redis.set(keys.heartbeat(role), int(time.time() * 1000), ex=HEARTBEAT_TTL_S)
+        try:
+            await redis.set(keys.heartbeat(role), int(time.time() * 1000), ex=HEARTBEAT_TTL_S)
+        except Exception as e:  # a Redis hiccup must not end the process; the healthcheck sees the gap
+            log.warning("heartbeat: %s", e)
         try:
             await asyncio.wait_for(stop.wait(), HEARTBEAT_EVERY_S)
         except TimeoutError:
@@ -142,6 +145,9 @@ async def run(settings: Settings, stop: asyncio.Event, *, console: bool | None =
             history_assets=settings.history.assets,
             history_step_s=settings.history.step_s,
             history_retention_ms=int(settings.history.retention_days * 86_400_000),
+            # a venue silent for this long stops counting in aggregates (never less than 3 of its polls)
+            stale_after_ms=int(1000 * max(settings.basis.stale_after_s,
+                                          3 * max([w.poll_interval_s, *w.venue_poll_interval_s.values()]))),
         ))
         await install_default_rules(alert_store, settings)
 
@@ -158,6 +164,7 @@ async def run(settings: Settings, stop: asyncio.Event, *, console: bool | None =
             await ensure_group(redis, keys.alerts(), group)
         if data_role:
             await evaluator.start()
+            stack.push_async_callback(evaluator.stop)
         gc.freeze()  # rules and markets loaded at start live for the process: keep them out of GC scans
 
         cfg = MarketWatcherConfig(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,10 +10,10 @@ from core.alerts.engine import RuleState
 from core.alerts.rules import METRICS, USAGE, Rule, fmt_duration_s, parse_duration, parse_rule
 from core.alerts.store import AlertStore
 from core.context import ChatContext
+from core.parsing import ASSET_RE
 from core.reply import Reply, Table, UserError
 
 MAX_CHAT_RULES = 50
-_ASSET = re.compile(r"^[A-Z0-9]{1,15}$")
 _STATE_TEXT = {"a": "armed", "f": "fired, waiting to re-arm", "+": "above", "-": "below", "?": "waiting for data"}
 
 
@@ -34,7 +33,7 @@ def _topics(args: list[str], command: str) -> list[str]:
     metric, asset = args[0].lower(), args[1].upper()
     if metric not in (*METRICS, "all"):
         raise UserError(f"Unknown metric '{args[0][:20]}': accepted are {', '.join(METRICS)} or all. {usage}")
-    if not _ASSET.match(asset):
+    if not ASSET_RE.match(asset):
         raise UserError(f"'{args[1][:20]}' is not an asset ticker. {usage}")
     return [f"{m}:{asset}" for m in (METRICS if metric == "all" else (metric,))]
 

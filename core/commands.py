@@ -7,6 +7,7 @@ comes from Redis, with the data's age.
 
 from __future__ import annotations
 
+import logging
 import statistics
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from core.alert_commands import AlertCommands
 from core.context import CONSOLE, ChatContext
 from core.flows_command import flows_reply
-from core.models import BasisSample
+from core.models import EIGHT_HOURS_S, BasisSample
 from core.parsing import parse_asset
 from core.render import VENUE_LABELS, fmt_age, fmt_duration, fmt_interval, fmt_pct, fmt_price, venue_label
 from core.reply import Reply, Table, UserError
@@ -58,6 +59,9 @@ class CoreSettings:
     basis_min_days: float = 3.0
     stale_after_s: float = 180.0
     product_name: str = "basiswatch"
+
+
+log = logging.getLogger(__name__)
 
 
 def _ignore_ctx(fn: Callable[[list[str]], Awaitable[Reply]]) -> Callable[[list[str], ChatContext], Awaitable[Reply]]:
@@ -104,6 +108,9 @@ class CommandCore:
             return await handler(args, ctx)
         except UserError as e:
             return Reply.fail(str(e))
+        except Exception:  # a bug or a Redis outage: the user gets an answer, the operator the traceback
+            log.exception("command /%s %s failed", name, " ".join(args)[:100])
+            return Reply.fail("Sorry, that failed on our side; it has been logged. Try again in a moment.")
 
     # ---------------------------------------------------------------------------------
     async def _unknown_asset(self, asset: str, metric: str, command: str) -> UserError:
@@ -198,7 +205,7 @@ class CommandCore:
         header = ("venue", "rate", "int", "ann.", "next") + (("pred.",) if has_pred else ())
         table = Table(header=header, rows=tuple(r if has_pred else r[:5] for r in rows),
                       align="lrrrrr"[: len(header)])
-        per8h = [s.rate_per_interval * 28_800 / s.interval_s for _, s in perps]
+        per8h = [s.rate_per_interval * EIGHT_HOURS_S / s.interval_s for _, s in perps]
         ann = [s.rate_annualized for _, s in perps]
         summary = (
             f"Mean {fmt_pct(statistics.fmean(per8h), 4)}/8h ({fmt_pct(statistics.fmean(ann), 1)} ann.) · "
@@ -211,12 +218,12 @@ class CommandCore:
 
     async def flows(self, args: list[str]) -> Reply:
         """/flows <asset> [Nd]: on-chain exchange flows per provider; with 14d, the daily series."""
-        index = None
-        if args:
-            view = await self.store.read_asset(args[0].upper(), self.settings.venues, basis=False)
-            idx = [s.index_usd for ss in view.funding.values() for s in ss if s.index_usd and s.settle != s.asset]
-            index = sorted(idx)[len(idx) // 2] if idx else None
-        return await flows_reply(self.store, self.settings.providers, args, index)
+        async def index_usd(asset: str) -> float | None:  # only read when a provider gives no price
+            view = await self.store.read_asset(asset, self.settings.venues, basis=False)
+            idx = sorted(s.index_usd for ss in view.funding.values() for s in ss if s.index_usd)
+            return idx[len(idx) // 2] if idx else None
+
+        return await flows_reply(self.store, self.settings.providers, args, index_usd)
 
     async def status(self, args: list[str]) -> Reply:
         """/status: each source's last success, data age, last error and request count."""

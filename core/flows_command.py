@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from core.models import FlowDay
 from core.parsing import parse_asset
@@ -49,7 +49,7 @@ def _back(by_day: dict[str, FlowDay], day: str, n: int) -> FlowDay | None:
 
 
 async def flows_reply(store: MarketStore, providers: Sequence[str], args: list[str],
-                      index_usd: float | None = None) -> Reply:
+                      index_usd: Callable[[str], Awaitable[float | None]] | None = None) -> Reply:
     """/flows <asset> [Nd]: the latest complete day, 7d/30d net, balance and its changes, per provider."""
     if len(args) == 2:
         m = _DAYS.match(args[1].lower())
@@ -68,10 +68,11 @@ async def flows_reply(store: MarketStore, providers: Sequence[str], args: list[s
     blocks: list[str | Table] = []
     for provider, rows in data.items():
         last = rows[-1]
-        price = last.price_usd or index_usd
+        fallback = None if last.price_usd or index_usd is None else await index_usd(asset)
+        price = last.price_usd or fallback
         by_day = {r.day: r for r in rows}
         published = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(last.available_ms / 1000))
-        note = "" if last.price_usd else (" · USD at the current index" if index_usd else "")
+        note = "" if last.price_usd else (" · USD at the current index" if fallback else "")
         if series_days:
             tail = rows[-series_days:]
             blocks.append(Table(

@@ -75,6 +75,10 @@ class Keys:
         """SET of default rule texts already installed once (a deleted default stays deleted)."""
         return f"{self.base}:rules:defaults"
 
+    def evaluator_lease(self) -> str:
+        """STRING with TTL: the process allowed to evaluate rules (one per deployment, so no alert is doubled)."""
+        return f"{self.base}:alerts:lease"
+
     def alert_state(self) -> str:
         """HASH rule id -> 'mode:last_fired_ms' (armed/fired/side), so restarts neither re-fire nor forget."""
         return f"{self.base}:alertstate"

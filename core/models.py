@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Self
 
 MS_PER_DAY = 86_400_000
+EIGHT_HOURS_S = 28_800
 SECONDS_PER_YEAR = 365 * 86_400
 
 

@@ -6,7 +6,7 @@ import re
 
 from core.reply import UserError
 
-_ASSET = re.compile(r"^[A-Z0-9]{1,15}$")
+ASSET_RE = re.compile(r"^[A-Z0-9]{1,15}$")  # a base asset ticker, upper case
 
 
 def parse_asset(args: list[str], command: str, example: str = "btc") -> str:
@@ -16,7 +16,7 @@ def parse_asset(args: list[str], command: str, example: str = "btc") -> str:
     if len(args) > 1:
         raise UserError(f"/{command} takes one asset, e.g. /{command} {example}")
     asset = args[0].strip().upper()
-    if not _ASSET.match(asset):
+    if not ASSET_RE.match(asset):
         raise UserError(f"'{args[0][:20]}' is not an asset ticker: letters and digits only, e.g. /{command} {example}")
     return asset
 

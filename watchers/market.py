@@ -74,8 +74,14 @@ class MarketWatcher:
         try:
             loaded = self.client.markets_loaded_ms
             markets: int | None = None
-            if loaded is None or self.clock_ms() - loaded > self.config.markets_refresh_s * 1000:
-                markets = await self.client.load_markets(reload=loaded is not None)
+            if loaded is None:
+                markets = await self.client.load_markets()
+            elif self.clock_ms() - loaded > self.config.markets_refresh_s * 1000:
+                try:
+                    markets = await self.client.load_markets(reload=True)
+                except SourceError as e:  # the markets we have still serve; try the refresh again next poll
+                    log.warning("venue=%s market refresh failed, keeping %d known markets: %s", self.venue,
+                                len(self.client.derivatives()), e)
             snap = await self.client.snapshot()
             cfg = self.config
             funding = [s for s in snap.funding if not self._reject(

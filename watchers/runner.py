@@ -16,6 +16,26 @@ def backoff_delay(failures: int, interval_s: float, max_backoff_s: float, rng: r
     return float(base / 2 + rng.uniform(0, base / 2))
 
 
+async def _step_or_stop(step: Callable[[], Awaitable[object]], stop: asyncio.Event) -> bool:
+    """Run one step, abandoning it when ``stop`` is set (a slow venue must not hold up shutdown).
+
+    Returns False when stopped; re-raises the step's exception.
+    """
+    step_task = asyncio.ensure_future(step())
+    stop_task = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({step_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop_task.cancel()
+        if not step_task.done():
+            step_task.cancel()
+            await asyncio.gather(step_task, return_exceptions=True)
+    if step_task.cancelled():
+        return False
+    step_task.result()
+    return True
+
+
 async def run_periodic(
     name: str,
     step: Callable[[], Awaitable[object]],
@@ -30,7 +50,8 @@ async def run_periodic(
     failures = 0
     while not stop.is_set():
         try:
-            await step()
+            if not await _step_or_stop(step, stop):
+                return  # stopped mid-poll: polls are idempotent, the next start simply polls again
         except asyncio.CancelledError:
             raise
         except Exception as e:  # a watcher must survive anything a source throws at it

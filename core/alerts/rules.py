@@ -17,6 +17,7 @@ import re
 from dataclasses import asdict, dataclass, replace
 from typing import Self
 
+from core.parsing import ASSET_RE
 from core.reply import UserError
 
 METRICS = ("funding", "basis", "flows")
@@ -88,7 +89,9 @@ class Rule:
         where = f"{self.venue} of venues" if self.venue in AGGREGATES else self.venue
         extra = f", cooldown {fmt_duration_s(self.cooldown_s)}"
         if self.hysteresis:
-            extra += f", re-arm band {fmt_threshold(self.metric, 'band', self.hysteresis)}"
+            band = f"{self.hysteresis:g}σ" if self.kind == "zscore" else \
+                fmt_threshold(self.metric, "band", self.hysteresis)
+            extra += f", re-arm band {band}"
         return f"{self.metric} {self.asset} {what} ({where}){extra}"
 
 
@@ -136,6 +139,19 @@ def parse_percent(text: str, metric: str, what: str = "threshold") -> float:
     return value
 
 
+def _band(text: str, metric: str, kind: str) -> float:
+    """A hysteresis band: finite, not negative, in the threshold's unit (σ for z-scores, % otherwise)."""
+    if kind == "zscore":
+        try:
+            band = float(text)
+        except ValueError:
+            raise UserError(f"hysteresis '{text[:20]}' is not a number of standard deviations, e.g. 0.5") from None
+        if not math.isfinite(band) or not 0 <= band <= 10:
+            raise UserError("a z-score hysteresis must be between 0 and 10, e.g. 0.5")
+        return band
+    return abs(parse_percent(text, metric, "hysteresis"))
+
+
 def parse_rule(args: list[str], *, rule_id: str, venues: tuple[str, ...], default_cooldown_s: int,
                default_hysteresis: dict[str, float], now_ms: int, created_by: str, scope: str = "global",
                target: str = "", providers: tuple[str, ...] = ("coinmetrics",)) -> Rule:
@@ -150,7 +166,7 @@ def parse_rule(args: list[str], *, rule_id: str, venues: tuple[str, ...], defaul
     if metric not in MARKET_METRICS:
         raise UserError(f"Unknown metric '{metric[:20]}': accepted are {', '.join(METRICS)}. {USAGE}")
     asset = asset_raw.upper()
-    if not re.fullmatch(r"[A-Z0-9]{1,15}", asset):
+    if not ASSET_RE.match(asset):
         raise UserError(f"'{asset_raw[:20]}' is not an asset ticker, e.g. btc")
     if kind not in KINDS:
         raise UserError(f"Unknown condition '{kind[:20]}': accepted are {', '.join(KINDS)}. {USAGE}")
@@ -190,7 +206,7 @@ def parse_rule(args: list[str], *, rule_id: str, venues: tuple[str, ...], defaul
         elif key == "cooldown":
             cooldown_s = parse_duration(value, "cooldown", lo_s=0 if value.startswith("0") else 60)
         elif key == "hysteresis":
-            hysteresis = abs(float(value)) if kind == "zscore" else abs(parse_percent(value, metric, "hysteresis"))
+            hysteresis = _band(value, metric, kind)
         else:
             raise UserError(f"Unknown option '{key[:20]}': accepted are venue, cooldown, hysteresis")
     return Rule(id=rule_id, metric=metric, asset=asset, kind=kind, threshold=threshold, venue=venue,
@@ -210,7 +226,7 @@ def _parse_flow_rule(words: list[str], *, rule_id: str, providers: tuple[str, ..
         raise UserError(FLOW_USAGE)
     _, asset_raw, field_, kind, value = words[:5]
     asset = asset_raw.upper()
-    if not re.fullmatch(r"[A-Z0-9]{1,15}", asset):
+    if not ASSET_RE.match(asset):
         raise UserError(f"'{asset_raw[:20]}' is not an asset ticker, e.g. btc")
     if field_ not in FLOW_FIELDS:
         raise UserError(f"Unknown flow series '{field_[:20]}': accepted are {', '.join(FLOW_FIELDS)}. {FLOW_USAGE}")

@@ -9,8 +9,10 @@ written in one transaction, so a restart neither re-fires nor forgets.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -27,6 +29,18 @@ from core.store import MarketStore
 
 log = logging.getLogger(__name__)
 
+LEASE_TTL_S = 30.0
+LEASE_RENEW_S = 10.0
+_ACQUIRE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
 Samples = dict[str, list[FundingSample]] | dict[str, list[BasisSample]]
 
 
@@ -37,6 +51,7 @@ class AlertSettings:
     history_assets: tuple[str, ...] = ("BTC", "ETH", "SOL")
     history_step_s: float = 300.0
     history_retention_ms: int = 35 * 86_400_000
+    stale_after_ms: int = 180_000  # a venue's samples older than this leave every aggregate
 
 
 def _now_ms() -> int:
@@ -60,9 +75,41 @@ class AlertService:
         self._sig_written: dict[str, int] = {}
         self.flow_rules: list[Rule] = []
         self.flow_states: dict[str, RuleState] = {}
+        # one evaluation at a time: a reload must never rebuild the engine under an uncommitted evaluation
+        self._lock = asyncio.Lock()
+        self.instance = uuid.uuid4().hex
+        self._leader = False
+        self._lease_checked = -1e9
 
     async def start(self) -> None:
         await self._reload()
+
+    async def stop(self) -> None:
+        """Hand the evaluator lease back so another process can take over at once."""
+        await self.alerts.redis.eval(_RELEASE, 1, self.keys.evaluator_lease(), self.instance)
+        self._leader = False
+
+    async def _is_leader(self) -> bool:
+        """Only the holder of the evaluator lease evaluates, so two data processes never double an alert."""
+        now = time.monotonic()
+        if now - self._lease_checked < LEASE_RENEW_S:
+            return self._leader
+        self._lease_checked = now
+        got = bool(await self.alerts.redis.eval(_ACQUIRE, 1, self.keys.evaluator_lease(), self.instance,
+                                                int(LEASE_TTL_S * 1000)))
+        if got != self._leader:
+            log.info("alerts: this process %s the evaluator lease", "holds" if got else "lost")
+            if got:
+                self.version = -1  # another process may have moved rule states: start from Redis
+        self._leader = got
+        return got
+
+    async def _commit(self, transitions: list[Transition], fired: list[FiredAlert]) -> list[str]:
+        try:
+            return await self.alerts.commit(transitions, fired)
+        except BaseException:
+            self.version = -1  # the engine moved but Redis did not: rebuild from Redis next time
+            raise
 
     async def _reload(self) -> None:
         version, rules, states = await self.alerts.load_rules()
@@ -81,7 +128,12 @@ class AlertService:
 
     async def on_samples(self, venue: str, funding: Sequence[FundingSample], basis: Sequence[BasisSample]) -> int:
         """Listener for watchers: evaluate the rules of every asset in the batch; returns alerts fired."""
-        if await self.alerts.rules_version() != self.version:
+        async with self._lock:
+            return await self._on_samples(venue, funding, basis)
+
+    async def _on_samples(self, venue: str, funding: Sequence[FundingSample], basis: Sequence[BasisSample]) -> int:
+        leader = await self._is_leader()
+        if leader and await self.alerts.rules_version() != self.version:
             await self._reload()
         now = self.clock_ms()
         touched: set[tuple[str, str]] = set()
@@ -97,12 +149,18 @@ class AlertService:
         for asset, bs in fresh_b.items():
             self.basis.setdefault(asset, {})[venue] = bs
             touched.add(("basis", asset))
+        if not leader:
+            return 0
         return await self.evaluate(touched, now, venue)
 
     def _points(self, metric: str, asset: str, now: int) -> list[Point]:
+        """Current points of a topic; a venue that stopped reporting drops out instead of voting with old data."""
+        oldest = now - self.settings.stale_after_ms
         if metric == "funding":
-            return funding_points(self.funding.get(asset, {}))
-        return basis_points(self.basis.get(asset, {}), now, self.settings.basis_min_days)
+            return funding_points({v: [s for s in ss if s.ts_ms >= oldest]
+                                   for v, ss in self.funding.get(asset, {}).items()})
+        return basis_points({v: [s for s in ss if s.ts_ms >= oldest] for v, ss in self.basis.get(asset, {}).items()},
+                            now, self.settings.basis_min_days)
 
     async def evaluate(self, topics: set[tuple[str, str]], now: int, venue: str | None = None) -> int:
         """Evaluate the rule groups of the given (metric, asset) topics that ``venue``'s samples can move."""
@@ -144,7 +202,7 @@ class AlertService:
         if not transitions:
             return 0
         fired = [FiredAlert(t.rule, self.message(t, levels, history, now), now) for t in transitions if t.alert]
-        ids = await self.alerts.commit(transitions, fired)
+        ids = await self._commit(transitions, fired)
         for a, alert_id in zip(fired, ids, strict=True):
             log.info("alert %s fired: rule=%s %s", alert_id, a.rule.id, a.reply.title)
         return len(fired)
@@ -202,6 +260,12 @@ class AlertService:
         A rule without state judges only the newest day (it does not replay history on creation).
         The alert carries the time the day's value became available.
         """
+        async with self._lock:
+            return await self._on_flow_days(provider, asset, rows)
+
+    async def _on_flow_days(self, provider: str, asset: str, rows: Sequence[FlowDay]) -> int:
+        if not await self._is_leader():
+            return 0
         if await self.alerts.rules_version() != self.version:
             await self._reload()
         rules = [r for r in self.flow_rules if r.asset == asset and r.provider == provider]
@@ -229,7 +293,7 @@ class AlertService:
                 new = RuleState(f"d{todo[-1].day}", last_fired)
                 self.flow_states[rule.id] = new
                 transitions.append(Transition(rule, new, False, 0.0))
-        ids = await self.alerts.commit(transitions, fired)
+        ids = await self._commit(transitions, fired)
         for a, alert_id in zip(fired, ids, strict=True):
             log.info("alert %s fired: rule=%s %s", alert_id, a.rule.id, a.reply.title)
         return len(fired)

@@ -6,10 +6,8 @@ import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from core.models import MS_PER_DAY, BasisSample, FundingSample
+from core.models import EIGHT_HOURS_S, MS_PER_DAY, BasisSample, FundingSample
 from core.render import margin_label
-
-EIGHT_HOURS_S = 28_800
 
 
 @dataclass(frozen=True, slots=True)

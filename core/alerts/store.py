@@ -42,11 +42,12 @@ class AlertStore:
     async def next_rule_id(self) -> str:
         return f"r{await self.redis.incr(self.keys.rules_seq())}"
 
-    async def save_rule(self, rule: Rule, *, who: str, action: str, now_ms: int) -> None:
+    async def save_rule(self, rule: Rule, *, who: str, action: str, now_ms: int, keep_state: bool = False) -> None:
         """Store a new or changed rule, log it, and tell evaluators to reload."""
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(self.keys.rules(), rule.id, rule.to_json())
-        pipe.hdel(self.keys.alert_state(), rule.id)
+        if not keep_state:  # a changed condition starts armed; a moved rule keeps its state
+            pipe.hdel(self.keys.alert_state(), rule.id)
         pipe.incr(self.keys.rules_version())
         self._log(pipe, who=who, action=action, rule=rule, now_ms=now_ms)
         await pipe.execute()
@@ -146,7 +147,8 @@ class AlertStore:
             if r.target == old:
                 from dataclasses import replace
 
-                await self.save_rule(replace(r, target=new), who="system", action=f"moved from {old}", now_ms=now_ms)
+                await self.save_rule(replace(r, target=new), who="system", action=f"moved from {old}", now_ms=now_ms,
+                                     keep_state=True)
         ttl = await self.redis.pttl(self.keys.mute(old))
         if ttl and ttl > 0:
             await self.redis.set(self.keys.mute(new), 1, px=ttl)

@@ -102,6 +102,9 @@ async def test_non_admin_refused_chat_admin_gets_chat_rule(core: CommandCore, st
     (["set", "funding", "btc", "change", "0.03%"], "needs a window"),
     (["set", "funding", "btc", "zscore", "3", "2h"], "window must be between"),
     (["set", "funding", "btc"], "Usage: /threshold set"),
+    (["set", "funding", "btc", "zscore", "3", "30d", "hysteresis", "x"], "not a number of standard deviations"),
+    (["set", "funding", "btc", "zscore", "3", "30d", "hysteresis", "nan"], "between 0 and 10"),
+    (["set", "funding", "btc", "above", "0.05%", "hysteresis", "inf%"], "out of range"),
     (["frobnicate"], "Usage: /threshold"),
     (["del", "r999"], "No rule"),
 ])

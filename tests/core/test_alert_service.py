@@ -6,6 +6,7 @@ import random
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from core.alerts.rules import Rule, parse_rule
 from core.alerts.service import AlertService, AlertSettings
@@ -73,10 +74,11 @@ async def test_fires_once_with_message_and_survives_restart(redis: Redis, keys: 
     rule = await add(alerts, "funding btc above 0.05%")
     svc = make_service(redis, keys, alerts, clock)
     await svc.start()
-    await svc.on_samples("okx", [perp("okx", 0.0003)], [])
-    await svc.on_samples("bybit", [perp("bybit", 0.0004)], [fut("bybit", 110.0, 90)])
+    await svc.on_samples("okx", [perp("okx", 0.0003, ts=clock.now)], [])
+    await svc.on_samples("bybit", [perp("bybit", 0.0004, ts=clock.now)],
+                         [fut("bybit", 110.0, 90, now=clock.now)])
     assert await fired(redis, keys) == []
-    await svc.on_samples("binanceusdm", [perp("binanceusdm", 0.0007)], [])
+    await svc.on_samples("binanceusdm", [perp("binanceusdm", 0.0007, ts=clock.now)], [])
     (alert,) = await fired(redis, keys)
     assert alert["rule"] == rule.id and alert["topic"] == "funding:BTC" and alert["scope"] == "global"
     text = to_plain(reply_from_json(alert["reply"]))
@@ -85,11 +87,12 @@ async def test_fires_once_with_message_and_survives_restart(redis: Redis, keys: 
     assert "okx +0.0300%" in text and "bybit +0.0400%" in text  # context: the other venues
     assert f"Basis: max {0.10 * 365 / 90 * 100:+.1f}% ann." in text  # context: the basis
     assert "/mute 2h" in text and "/unsubscribe funding btc" in text
-    await svc.on_samples("binanceusdm", [perp("binanceusdm", 0.0008)], [])
+    await svc.on_samples("binanceusdm", [perp("binanceusdm", 0.0008, ts=clock.now)], [])
     assert len(await fired(redis, keys)) == 1  # still above: no repeat
+    await svc.stop()
     svc2 = make_service(redis, keys, alerts, clock)  # a restart
     await svc2.start()
-    await svc2.on_samples("binanceusdm", [perp("binanceusdm", 0.0009)], [])
+    await svc2.on_samples("binanceusdm", [perp("binanceusdm", 0.0009, ts=clock.now)], [])
     assert len(await fired(redis, keys)) == 1
 
 
@@ -99,12 +102,12 @@ async def test_hysteresis_and_cooldown(redis: Redis, keys: Keys, alerts: AlertSt
     await svc.start()
     for rate, expect in [(0.0006, 1), (0.00045, 1), (0.0006, 1), (0.0002, 1), (0.0006, 1)]:
         clock.now += 60_000
-        await svc.on_samples("okx", [perp("okx", rate)], [])
+        await svc.on_samples("okx", [perp("okx", rate, ts=clock.now)], [])
         assert len(await fired(redis, keys)) == expect, rate
     # back below the band, then above after the cooldown: fires again
     clock.now += 3600_000
-    await svc.on_samples("okx", [perp("okx", 0.0002)], [])
-    await svc.on_samples("okx", [perp("okx", 0.0006)], [])
+    await svc.on_samples("okx", [perp("okx", 0.0002, ts=clock.now)], [])
+    await svc.on_samples("okx", [perp("okx", 0.0006, ts=clock.now)], [])
     assert len(await fired(redis, keys)) == 2
 
 
@@ -115,10 +118,11 @@ async def test_funding_scaled_to_8h_and_basis_near_expiry_ignored(redis: Redis, 
     svc = make_service(redis, keys, alerts, clock)
     await svc.start()
     # 0.01% per hour is 0.08% per 8h
-    await svc.on_samples("bybit", [perp("bybit", 0.0001, interval_h=1)], [fut("bybit", 100.5, 1)])
+    await svc.on_samples("bybit", [perp("bybit", 0.0001, interval_h=1, ts=clock.now)],
+                         [fut("bybit", 100.5, 1, now=clock.now)])
     alerts_now = await fired(redis, keys)
     assert [a["topic"] for a in alerts_now] == ["funding:BTC"]  # 0.5% one day out would be 182%/yr: not used
-    await svc.on_samples("okx", [], [fut("okx", 112.0, 91)])  # 12% over 91 days = 48%/yr
+    await svc.on_samples("okx", [], [fut("okx", 112.0, 91, now=clock.now)])  # 12% over 91 days = 48%/yr
     assert [a["topic"] for a in await fired(redis, keys)] == ["funding:BTC", "basis:BTC"]
 
 
@@ -126,13 +130,13 @@ async def test_rules_added_later_and_deleted_are_picked_up(redis: Redis, keys: K
                                                            clock: Clock) -> None:
     svc = make_service(redis, keys, alerts, clock)
     await svc.start()
-    await svc.on_samples("okx", [perp("okx", 0.0009)], [])
+    await svc.on_samples("okx", [perp("okx", 0.0009, ts=clock.now)], [])
     rule = await add(alerts, "funding btc above 0.05%")  # condition already true: fires on the next sample
-    await svc.on_samples("okx", [perp("okx", 0.0009)], [])
+    await svc.on_samples("okx", [perp("okx", 0.0009, ts=clock.now)], [])
     assert len(await fired(redis, keys)) == 1
     await alerts.delete_rule(rule, who="t", now_ms=T0)
     await add(alerts, "funding btc below 0%", scope="chat", target="tg:-5")
-    await svc.on_samples("okx", [perp("okx", -0.0001)], [])
+    await svc.on_samples("okx", [perp("okx", -0.0001, ts=clock.now)], [])
     topics = [(a["scope"], a["target"]) for a in await fired(redis, keys)]
     assert topics == [("global", ""), ("chat", "tg:-5")]
 
@@ -143,10 +147,10 @@ async def test_change_rule_over_window(redis: Redis, keys: Keys, alerts: AlertSt
     await svc.start()
     for _ in range(50):  # 50 x 10 min of flat funding
         clock.now += 600_000
-        await svc.on_samples("okx", [perp("okx", 0.0001)], [])
+        await svc.on_samples("okx", [perp("okx", 0.0001, ts=clock.now)], [])
     assert await fired(redis, keys) == []
     clock.now += 600_000
-    await svc.on_samples("okx", [perp("okx", 0.00045)], [])  # +0.035% vs 8h ago
+    await svc.on_samples("okx", [perp("okx", 0.00045, ts=clock.now)], [])  # +0.035% vs 8h ago
     (a,) = await fired(redis, keys)
     text = to_plain(reply_from_json(a["reply"]))
     assert "moved 0.0300%/8h within 8h" in text and "Changed +0.0350%/8h in 8h" in text
@@ -159,10 +163,11 @@ async def test_zscore_rule(redis: Redis, keys: Keys, alerts: AlertStore, clock: 
     rng = random.Random(3)
     for _ in range(100):
         clock.now += 600_000
-        await svc.on_samples("okx", [perp("okx", 0.0001 + rng.uniform(-0.00001, 0.00001))], [])  # |z| < 1.8
+        await svc.on_samples("okx", [perp("okx", 0.0001 + rng.uniform(-0.00001, 0.00001), ts=clock.now)],
+                             [])  # |z| < 1.8
     assert await fired(redis, keys) == []
     clock.now += 600_000
-    await svc.on_samples("okx", [perp("okx", 0.0003)], [])
+    await svc.on_samples("okx", [perp("okx", 0.0003, ts=clock.now)], [])
     (a,) = await fired(redis, keys)
     assert "σ from its 1d mean" in to_plain(reply_from_json(a["reply"]))
 
@@ -172,6 +177,60 @@ async def test_crosses_zero(redis: Redis, keys: Keys, alerts: AlertStore, clock:
     svc = make_service(redis, keys, alerts, clock)
     await svc.start()
     for rate in (0.0001, -0.00002, -0.0001, 0.0001):
-        await svc.on_samples("okx", [perp("okx", rate)], [])
+        await svc.on_samples("okx", [perp("okx", rate, ts=clock.now)], [])
     titles = [reply_from_json(a["reply"]).title for a in await fired(redis, keys)]
     assert titles == ["🔻 BTC funding crossed +0.0000%/8h downwards", "🔺 BTC funding crossed +0.0000%/8h upwards"]
+
+
+async def test_silent_venue_drops_out_of_aggregates(redis: Redis, keys: Keys, alerts: AlertStore,
+                                                    clock: Clock) -> None:
+    """A venue that stopped reporting must not keep voting with its last (old) value."""
+    await add(alerts, "funding btc above 0.1%")
+    svc = make_service(redis, keys, alerts, clock)
+    await svc.start()
+    await svc.on_samples("okx", [perp("okx", 0.0002, ts=clock.now)], [])
+    clock.now += 6 * 3600_000  # okx goes silent for six hours
+    await svc.on_samples("bybit", [perp("bybit", 0.0001, ts=clock.now)], [])
+    await add(alerts, "funding btc above 0.015%")  # okx's stale 0.02% would trip this one
+    await svc.on_samples("bybit", [perp("bybit", 0.0001, ts=clock.now)], [])
+    assert await fired(redis, keys) == []
+
+
+async def test_two_evaluators_never_double_an_alert(redis: Redis, keys: Keys, alerts: AlertStore,
+                                                    clock: Clock) -> None:
+    await add(alerts, "funding btc above 0.05%")
+    a, b = make_service(redis, keys, alerts, clock), make_service(redis, keys, alerts, clock)
+    await a.start()
+    await b.start()
+    counts = [await s.on_samples("okx", [perp("okx", 0.0007, ts=clock.now)], []) for s in (a, b)]
+    assert sorted(counts) == [0, 1] and len(await fired(redis, keys)) == 1
+    await a.stop()
+    await b.stop()
+
+
+async def test_failed_commit_does_not_swallow_the_alert(redis_url: str, keys: Keys, clock: Clock,
+                                                        redis: Redis) -> None:
+    """Redis drops the connection as the alert is written: the next sample fires it instead of it being lost."""
+    from urllib.parse import urlparse
+
+    from tests.fakes.tcp_proxy import TcpProxy
+
+    u = urlparse(redis_url)
+    async with TcpProxy(u.hostname or "127.0.0.1", u.port or 6379) as proxy:
+        flaky = Redis(host="127.0.0.1", port=proxy.port, db=int((u.path or "/0")[1:] or 0))
+        alerts = AlertStore(flaky, keys)
+        try:
+            await add(alerts, "funding btc above 0.05%")
+            svc = make_service(flaky, keys, alerts, clock)
+            await svc.start()
+            await svc.on_samples("okx", [perp("okx", 0.0001, ts=clock.now)], [])
+            proxy.cut_on = b"XADD"
+            with pytest.raises(RedisConnectionError):
+                await svc.on_samples("okx", [perp("okx", 0.0007, ts=clock.now)], [])
+            assert proxy.cuts >= 1 and await fired(redis, keys) == []
+            proxy.cut_on = None
+            assert await svc.on_samples("okx", [perp("okx", 0.0007, ts=clock.now)], []) == 1
+            assert len(await fired(redis, keys)) == 1
+            await svc.stop()
+        finally:
+            await flaky.aclose()

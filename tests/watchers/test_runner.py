@@ -32,3 +32,17 @@ async def test_runner_survives_failures_and_stops_promptly() -> None:
     await asyncio.sleep(0.05)
     stop2.set()
     await asyncio.wait_for(task, 1)
+
+
+async def test_stop_abandons_a_slow_poll() -> None:
+    stop = asyncio.Event()
+    started = asyncio.Event()
+
+    async def slow() -> None:
+        started.set()
+        await asyncio.sleep(30)
+
+    task = asyncio.create_task(run_periodic("slow", slow, interval_s=1, max_backoff_s=1, stop=stop))
+    await started.wait()
+    stop.set()
+    await asyncio.wait_for(task, 1)  # not 30 s

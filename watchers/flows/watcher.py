@@ -62,8 +62,10 @@ class FlowWatcher:
             if new:
                 log.info("provider=%s asset=%s %d new day(s), latest %s", self.provider.name, asset, len(new),
                          rows[-1].day)
-            for listener in self.listeners:
-                await listener(self.provider.name, asset, rows)
+            if self.listeners:  # rules look back further than one fetch (a 60-day change): give them what is stored
+                stored = (await self.store.read_flows(asset, (self.provider.name,))).get(self.provider.name, rows)
+                for listener in self.listeners:
+                    await listener(self.provider.name, asset, stored)
         name = self.provider.name
         latency_ms = int((time.perf_counter() - t0) * 1000)
         if failure is not None and ok:  # some assets answered: their data is fresh, the error still shows

@@ -25,13 +25,12 @@ from typing import Any
 
 import ccxt.async_support as ccxt
 
-from core.models import BasisSample, FundingSample
+from core.models import EIGHT_HOURS_S, BasisSample, FundingSample
 from watchers.errors import MalformedResponse, SourceError, SourceRejected, SourceUnavailable
 from watchers.venues.urls import rewrite_rest_urls
 
 log = logging.getLogger(__name__)
 
-EIGHT_HOURS_S = 8 * 3600
 
 _MARKET_OPTIONS: dict[str, dict[str, Any]] = {
     "okx": {"fetchMarkets": {"types": ["swap", "future"]}},
