@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from core.alerts.rules import parse_duration, parse_percent, parse_rule
+from core.reply import UserError
+
 SUPPORTED_VENUES = ("binanceusdm", "binancecoinm", "okx", "bybit", "deribit")
 
 
@@ -347,9 +350,6 @@ def _flows(raw: dict[str, Any], env: dict[str, str]) -> FlowSettings:
 
 
 def _alerts(raw: dict[str, Any], venues: tuple[str, ...], providers: tuple[str, ...]) -> AlertSettings:
-    from core.alerts.rules import parse_duration, parse_percent, parse_rule
-    from core.reply import UserError
-
     a = _section(raw, "alerts", {"telegram_admins", "discord_admins", "default_cooldown", "funding_hysteresis",
                                  "basis_hysteresis", "default_rules", "claim_idle_s", "telegram_rate_per_s",
                                  "discord_rate_per_s"})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from core.alerts.engine import RuleState
 from core.alerts.rules import METRICS, USAGE, Rule, fmt_duration_s, parse_duration, parse_rule
@@ -165,8 +165,6 @@ class AlertCommands:
             _, rules, _ = await self.store.load_rules()
             if sum(1 for r in rules if r.target == target) >= MAX_CHAT_RULES:
                 raise UserError(f"This chat has {MAX_CHAT_RULES} rules already: delete some with /threshold del")
-        from dataclasses import replace
-
         rule = replace(probe, id=await self.store.next_rule_id())
         await self.store.save_rule(rule, who=ctx.who, action="set", now_ms=now)
         if scope == "global":

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Self
 
 from core.parsing import ASSET_RE
@@ -272,6 +272,3 @@ def _parse_flow_rule(words: list[str], *, rule_id: str, providers: tuple[str, ..
                 cooldown_s=cooldown_s, hysteresis=0.0, window_s=window_s, scope=scope, target=target,
                 created_by=created_by, created_ms=now_ms, field=field_, provider=provider)
 
-
-def with_id(rule: Rule, rule_id: str) -> Rule:
-    return replace(rule, id=rule_id)

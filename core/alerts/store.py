@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from redis.asyncio import Redis
@@ -145,8 +145,6 @@ class AlertStore:
         _, rules, _ = await self.load_rules()
         for r in rules:
             if r.target == old:
-                from dataclasses import replace
-
                 await self.save_rule(replace(r, target=new), who="system", action=f"moved from {old}", now_ms=now_ms,
                                      keep_state=True)
         ttl = await self.redis.pttl(self.keys.mute(old))
