@@ -81,8 +81,8 @@ class AlertCommands:
     async def alerts(self, args: list[str], ctx: ChatContext) -> Reply:
         """/alerts: what this chat receives: topics, each rule, its threshold and state."""
         topics = await self.store.topics_of(ctx.target)
-        _, rules, states = await self.store.load_rules()
-        mine = [r for r in rules if (r.scope == "global" and r.topic in topics) or r.target == ctx.target]
+        mine, states = await self.store.rules_in(
+            [*(self.store.keys.rules_topic(t) for t in topics), self.store.keys.rules_target(ctx.target)])
         blocks: list[str | Table] = []
         muted = await self.store.mute_left_s(ctx.target)
         if muted:
@@ -127,8 +127,8 @@ class AlertCommands:
         if sub == "set":
             return await self._set(args[1:], ctx)
         if sub == "list":
-            _, rules, states = await self.store.load_rules()
-            visible = [r for r in rules if r.scope == "global" or r.target == ctx.target]
+            visible, states = await self.store.rules_in([self.store.keys.rules_global(),
+                                                         self.store.keys.rules_target(ctx.target)])
             if not visible:
                 return Reply(title="No alert rules yet.", blocks=(USAGE,))
             return Reply(title=f"{len(visible)} alert rule(s)", blocks=(self._rules_table(visible, states),),
@@ -161,10 +161,8 @@ class AlertCommands:
                            default_cooldown_s=self.settings.default_cooldown_s,
                            default_hysteresis=self.settings.default_hysteresis, now_ms=now, created_by=ctx.who,
                            scope=scope, target=target, providers=self.settings.providers)  # validates first
-        if scope == "chat":
-            _, rules, _ = await self.store.load_rules()
-            if sum(1 for r in rules if r.target == target) >= MAX_CHAT_RULES:
-                raise UserError(f"This chat has {MAX_CHAT_RULES} rules already: delete some with /threshold del")
+        if scope == "chat" and await self.store.chat_rule_count(target) >= MAX_CHAT_RULES:
+            raise UserError(f"This chat has {MAX_CHAT_RULES} rules already: delete some with /threshold del")
         rule = replace(probe, id=await self.store.next_rule_id())
         await self.store.save_rule(rule, who=ctx.who, action="set", now_ms=now)
         if scope == "global":

@@ -59,6 +59,18 @@ class Keys:
         """HASH rule id -> rule JSON."""
         return f"{self.base}:rules"
 
+    def rules_global(self) -> str:
+        """SET of the ids of global rules (the index /threshold list reads)."""
+        return f"{self.base}:rules:global"
+
+    def rules_topic(self, topic: str) -> str:
+        """SET of the ids of global rules on one topic ('metric:ASSET')."""
+        return f"{self.base}:rules:topic:{topic}"
+
+    def rules_target(self, target: str) -> str:
+        """SET of the ids of the rules one chat set for itself."""
+        return f"{self.base}:rules:target:{target}"
+
     def rules_seq(self) -> str:
         """Counter for rule ids."""
         return f"{self.base}:rules:seq"

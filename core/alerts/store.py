@@ -46,6 +46,8 @@ class AlertStore:
         """Store a new or changed rule, log it, and tell evaluators to reload."""
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(self.keys.rules(), rule.id, rule.to_json())
+        for index in self._indexes(rule):
+            pipe.sadd(index, rule.id)
         if not keep_state:  # a changed condition starts armed; a moved rule keeps its state
             pipe.hdel(self.keys.alert_state(), rule.id)
         pipe.incr(self.keys.rules_version())
@@ -55,10 +57,36 @@ class AlertStore:
     async def delete_rule(self, rule: Rule, *, who: str, now_ms: int) -> None:
         pipe = self.redis.pipeline(transaction=True)
         pipe.hdel(self.keys.rules(), rule.id)
+        for index in self._indexes(rule):
+            pipe.srem(index, rule.id)
         pipe.hdel(self.keys.alert_state(), rule.id)
         pipe.incr(self.keys.rules_version())
         self._log(pipe, who=who, action="deleted", rule=rule, now_ms=now_ms)
         await pipe.execute()
+
+    def _indexes(self, rule: Rule) -> tuple[str, ...]:
+        if rule.scope == "global":
+            return self.keys.rules_global(), self.keys.rules_topic(rule.topic)
+        return (self.keys.rules_target(rule.target),)
+
+    async def rules_in(self, index_keys: Sequence[str]) -> tuple[list[Rule], dict[str, RuleState]]:
+        """The rules listed in the given index sets, with their states (two round trips, not every rule)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for k in index_keys:
+            pipe.smembers(k)
+        ids = sorted({_s(i) for members in await pipe.execute() for i in members})
+        if not ids:
+            return [], {}
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hmget(self.keys.rules(), ids)
+        pipe.hmget(self.keys.alert_state(), ids)
+        raw_rules, raw_states = await pipe.execute()
+        rules = [Rule.from_json(r) for r in raw_rules if r]
+        states = {i: RuleState.decode(_s(st)) for i, st in zip(ids, raw_states, strict=True) if st}
+        return rules, states
+
+    async def chat_rule_count(self, target: str) -> int:
+        return int(await self.redis.scard(self.keys.rules_target(target)))
 
     def _log(self, pipe: Any, *, who: str, action: str, rule: Rule, now_ms: int) -> None:
         entry = {"ts_ms": now_ms, "who": who, "action": action, "rule": rule.id, "scope": rule.scope,
@@ -142,11 +170,11 @@ class AlertStore:
         if topics:
             await self.subscribe(new, topics)
             await self.unsubscribe(old, topics)
-        _, rules, _ = await self.load_rules()
+        rules, _ = await self.rules_in([self.keys.rules_target(old)])
         for r in rules:
-            if r.target == old:
-                await self.save_rule(replace(r, target=new), who="system", action=f"moved from {old}", now_ms=now_ms,
-                                     keep_state=True)
+            await self.save_rule(replace(r, target=new), who="system", action=f"moved from {old}", now_ms=now_ms,
+                                 keep_state=True)
+        await self.redis.delete(self.keys.rules_target(old))
         ttl = await self.redis.pttl(self.keys.mute(old))
         if ttl and ttl > 0:
             await self.redis.set(self.keys.mute(new), 1, px=ttl)
