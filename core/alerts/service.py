@@ -166,14 +166,17 @@ class AlertService:
         """Evaluate the rule groups of the given (metric, asset) topics that ``venue``'s samples can move."""
         levels: dict[tuple[str, str, str], Level] = {}
         groups: list[tuple[str, str, str, str]] = []
+        recorded: set[tuple[str, str, str]] = set()  # signals whose history change/zscore rules read
         keep_all = "*" in self.settings.history_assets
         for metric, asset in topics:
             # a group on one named venue only moves when that venue reports
             mine = [k for k in self.engine.groups_for(metric, asset)
                     if venue is None or "/" not in k[2] or k[2].startswith(f"{venue}/")]
             selectors = {k[2] for k in mine}
+            recorded.update((metric, asset, k[2]) for k in mine if k[3] != "level")
             if keep_all or asset in self.settings.history_assets:
                 selectors |= {"max", "min", "mean"}
+                recorded.update((metric, asset, agg) for agg in ("max", "min", "mean"))
             if not selectors:
                 continue
             pts = self._points(metric, asset, now)
@@ -184,10 +187,7 @@ class AlertService:
             groups.extend(mine)
         relative = [k for k in groups if k[3] != "level"]
         history = await self._history(relative, levels, now)
-        await self._record_history({k: v for k, v in levels.items() if k[2] in ("max", "min", "mean")
-                                    and (keep_all or k[1] in self.settings.history_assets)}
-                                   | {(k[0], k[1], k[2]): levels[(k[0], k[1], k[2])] for k in relative
-                                      if (k[0], k[1], k[2]) in levels}, now)
+        await self._record_history({k: levels[k] for k in recorded if k in levels}, now)
 
         transitions: list[Transition] = []
         for key in groups:

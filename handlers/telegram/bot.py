@@ -42,7 +42,8 @@ class TelegramFrontend:
         )
         for name in core.names:
             self.app.add_handler(CommandHandler(name, self._on_command))
-        self.app.add_handler(MessageHandler(filters.COMMAND, self._on_unknown))
+        # any other /command: the core answers it (its unknown-command reply names /help)
+        self.app.add_handler(MessageHandler(filters.COMMAND, self._on_command))
         self.app.add_error_handler(self._on_error)
 
     async def _send(self, update: Update, reply: Reply) -> None:
@@ -79,13 +80,6 @@ class TelegramFrontend:
             return
         name, args = split_command(msg.text)
         await self._send(update, await self.core.run(name, args, self.context_of(update)))
-
-    async def _on_unknown(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        msg = update.effective_message
-        if msg is None or not msg.text:
-            return
-        name, _ = split_command(msg.text)
-        await self._send(update, Reply.fail(f"Unknown command /{name[:30]}. Try /help for the list."))
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         log.error("telegram: handler error: %s", context.error, exc_info=context.error)

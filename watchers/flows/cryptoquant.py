@@ -30,16 +30,14 @@ from typing import Any
 import aiohttp
 
 from watchers.errors import MalformedResponse
-from watchers.flows.http import MinInterval, get_json, status_error
+from watchers.flows.http import KeyedProvider, get_json, status_error
 from watchers.flows.models import (
-    Clock,
     FlowDay,
     assemble,
     check_asset,
     check_days,
     complete,
     non_negative,
-    now_ms,
     number,
     parse_day,
     require_key,
@@ -55,33 +53,14 @@ SERIES = {
 }
 
 
-class CryptoQuantProvider:
+class CryptoQuantProvider(KeyedProvider):
     """Daily exchange flows from CryptoQuant's data API (needs a key)."""
 
     name = "cryptoquant"
 
-    def __init__(
-        self,
-        session: aiohttp.ClientSession,
-        api_key: str | None,
-        base_url: str = "https://api.cryptoquant.com",
-        *,
-        publication_lag_s: float = 4 * 3600,
-        timeout_s: float = 30.0,
-        min_interval_s: float = 0.0,
-        clock: Clock = now_ms,
-    ) -> None:
-        self.session = session
-        self._api_key = api_key
-        self.base_url = base_url.rstrip("/")
-        self.publication_lag_s = publication_lag_s
-        self.timeout_s = timeout_s
-        self.limiter = MinInterval(min_interval_s)
-        self.clock = clock
-        self.requests = 0
-
-    def __repr__(self) -> str:  # keeps the key out of any repr
-        return f"CryptoQuantProvider(base_url={self.base_url!r})"
+    def __init__(self, session: aiohttp.ClientSession, api_key: str | None, base_url: str = "https://api.cryptoquant.com",
+                 **kwargs: Any) -> None:
+        super().__init__(session, api_key, base_url, **kwargs)
 
     async def fetch_days(self, asset: str, days: int) -> list[FlowDay]:
         """The last ``days`` complete UTC days, oldest first."""

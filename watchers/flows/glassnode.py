@@ -26,10 +26,9 @@ from typing import Any
 import aiohttp
 
 from watchers.errors import MalformedResponse
-from watchers.flows.http import MinInterval, get_json
+from watchers.flows.http import KeyedProvider, get_json
 from watchers.flows.models import (
     DAY_S,
-    Clock,
     FlowDay,
     assemble,
     check_asset,
@@ -37,7 +36,6 @@ from watchers.flows.models import (
     complete,
     day_of_ms,
     non_negative,
-    now_ms,
     number,
     require_key,
 )
@@ -51,33 +49,14 @@ SERIES = {
 }
 
 
-class GlassnodeProvider:
+class GlassnodeProvider(KeyedProvider):
     """Daily exchange flows from Glassnode's metrics API (needs a key)."""
 
     name = "glassnode"
 
-    def __init__(
-        self,
-        session: aiohttp.ClientSession,
-        api_key: str | None,
-        base_url: str = "https://api.glassnode.com",
-        *,
-        publication_lag_s: float = 4 * 3600,
-        timeout_s: float = 30.0,
-        min_interval_s: float = 0.0,
-        clock: Clock = now_ms,
-    ) -> None:
-        self.session = session
-        self._api_key = api_key
-        self.base_url = base_url.rstrip("/")
-        self.publication_lag_s = publication_lag_s
-        self.timeout_s = timeout_s
-        self.limiter = MinInterval(min_interval_s)
-        self.clock = clock
-        self.requests = 0
-
-    def __repr__(self) -> str:  # keeps the key out of any repr
-        return f"GlassnodeProvider(base_url={self.base_url!r})"
+    def __init__(self, session: aiohttp.ClientSession, api_key: str | None, base_url: str = "https://api.glassnode.com",
+                 **kwargs: Any) -> None:
+        super().__init__(session, api_key, base_url, **kwargs)
 
     async def fetch_days(self, asset: str, days: int) -> list[FlowDay]:
         """The last ``days`` complete UTC days, oldest first."""

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from watchers.errors import MalformedResponse, SourceRejected, SourceUnavailable
+from watchers.flows.models import Clock, now_ms
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,35 @@ class MinInterval:
             if delay > 0:
                 await self._sleep(delay)
             self._next = self._monotonic() + self.interval_s
+
+
+class KeyedProvider:
+    """What the keyed providers share: the session, the key (kept out of reprs), limits and a clock."""
+
+    name = "keyed"
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        api_key: str | None,
+        base_url: str,
+        *,
+        publication_lag_s: float = 4 * 3600,
+        timeout_s: float = 30.0,
+        min_interval_s: float = 0.0,
+        clock: Clock = now_ms,
+    ) -> None:
+        self.session = session
+        self._api_key = api_key
+        self.base_url = base_url.rstrip("/")
+        self.publication_lag_s = publication_lag_s
+        self.timeout_s = timeout_s
+        self.limiter = MinInterval(min_interval_s)
+        self.clock = clock
+        self.requests = 0
+
+    def __repr__(self) -> str:  # keeps the key out of any repr
+        return f"{type(self).__name__}(base_url={self.base_url!r})"
 
 
 def redact(text: str, secret: str | None) -> str:
