@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 
 from core.keys import Keys
 from tests.fakes.exchanges import ExchangeDouble
+from tests.fakes.telegram import BotApiDouble
 
 
 def _free_port() -> int:
@@ -84,4 +85,11 @@ async def redis(redis_url: str, keys: Keys) -> AsyncIterator[Redis]:
 async def exchanges() -> AsyncIterator[ExchangeDouble]:
     """The local exchange server, all five venues at their default state."""
     async with ExchangeDouble() as double:
+        yield double
+
+
+@pytest.fixture
+async def telegram() -> AsyncIterator[BotApiDouble]:
+    """The local Telegram Bot API server."""
+    async with BotApiDouble() as double:
         yield double

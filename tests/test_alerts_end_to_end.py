@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-
-import pytest
 
 from bot.app import run
-from bot.settings import parse_settings
 from core.keys import Keys
 from tests.fakes.exchanges import ExchangeDouble
-from tests.fakes.telegram import TOKEN, BotApiDouble
+from tests.fakes.telegram import BotApiDouble
+from tests.local_bot import local_settings
 
 ADMIN = 42
-
-
-@pytest.fixture
-async def telegram() -> AsyncIterator[BotApiDouble]:
-    async with BotApiDouble() as double:
-        yield double
 
 
 def set_btc_funding(exchanges: ExchangeDouble, venue: str, rate: float) -> None:
@@ -39,15 +30,8 @@ async def test_threshold_subscribe_fire_once_hysteresis_cooldown(exchanges: Exch
                                                                   redis_url: str, redis: object, keys: Keys) -> None:
     for v in ExchangeDouble.VENUES:
         set_btc_funding(exchanges, v, 0.0001)
-    settings = parse_settings({
-        "redis": {"url": redis_url, "key_prefix": keys.prefix},
-        "telegram": {"token": TOKEN, "base_url": telegram.base_url, "base_file_url": telegram.base_file_url,
-                     "poll_timeout_s": 1},
-        "console": {"enabled": "off"},
-        "watchers": {"poll_interval_s": 0.3, "request_timeout_s": 2.0, "max_backoff_s": 0.5,
-                     "rest_base_urls": {v: exchanges.url(v) for v in ExchangeDouble.VENUES}},
-        "alerts": {"telegram_admins": [ADMIN], "default_rules": []},
-    }, env={})
+    settings = local_settings(exchanges, telegram, redis_url, keys,
+                              alerts={"telegram_admins": [ADMIN], "default_rules": []})
     stop = asyncio.Event()
     app = asyncio.create_task(run(settings, stop))
     try:
@@ -96,16 +80,8 @@ async def test_data_and_chat_roles_in_separate_processes_share_redis(
     """One 'data' process (watchers, evaluation) and one 'chat' process (Telegram, delivery) on one Redis."""
     for v in ExchangeDouble.VENUES:
         set_btc_funding(exchanges, v, 0.0001)
-    settings = parse_settings({
-        "redis": {"url": redis_url, "key_prefix": keys.prefix},
-        "telegram": {"token": TOKEN, "base_url": telegram.base_url, "base_file_url": telegram.base_file_url,
-                     "poll_timeout_s": 1},
-        "console": {"enabled": "off"},
-        "flows": {"providers": []},
-        "watchers": {"poll_interval_s": 0.3, "request_timeout_s": 2.0, "max_backoff_s": 0.5,
-                     "rest_base_urls": {v: exchanges.url(v) for v in ExchangeDouble.VENUES}},
-        "alerts": {"telegram_admins": [ADMIN], "default_rules": []},
-    }, env={})
+    settings = local_settings(exchanges, telegram, redis_url, keys, flows={"providers": []},
+                              alerts={"telegram_admins": [ADMIN], "default_rules": []})
     stop = asyncio.Event()
     data = asyncio.create_task(run(settings, stop, role="data"))
     chat = asyncio.create_task(run(settings, stop, role="chat"))

@@ -8,21 +8,15 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bot.app import run
-from bot.settings import parse_settings
 from core.keys import Keys
 from tests.fakes.discord_server import DiscordDouble
 from tests.fakes.exchanges import ExchangeDouble
-from tests.fakes.telegram import TOKEN, BotApiDouble
+from tests.fakes.telegram import BotApiDouble
+from tests.local_bot import local_settings
 
 ADMIN = 42
 GUILD, CHANNEL, MANAGER = 9001, 9101, 77
 MANAGE_GUILD = 0x20
-
-
-@pytest.fixture
-async def telegram() -> AsyncIterator[BotApiDouble]:
-    async with BotApiDouble() as double:
-        yield double
 
 
 @pytest.fixture
@@ -40,17 +34,8 @@ async def test_threshold_from_telegram_reaches_discord_channel_and_telegram_chat
     for state in exchanges.venues.values():
         for p in state.perps:
             p.funding_rate = 0.0001
-    settings = parse_settings({
-        "redis": {"url": redis_url, "key_prefix": keys.prefix},
-        "telegram": {"token": TOKEN, "base_url": telegram.base_url, "base_file_url": telegram.base_file_url,
-                     "poll_timeout_s": 1},
-        "discord": {"token": "discord-test-token-0123456789"},
-        "flows": {"providers": []},
-        "console": {"enabled": "off"},
-        "watchers": {"poll_interval_s": 0.3, "request_timeout_s": 2.0, "max_backoff_s": 0.5,
-                     "rest_base_urls": {v: exchanges.url(v) for v in ExchangeDouble.VENUES}},
-        "alerts": {"telegram_admins": [ADMIN], "default_rules": []},
-    }, env={})
+    settings = local_settings(exchanges, telegram, redis_url, keys, discord={"token": "discord-test-token-0123456789"},
+                              flows={"providers": []}, alerts={"telegram_admins": [ADMIN], "default_rules": []})
     stop = asyncio.Event()
     app = asyncio.create_task(run(settings, stop))
     try:

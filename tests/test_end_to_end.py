@@ -7,36 +7,21 @@ import datetime as dt
 import os
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
-
 from bot.app import run
-from bot.settings import parse_settings
+from bot.settings import Settings
 from core.keys import Keys
 from core.models import MS_PER_DAY
 from tests.fakes.exchanges import ExchangeDouble, Future
-from tests.fakes.telegram import TOKEN, BotApiDouble
+from tests.fakes.telegram import BotApiDouble
+from tests.local_bot import local_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def settings_for(exchanges: ExchangeDouble, tg: BotApiDouble, redis_url: str, keys: Keys):  # type: ignore[no-untyped-def]
-    return parse_settings({
-        "redis": {"url": redis_url, "key_prefix": keys.prefix},
-        "telegram": {"token": TOKEN, "base_url": tg.base_url, "base_file_url": tg.base_file_url,
-                     "poll_timeout_s": 1},
-        "console": {"enabled": "off"},
-        "watchers": {"poll_interval_s": 0.3, "request_timeout_s": 1.0, "max_backoff_s": 0.5,
-                     "rest_base_urls": {v: exchanges.url(v) for v in ExchangeDouble.VENUES}},
-    }, env={})
-
-
-@pytest.fixture
-async def telegram() -> AsyncIterator[BotApiDouble]:
-    async with BotApiDouble() as double:
-        yield double
+def settings_for(exchanges: ExchangeDouble, tg: BotApiDouble, redis_url: str, keys: Keys) -> Settings:
+    return local_settings(exchanges, tg, redis_url, keys, request_timeout_s=1.0)
 
 
 async def wait_for_reply(tg: BotApiDouble, chat_id: int, text: str, needle: str, within_s: float = 15.0) -> str:
