@@ -1,4 +1,9 @@
-"""Wiring: one place that builds every client and owns every task's lifecycle."""
+"""Wiring: one place that builds every client and owns every task's lifecycle.
+
+``run`` opens Redis, builds what every role shares (:class:`Wiring`), then asks each builder of
+the process's role for its loops: ``WATCHER_KINDS`` for the data role (one builder per kind of
+watcher), ``chat_loops`` for the chat role. A new watcher kind is one builder added to the tuple.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +16,9 @@ import socket
 import sys
 import time
 import uuid
+from collections.abc import Callable, Coroutine
 from contextlib import AsyncExitStack
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any, TextIO
 
 import aiohttp
@@ -22,14 +28,14 @@ from bot.embedded_redis import EmbeddedRedis
 from bot.settings import Settings
 from core.alert_commands import AlertCommands, AlertCommandSettings
 from core.alerts.delivery import DeliveryWorker, Sender, ensure_group
+from core.alerts.events import notice
 from core.alerts.pacing import DISCORD_LIMITS, TELEGRAM_LIMITS, Limits
-from core.alerts.rules import Rule, parse_rule
-from core.alerts.service import AlertService
-from core.alerts.service import AlertSettings as AlertServiceSettings
-from core.alerts.store import AlertStore, FiredAlert
+from core.alerts.rules import parse_rule
+from core.alerts.service import AlertService, AlertSettings
+from core.alerts.store import AlertStore
 from core.commands import CommandCore, CoreSettings
 from core.keys import Keys
-from core.reply import Reply
+from core.metrics.registry import Registry
 from core.store import MarketStore
 from handlers.console.push import ConsoleSender
 from handlers.console.repl import Console
@@ -48,6 +54,27 @@ log = logging.getLogger(__name__)
 HEARTBEAT_EVERY_S = 15
 HEARTBEAT_TTL_S = 60
 CONSOLE_LIMITS = Limits(global_per_s=50.0, private=(), group=())
+ROLES = ("all", "data", "chat")
+
+Loop = Callable[..., Coroutine[Any, Any, None]]  # a task the process runs until ``stop=`` is set
+
+
+@dataclass
+class Wiring:
+    """What every role of the process shares, built once."""
+
+    settings: Settings
+    stack: AsyncExitStack
+    redis: Redis
+    keys: Keys
+    registry: Registry
+    sources: dict[str, tuple[str, ...]]
+    store: MarketStore
+    alert_store: AlertStore
+    core: CommandCore
+    evaluator: AlertService
+    session: aiohttp.ClientSession
+    groups: list[str] = field(default_factory=list)  # consumer groups of the platforms that will deliver
 
 
 async def open_redis(settings: Settings, stack: AsyncExitStack) -> Redis:
@@ -91,6 +118,49 @@ async def heartbeat(redis: Redis, keys: Keys, role: str, stop: asyncio.Event) ->
             pass
 
 
+async def build(settings: Settings, stack: AsyncExitStack) -> Wiring:
+    """Redis, the metric registry, the stores, the command core and the evaluator."""
+    redis = await open_redis(settings, stack)
+    keys = Keys(prefix=settings.redis.key_prefix)
+    registry = settings.registry()
+    sources = settings.sources(registry)
+    w, a, h = settings.watchers, settings.alerts, settings.history
+    store = MarketStore(redis, keys, retention_ms=int(h.retention_days * 86_400_000))
+    alert_store = AlertStore(redis, keys)
+    alert_commands = AlertCommands(alert_store, AlertCommandSettings(
+        sources=sources, bot_admins={"tg": a.telegram_admins, "dc": a.discord_admins},
+        default_cooldown_s=a.default_cooldown_s), registry)
+    core = CommandCore(store, CoreSettings(venues=w.venues, providers=settings.flows.providers, sources=sources,
+                                           stale_after_s=w.stale_after_s), registry, alerts=alert_commands)
+    evaluator = AlertService(alert_store, store, keys, registry, AlertSettings(
+        sources=sources, history_assets=h.assets, history_step_s=h.step_s,
+        history_retention_ms=int(h.retention_days * 86_400_000),
+        # a venue silent for this long stops counting in aggregates (never less than 3 of its polls)
+        stale_after_ms=int(1000 * max(w.stale_after_s,
+                                      3 * max([w.poll_interval_s, *w.venue_poll_interval_s.values()]))),
+    ))
+    session = aiohttp.ClientSession()
+    stack.push_async_callback(session.close)
+    return Wiring(settings, stack, redis, keys, registry, sources, store, alert_store, core, evaluator, session)
+
+
+# data role: one builder per kind of watcher -------------------------------------------------
+def market_loops(wr: Wiring) -> list[Loop]:
+    """One watcher per venue: funding, basis and open interest from its bulk endpoints."""
+    w, h = wr.settings.watchers, wr.settings.history
+    cfg = MarketWatcherConfig(markets_refresh_s=w.markets_refresh_s, history_step_s=h.step_s, history_assets=h.assets)
+    loops: list[Loop] = []
+    for venue in w.venues:
+        client = VenueClient(venue, timeout_s=w.request_timeout_s, rest_base_url=w.rest_base_urls.get(venue),
+                             oi_assets=w.oi_assets, funding_info_refresh_s=w.funding_info_refresh_s)
+        wr.stack.push_async_callback(client.close)
+        watcher = MarketWatcher(client, wr.store, wr.registry, cfg, listeners=[wr.evaluator.on_samples])
+        loops.append(functools.partial(run_periodic, watcher.name, watcher.poll_once,
+                                       interval_s=w.venue_poll_interval_s.get(venue, w.poll_interval_s),
+                                       max_backoff_s=w.max_backoff_s))
+    return loops
+
+
 def flow_providers(settings: Settings, session: aiohttp.ClientSession) -> list[FlowProvider]:
     """One client per configured flow provider, sharing the process's HTTP session."""
     f = settings.flows
@@ -109,7 +179,55 @@ def flow_providers(settings: Settings, session: aiohttp.ClientSession) -> list[F
     return out
 
 
-ROLES = ("all", "data", "chat")
+def flow_loops(wr: Wiring) -> list[Loop]:
+    """One watcher per flow provider; a rejected key is retried at the (slow) poll interval, never faster."""
+    f, w = wr.settings.flows, wr.settings.watchers
+    metric = wr.registry.find("flows")
+    if metric is None:
+        return []
+    loops: list[Loop] = []
+    for p in flow_providers(wr.settings, wr.session):
+        fw = FlowWatcher(p, wr.store, metric, f.assets, days=f.days, listeners=[wr.evaluator.on_samples],
+                         on_rejected=functools.partial(notify_admins, wr.alert_store))
+        loops.append(functools.partial(run_periodic, fw.name, fw.poll_once, interval_s=f.poll_interval_s,
+                                       max_backoff_s=max(f.poll_interval_s, w.max_backoff_s)))
+    return loops
+
+
+WATCHER_KINDS: tuple[Callable[[Wiring], list[Loop]], ...] = (market_loops, flow_loops)
+
+
+# chat role ------------------------------------------------------------------------------------
+async def chat_loops(wr: Wiring, *, telegram: bool, discord: bool, console: bool, consumer: str) -> list[Loop]:
+    """Front ends (started here) and one delivery worker per platform."""
+    s, a = wr.settings, wr.settings.alerts
+    senders: list[tuple[str, Sender, Limits, frozenset[str]]] = []
+    if telegram:
+        tg = TelegramFrontend(wr.core, token=s.telegram.token.get(), base_url=s.telegram.base_url,
+                              base_file_url=s.telegram.base_file_url, poll_timeout_s=s.telegram.poll_timeout_s)
+        await tg.start()
+        wr.stack.push_async_callback(tg.stop)
+        senders.append(("telegram", TelegramSender(tg.app.bot),
+                        replace(TELEGRAM_LIMITS, global_per_s=a.telegram_rate_per_s), a.telegram_admins))
+    if discord:
+        dc = DiscordFrontend(wr.core, token=s.discord.token.get(), application_id=s.discord.application_id,
+                             guild_ids=list(s.discord.guild_ids) or None,
+                             sync_state=RedisSyncState(wr.redis, wr.keys.discord_commands()))
+        await dc.start()
+        wr.stack.push_async_callback(dc.stop)
+        senders.append(("discord", DiscordSender(dc.client),
+                        replace(DISCORD_LIMITS, global_per_s=a.discord_rate_per_s), a.discord_admins))
+    if console:
+        senders.append(("console", ConsoleSender(_write_stdout), CONSOLE_LIMITS, frozenset()))
+    loops: list[Loop] = []
+    for group, sender, limits, admins in senders:
+        worker = DeliveryWorker(wr.alert_store, sender, group=group, consumer=consumer, limits=limits,
+                                claim_idle_ms=int(a.claim_idle_s * 1000), admins=admins, render=wr.registry.render)
+        loops.append(worker.run)
+    if console:
+        repl = Console(wr.core, await _stdin_reader(wr.stack), _write_stdout)
+        loops.append(repl.run)
+    return loops
 
 
 async def run(settings: Settings, stop: asyncio.Event, *, console: bool | None = None,
@@ -122,35 +240,8 @@ async def run(settings: Settings, stop: asyncio.Event, *, console: bool | None =
     """
     data_role, chat_role = role in ("all", "data"), role in ("all", "chat")
     async with AsyncExitStack() as stack:
-        redis = await open_redis(settings, stack)
-        keys = Keys(prefix=settings.redis.key_prefix)
-        store = MarketStore(redis, keys, retention_ms=int(settings.history.retention_days * 86_400_000))
-        a, w, f = settings.alerts, settings.watchers, settings.flows
-        alert_store = AlertStore(redis, keys)
-        alert_commands = AlertCommands(alert_store, AlertCommandSettings(
-            venues=w.venues,
-            bot_admins={"tg": a.telegram_admins, "dc": a.discord_admins},
-            default_cooldown_s=a.default_cooldown_s,
-            default_hysteresis={"funding": a.funding_hysteresis, "basis": a.basis_hysteresis},
-            providers=f.providers,
-        ))
-        core = CommandCore(store, CoreSettings(
-            venues=w.venues, providers=f.providers,
-            basis_min_days=settings.basis.min_days_to_expiry,
-            stale_after_s=settings.basis.stale_after_s,
-        ), alerts=alert_commands)
-        evaluator = AlertService(alert_store, store, keys, AlertServiceSettings(
-            venues=w.venues,
-            basis_min_days=settings.basis.min_days_to_expiry,
-            history_assets=settings.history.assets,
-            history_step_s=settings.history.step_s,
-            history_retention_ms=int(settings.history.retention_days * 86_400_000),
-            # a venue silent for this long stops counting in aggregates (never less than 3 of its polls)
-            stale_after_ms=int(1000 * max(settings.basis.stale_after_s,
-                                          3 * max([w.poll_interval_s, *w.venue_poll_interval_s.values()]))),
-        ))
-        await install_default_rules(alert_store, settings)
-
+        wr = await build(settings, stack)
+        await install_default_rules(wr)
         want_tg = chat_role and bool(settings.telegram.token) and (platforms is None or "telegram" in platforms)
         want_dc = chat_role and bool(settings.discord.token) and (platforms is None or "discord" in platforms)
         if console is None:
@@ -161,101 +252,49 @@ async def run(settings: Settings, stop: asyncio.Event, *, console: bool | None =
         groups = (["telegram"] if settings.telegram.token else []) + (["discord"] if settings.discord.token else []) \
             + (["console"] if console else [])
         for group in groups:
-            await ensure_group(redis, keys.alerts(), group)
+            await ensure_group(wr.redis, wr.keys.alerts(), group)
+        loops: list[Loop] = []
         if data_role:
-            await evaluator.start()
-            stack.push_async_callback(evaluator.stop)
+            await wr.evaluator.start()
+            stack.push_async_callback(wr.evaluator.stop)
+            for kind in WATCHER_KINDS:
+                loops += kind(wr)
         gc.freeze()  # rules and markets loaded at start live for the process: keep them out of GC scans
-
-        cfg = MarketWatcherConfig(
-            markets_refresh_s=w.markets_refresh_s,
-            history_step_s=settings.history.step_s,
-            history_assets=settings.history.assets,
-            max_abs_funding=settings.sanity.max_abs_funding_per_interval,
-            max_deviation=settings.sanity.max_deviation_from_index,
-        )
-        watchers = []
-        for venue in w.venues if data_role else ():
-            client = VenueClient(venue, timeout_s=w.request_timeout_s, rest_base_url=w.rest_base_urls.get(venue))
-            stack.push_async_callback(client.close)
-            watchers.append(MarketWatcher(client, store, cfg, listeners=[evaluator.on_samples]))
-        session = aiohttp.ClientSession()
-        stack.push_async_callback(session.close)
-        flow_watchers = [
-            FlowWatcher(p, store, f.assets, days=f.days, listeners=[evaluator.on_flow_days],
-                        on_rejected=functools.partial(notify_admins, alert_store))
-            for p in (flow_providers(settings, session) if data_role else [])
-        ]
-
-        senders: list[tuple[str, Sender, Limits, frozenset[str]]] = []
-        if want_tg:
-            telegram = TelegramFrontend(core, token=settings.telegram.token.get(),
-                                        base_url=settings.telegram.base_url,
-                                        base_file_url=settings.telegram.base_file_url,
-                                        poll_timeout_s=settings.telegram.poll_timeout_s)
-            await telegram.start()
-            stack.push_async_callback(telegram.stop)
-            senders.append(("telegram", TelegramSender(telegram.app.bot),
-                            replace(TELEGRAM_LIMITS, global_per_s=a.telegram_rate_per_s), a.telegram_admins))
-        if want_dc:
-            discord_fe = DiscordFrontend(core, token=settings.discord.token.get(),
-                                         application_id=settings.discord.application_id,
-                                         guild_ids=list(settings.discord.guild_ids) or None,
-                                         sync_state=RedisSyncState(redis, keys.discord_commands()))
-            await discord_fe.start()
-            stack.push_async_callback(discord_fe.stop)
-            senders.append(("discord", DiscordSender(discord_fe.client),
-                            replace(DISCORD_LIMITS, global_per_s=a.discord_rate_per_s), a.discord_admins))
-        if console:
-            senders.append(("console", ConsoleSender(_write_stdout), CONSOLE_LIMITS, frozenset()))
-
-        consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        if chat_role:
+            consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+            loops += await chat_loops(wr, telegram=want_tg, discord=want_dc, console=console, consumer=consumer)
+        hb_role = "bot" if role == "all" else role
+        loops.append(functools.partial(heartbeat, wr.redis, wr.keys, hb_role))
         async with asyncio.TaskGroup() as tg:
-            for watcher in watchers:
-                interval = w.venue_poll_interval_s.get(watcher.venue, w.poll_interval_s)
-                tg.create_task(run_periodic(watcher.name, watcher.poll_once, interval_s=interval,
-                                            max_backoff_s=w.max_backoff_s, stop=stop))
-            for fw in flow_watchers:  # a rejected key is retried at the (slow) poll interval, never faster
-                tg.create_task(run_periodic(fw.name, fw.poll_once, interval_s=f.poll_interval_s,
-                                            max_backoff_s=max(f.poll_interval_s, w.max_backoff_s), stop=stop))
-            tg.create_task(heartbeat(redis, keys, "bot" if role == "all" else role, stop))
-            for group, sender, limits, admins in senders:
-                worker = DeliveryWorker(alert_store, sender, group=group, consumer=consumer, limits=limits,
-                                        claim_idle_ms=int(a.claim_idle_s * 1000), admins=admins)
-                tg.create_task(worker.run(stop))
-            if console:
-                tg.create_task(Console(core, await _stdin_reader(stack), _write_stdout).run(stop))
-            log.info("running: %d venue watcher(s), %d flow provider(s), delivery to %s",
-                     len(watchers), len(flow_watchers), ", ".join(g for g, *_ in senders) or "nobody")
+            for loop in loops:
+                tg.create_task(loop(stop=stop))
+            log.info("running role=%s: %d task(s), metrics %s", role, len(loops), ", ".join(wr.registry.names))
             await stop.wait()
         log.info("shutting down")
 
 
 async def notify_admins(store: AlertStore, source: str, error: str) -> None:
     """Tell the bot admins, once, that a provider refused its key (put on the alert stream like an alert)."""
-    now = int(time.time() * 1000)
-    rule = Rule(id="system", metric="system", asset="", kind="notice", threshold=0.0, venue="", cooldown_s=0,
-                hysteresis=0.0, scope="admins")
-    reply = Reply(title=f"⚠️ {source}: the provider refused the request",
-                  blocks=(f"{error}\nCheck the key in the config ([flows]) or the environment; the watcher "
-                          "keeps retrying at its poll interval. /status shows the current state.",))
-    await store.commit([], [FiredAlert(rule, reply, now)])
+    event = notice(f"⚠️ {source}: the provider refused the request",
+                   f"{error}\nCheck the key in the config ([flows]) or the environment; the watcher keeps retrying "
+                   "at its poll interval. /status shows the current state.", int(time.time() * 1000))
+    await store.commit([], [event])
 
 
-async def install_default_rules(store: AlertStore, settings: Settings) -> None:
+async def install_default_rules(wr: Wiring) -> None:
     """Install the config's default rules once each (a rule an admin deleted stays deleted)."""
-    a = settings.alerts
+    a = wr.settings.alerts
     now = int(time.time() * 1000)
     for text in a.default_rules:
-        if await store.claim_default(text):
-            rule = parse_rule(text.split(), rule_id=await store.next_rule_id(), venues=settings.watchers.venues,
-                              default_cooldown_s=a.default_cooldown_s,
-                              default_hysteresis={"funding": a.funding_hysteresis, "basis": a.basis_hysteresis},
-                              now_ms=now, created_by="config", providers=settings.flows.providers)
-            await store.save_rule(rule, who="config", action="installed default", now_ms=now)
+        if await wr.alert_store.claim_default(text):
+            rule = parse_rule(text.split(), registry=wr.registry, sources=wr.sources,
+                              rule_id=await wr.alert_store.next_rule_id(), default_cooldown_s=a.default_cooldown_s,
+                              now_ms=now, created_by="config")
+            await wr.alert_store.save_rule(rule, who="config", action="installed default", now_ms=now)
             log.info("alerts: installed default rule %s: %s", rule.id, rule.describe())
 
 
 def _write_stdout(text: str) -> None:
     sys.stdout.write(text)
     sys.stdout.flush()
+

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from core.alerts.rules import parse_duration, parse_percent, parse_rule
+from core.alerts.rules import parse_duration, parse_rule
+from core.metrics.base import Metric
+from core.metrics.registry import Registry, metric_classes
 from core.reply import UserError
 
 SUPPORTED_VENUES = ("binanceusdm", "binancecoinm", "okx", "bybit", "deribit")
@@ -40,6 +42,12 @@ class Secret:
 
     def __repr__(self) -> str:
         return "Secret('***')" if self._value else "Secret('')"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
 
     __str__ = __repr__
 
@@ -93,6 +101,9 @@ class WatcherSettings:
     markets_refresh_s: float = 3600.0
     request_timeout_s: float = 10.0
     max_backoff_s: float = 300.0
+    stale_after_s: float = 180.0  # rows older than this are marked * in replies and leave every figure
+    funding_info_refresh_s: float = 300.0  # binance: re-read funding intervals at least this often
+    oi_assets: tuple[str, ...] = ("BTC", "ETH", "SOL")  # open interest on venues that need a request per contract
     rest_base_urls: dict[str, str] = field(default_factory=dict)
     venue_poll_interval_s: dict[str, float] = field(default_factory=dict)
 
@@ -102,18 +113,6 @@ class HistorySettings:
     retention_days: float = 35.0
     step_s: float = 300.0
     assets: tuple[str, ...] = ("BTC", "ETH", "SOL")  # "*" keeps history for every asset
-
-
-@dataclass(frozen=True)
-class SanitySettings:
-    max_abs_funding_per_interval: float = 0.05
-    max_deviation_from_index: float = 0.5
-
-
-@dataclass(frozen=True)
-class BasisSettings:
-    min_days_to_expiry: float = 3.0
-    stale_after_s: float = 180.0
 
 
 DEFAULT_RULES = (
@@ -131,8 +130,6 @@ class AlertSettings:
     telegram_admins: frozenset[str] = frozenset()
     discord_admins: frozenset[str] = frozenset()
     default_cooldown_s: int = 3600
-    funding_hysteresis: float = 0.0001
-    basis_hysteresis: float = 0.05
     default_rules: tuple[str, ...] = DEFAULT_RULES
     claim_idle_s: float = 60.0
     telegram_rate_per_s: float = 28.0
@@ -148,10 +145,20 @@ class Settings:
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
     watchers: WatcherSettings = field(default_factory=WatcherSettings)
     history: HistorySettings = field(default_factory=HistorySettings)
-    sanity: SanitySettings = field(default_factory=SanitySettings)
-    basis: BasisSettings = field(default_factory=BasisSettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
+    # each metric's section ([funding], [basis], [oi], ...): the keys its module declares, defaults filled in
+    metrics: dict[str, dict[str, Any]] = field(default_factory=lambda: {
+        cls.name: {s.key: s.default for s in cls.settings_spec} for cls in metric_classes()})
     log_level: str = "INFO"
+
+    def registry(self) -> Registry:
+        """The metrics of this deployment, configured from their sections."""
+        return Registry(cls(self.metrics.get(cls.name)) for cls in metric_classes())
+
+    def sources(self, registry: Registry) -> dict[str, tuple[str, ...]]:
+        """Metric -> the sources that serve it here: flow providers for flows, watched venues otherwise."""
+        return {m.name: self.flows.providers if m.source_word == "provider" else self.watchers.venues
+                for m in registry}
 
 
 # --- validation helpers ----------------------------------------------------------------
@@ -224,20 +231,22 @@ def _venue_map(d: dict[str, Any], key: str, kind: str) -> dict[str, Any]:
 def parse_settings(raw: dict[str, Any], env: dict[str, str] | None = None) -> Settings:
     """Validate a parsed TOML document (and the environment) into Settings."""
     env = dict(os.environ) if env is None else env
-    top_known = {"redis", "telegram", "discord", "flows", "console", "watchers", "history", "sanity", "basis",
-                 "alerts", "log_level"}
+    classes = metric_classes()
+    top_known = {"redis", "telegram", "discord", "flows", "console", "watchers", "history", "alerts", "log_level",
+                 *(cls.name for cls in classes)}
     unknown = set(raw) - top_known
     if unknown:
         raise ConfigError(f"config has unknown section(s) {sorted(unknown)}: accepted are {sorted(top_known)}")
 
     r = _section(raw, "redis", {"url", "data_dir", "key_prefix"})
-    redis_url = env.get("REDIS_URL") or _text(r, "redis", "url", "")
+    redis_url = env.get("REDIS_URL") or _text(r, "redis", "url", RedisSettings.url)
     if redis_url and urlparse(redis_url).scheme not in ("redis", "rediss", "unix"):
         raise _bad("redis.url", redis_url, "a redis://, rediss:// or unix:// URL, or empty for the embedded Redis")
-    prefix = _text(r, "redis", "key_prefix", "mkt")
+    prefix = _text(r, "redis", "key_prefix", RedisSettings.key_prefix)
     if not prefix or ":" in prefix:
         raise _bad("redis.key_prefix", prefix, "a non-empty name without ':'")
-    redis = RedisSettings(url=redis_url, data_dir=_text(r, "redis", "data_dir", "data"), key_prefix=prefix)
+    redis = RedisSettings(url=redis_url, data_dir=_text(r, "redis", "data_dir", RedisSettings.data_dir),
+                          key_prefix=prefix)
 
     t = _section(raw, "telegram", {"token", "base_url", "base_file_url", "poll_timeout_s"})
     token = env.get("TELEGRAM_BOT_TOKEN") or _text(t, "telegram", "token", "")
@@ -248,25 +257,30 @@ def parse_settings(raw: dict[str, Any], env: dict[str, str] | None = None) -> Se
         token=Secret(token),
         base_url=_url(t, "telegram", "base_url", TelegramSettings.base_url, ("http", "https")),
         base_file_url=_url(t, "telegram", "base_file_url", TelegramSettings.base_file_url, ("http", "https")),
-        poll_timeout_s=_num(t, "telegram", "poll_timeout_s", 30.0, 0, 120),
+        poll_timeout_s=_num(t, "telegram", "poll_timeout_s", TelegramSettings.poll_timeout_s, 0, 120),
     )
 
     discord = _discord(raw, env)
     flows = _flows(raw, env)
 
     c = _section(raw, "console", {"enabled"})
-    enabled = _text(c, "console", "enabled", "auto")
+    enabled = _text(c, "console", "enabled", ConsoleSettings.enabled)
     if enabled not in ("auto", "on", "off"):
         raise _bad("console.enabled", enabled, '"auto", "on" or "off"')
 
     w = _section(raw, "watchers", {"venues", "poll_interval_s", "markets_refresh_s", "request_timeout_s",
-                                   "max_backoff_s", "rest_base_urls", "venue_poll_interval_s"})
+                                   "max_backoff_s", "stale_after_s", "funding_info_refresh_s", "oi_assets",
+                                   "rest_base_urls", "venue_poll_interval_s"})
     watchers = WatcherSettings(
         venues=_venues(w, "venues"),
-        poll_interval_s=_num(w, "watchers", "poll_interval_s", 30.0, 0.05, 86_400),
-        markets_refresh_s=_num(w, "watchers", "markets_refresh_s", 3600.0, 1, 7 * 86_400),
-        request_timeout_s=_num(w, "watchers", "request_timeout_s", 10.0, 0.1, 120),
-        max_backoff_s=_num(w, "watchers", "max_backoff_s", 300.0, 0.1, 3600),
+        poll_interval_s=_num(w, "watchers", "poll_interval_s", WatcherSettings.poll_interval_s, 0.05, 86_400),
+        markets_refresh_s=_num(w, "watchers", "markets_refresh_s", WatcherSettings.markets_refresh_s, 1, 7 * 86_400),
+        request_timeout_s=_num(w, "watchers", "request_timeout_s", WatcherSettings.request_timeout_s, 0.1, 120),
+        max_backoff_s=_num(w, "watchers", "max_backoff_s", WatcherSettings.max_backoff_s, 0.1, 3600),
+        stale_after_s=_num(w, "watchers", "stale_after_s", WatcherSettings.stale_after_s, 1, 86_400),
+        funding_info_refresh_s=_num(w, "watchers", "funding_info_refresh_s", WatcherSettings.funding_info_refresh_s,
+                                    10, 86_400),
+        oi_assets=_tickers(w, "watchers", "oi_assets", WatcherSettings.oi_assets),
         rest_base_urls=_venue_map(w, "rest_base_urls", "url"),
         venue_poll_interval_s=_venue_map(w, "venue_poll_interval_s", "seconds"),
     )
@@ -276,28 +290,44 @@ def parse_settings(raw: dict[str, Any], env: dict[str, str] | None = None) -> Se
     if not isinstance(assets, list) or not all(isinstance(a, str) and a for a in assets):
         raise _bad("history.assets", assets, 'a list of tickers such as ["BTC", "ETH"], or ["*"] for all')
     history = HistorySettings(
-        retention_days=_num(h, "history", "retention_days", 35.0, 1, 3650),
-        step_s=_num(h, "history", "step_s", 300.0, 1, 86_400),
+        retention_days=_num(h, "history", "retention_days", HistorySettings.retention_days, 1, 3650),
+        step_s=_num(h, "history", "step_s", HistorySettings.step_s, 1, 86_400),
         assets=tuple(a.upper() for a in assets),
     )
 
-    s = _section(raw, "sanity", {"max_abs_funding_per_interval", "max_deviation_from_index"})
-    sanity = SanitySettings(
-        max_abs_funding_per_interval=_num(s, "sanity", "max_abs_funding_per_interval", 0.05, 0.0001, 1),
-        max_deviation_from_index=_num(s, "sanity", "max_deviation_from_index", 0.5, 0.001, 10),
-    )
-    b = _section(raw, "basis", {"min_days_to_expiry", "stale_after_s"})
-    basis = BasisSettings(
-        min_days_to_expiry=_num(b, "basis", "min_days_to_expiry", 3.0, 0, 90),
-        stale_after_s=_num(b, "basis", "stale_after_s", 180.0, 1, 86_400),
-    )
-    alerts = _alerts(raw, watchers.venues, flows.providers)
-    level = raw.get("log_level", "INFO")
+    metrics = {cls.name: _metric_options(raw, cls, FLOW_KEYS if cls.name == "flows" else set()) for cls in classes}
+    registry = Registry(cls(metrics[cls.name]) for cls in classes)
+    sources = Settings(flows=flows, watchers=watchers).sources(registry)
+    alerts = _alerts(raw, registry, sources)
+    level = raw.get("log_level", Settings.log_level)
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise _bad("log_level", level, '"DEBUG", "INFO", "WARNING" or "ERROR"')
     return Settings(redis=redis, telegram=telegram, discord=discord, flows=flows,
                     console=ConsoleSettings(enabled=enabled), watchers=watchers,
-                    history=history, sanity=sanity, basis=basis, alerts=alerts, log_level=level)
+                    history=history, alerts=alerts, metrics=metrics, log_level=level)
+
+
+def _tickers(d: dict[str, Any], section: str, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    v = d.get(key, list(default))
+    if not isinstance(v, list) or not all(isinstance(a, str) and a.isalnum() for a in v):
+        raise _bad(f"{section}.{key}", v, 'a list of tickers such as ["BTC", "ETH"]')
+    return tuple(a.upper() for a in v)
+
+
+def _metric_options(raw: dict[str, Any], cls: type[Metric], also_known: set[str]) -> dict[str, Any]:
+    """A metric's section: each key its module declares, checked by the key's own parser."""
+    spec = {s.key: s for s in cls.settings_spec}
+    d = _section(raw, cls.name, set(spec) | also_known)
+    out = {}
+    for key, setting in spec.items():
+        if key not in d:
+            out[key] = setting.default
+            continue
+        try:
+            out[key] = setting.parse(d[key])
+        except (UserError, ValueError, TypeError) as e:
+            raise _bad(f"{cls.name}.{key}", d[key], str(e) or setting.doc) from None
+    return out
 
 
 def _int_list(d: dict[str, Any], key: str, what: str) -> tuple[int, ...]:
@@ -320,13 +350,17 @@ def _discord(raw: dict[str, Any], env: dict[str, str]) -> DiscordSettings:
                            guild_ids=_int_list(d, "guild_ids", "server ids"))
 
 
+FLOW_KEYS = {"providers", "assets", "poll_interval_s", "days", "publication_lag_h", "glassnode_api_key",
+             "cryptoquant_api_key", "base_urls"}
+
+
 def _flows(raw: dict[str, Any], env: dict[str, str]) -> FlowSettings:
-    f = _section(raw, "flows", {"providers", "assets", "poll_interval_s", "days", "publication_lag_h",
-                                "glassnode_api_key", "cryptoquant_api_key", "base_urls"})
-    providers = f.get("providers", ["coinmetrics"])
+    f = _section(raw, "flows", FLOW_KEYS | {s.key for cls in metric_classes() if cls.name == "flows"
+                                            for s in cls.settings_spec})
+    providers = f.get("providers", list(FlowSettings.providers))
     if not isinstance(providers, list) or any(p not in PROVIDERS for p in providers):
         raise _bad("flows.providers", providers, f"a list from {list(PROVIDERS)} (empty for none)")
-    assets = f.get("assets", ["BTC", "ETH"])
+    assets = f.get("assets", list(FlowSettings.assets))
     if not isinstance(assets, list) or not all(isinstance(a, str) and a.isalnum() for a in assets):
         raise _bad("flows.assets", assets, 'a list of tickers such as ["BTC", "ETH"]')
     urls = f.get("base_urls", {})
@@ -338,21 +372,20 @@ def _flows(raw: dict[str, Any], env: dict[str, str]) -> FlowSettings:
             raise _bad(f"flows.base_urls.{name}", url, f"an http(s) URL for one of {list(PROVIDERS)}")
     gn = env.get("GLASSNODE_API_KEY") or _text(f, "flows", "glassnode_api_key", "")
     cq = env.get("CRYPTOQUANT_API_KEY") or _text(f, "flows", "cryptoquant_api_key", "")
-    days = f.get("days", 45)
+    days = f.get("days", FlowSettings.days)
     if isinstance(days, bool) or not isinstance(days, int) or not 31 <= days <= 400:
         raise _bad("flows.days", days, "a whole number of days from 31 to 400 (30-day sums need 30)")
     return FlowSettings(
         providers=tuple(dict.fromkeys(providers)), assets=tuple(a.upper() for a in assets),
-        poll_interval_s=_num(f, "flows", "poll_interval_s", 3600.0, 1, 86_400), days=days,
-        publication_lag_h=_num(f, "flows", "publication_lag_h", 4.0, 0, 72),
+        poll_interval_s=_num(f, "flows", "poll_interval_s", FlowSettings.poll_interval_s, 1, 86_400), days=days,
+        publication_lag_h=_num(f, "flows", "publication_lag_h", FlowSettings.publication_lag_h, 0, 72),
         glassnode_api_key=Secret(gn), cryptoquant_api_key=Secret(cq), base_urls=dict(urls),
     )
 
 
-def _alerts(raw: dict[str, Any], venues: tuple[str, ...], providers: tuple[str, ...]) -> AlertSettings:
-    a = _section(raw, "alerts", {"telegram_admins", "discord_admins", "default_cooldown", "funding_hysteresis",
-                                 "basis_hysteresis", "default_rules", "claim_idle_s", "telegram_rate_per_s",
-                                 "discord_rate_per_s"})
+def _alerts(raw: dict[str, Any], registry: Registry, sources: dict[str, tuple[str, ...]]) -> AlertSettings:
+    a = _section(raw, "alerts", {"telegram_admins", "discord_admins", "default_cooldown", "default_rules",
+                                 "claim_idle_s", "telegram_rate_per_s", "discord_rate_per_s"})
 
     def ids(key: str) -> frozenset[str]:
         v = a.get(key, [])
@@ -368,25 +401,23 @@ def _alerts(raw: dict[str, Any], venues: tuple[str, ...], providers: tuple[str, 
         except (UserError, AttributeError, TypeError) as e:
             raise _bad(f"alerts.{key}", a[key], str(e) if isinstance(e, UserError) else "a string") from None
 
-    cooldown = convert("default_cooldown", 3600, lambda v: parse_duration(v, "cooldown", lo_s=0))
-    fh = convert("funding_hysteresis", 0.0001, lambda v: abs(parse_percent(v, "funding", "hysteresis")))
-    bh = convert("basis_hysteresis", 0.05, lambda v: abs(parse_percent(v, "basis", "hysteresis")))
+    cooldown = convert("default_cooldown", AlertSettings.default_cooldown_s,
+                       lambda v: parse_duration(v, "cooldown", lo_s=0))
     rules = a.get("default_rules", list(DEFAULT_RULES))
     if not isinstance(rules, list) or not all(isinstance(r, str) for r in rules):
         raise _bad("alerts.default_rules", rules, 'a list of rule texts such as "funding btc above 0.1%"')
     for i, text in enumerate(rules):
         try:
-            parse_rule(text.split(), rule_id="x", venues=venues, default_cooldown_s=cooldown,
-                       default_hysteresis={"funding": fh, "basis": bh}, now_ms=0, created_by="config",
-                       providers=providers)
+            parse_rule(text.split(), registry=registry, sources=sources, rule_id="x", default_cooldown_s=cooldown,
+                       now_ms=0, created_by="config")
         except UserError as e:
             raise ConfigError(f"config alerts.default_rules[{i}] = {text!r} is not accepted: {e}") from None
     return AlertSettings(
         telegram_admins=ids("telegram_admins"), discord_admins=ids("discord_admins"), default_cooldown_s=cooldown,
-        funding_hysteresis=fh, basis_hysteresis=bh, default_rules=tuple(rules),
-        claim_idle_s=_num(a, "alerts", "claim_idle_s", 60.0, 0.05, 3600),
-        telegram_rate_per_s=_num(a, "alerts", "telegram_rate_per_s", 28.0, 0.1, 1000),
-        discord_rate_per_s=_num(a, "alerts", "discord_rate_per_s", 45.0, 0.1, 1000),
+        default_rules=tuple(rules),
+        claim_idle_s=_num(a, "alerts", "claim_idle_s", AlertSettings.claim_idle_s, 0.05, 3600),
+        telegram_rate_per_s=_num(a, "alerts", "telegram_rate_per_s", AlertSettings.telegram_rate_per_s, 0.1, 1000),
+        discord_rate_per_s=_num(a, "alerts", "discord_rate_per_s", AlertSettings.discord_rate_per_s, 0.1, 1000),
     )
 
 

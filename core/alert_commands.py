@@ -7,9 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from core.alerts.engine import RuleState
-from core.alerts.rules import METRICS, USAGE, Rule, fmt_duration_s, parse_duration, parse_rule
+from core.alerts.rules import Rule, fmt_duration_s, parse_duration, parse_rule, usage
 from core.alerts.store import AlertStore
 from core.context import ChatContext
+from core.metrics.registry import Registry
 from core.parsing import ASSET_RE
 from core.reply import Reply, Table, UserError
 
@@ -19,33 +20,32 @@ _STATE_TEXT = {"a": "armed", "f": "fired, waiting to re-arm", "+": "above", "-":
 
 @dataclass(frozen=True, slots=True)
 class AlertCommandSettings:
-    venues: tuple[str, ...]
+    sources: dict[str, tuple[str, ...]]  # metric -> the venues (or providers) a rule may name
     bot_admins: dict[str, frozenset[str]] = field(default_factory=dict)  # platform -> user ids from config
     default_cooldown_s: int = 3600
-    default_hysteresis: dict[str, float] = field(default_factory=lambda: {"funding": 0.0001, "basis": 0.05})
-    providers: tuple[str, ...] = ("coinmetrics",)
-
-
-def _topics(args: list[str], command: str) -> list[str]:
-    usage = f"Usage: /{command} <funding|basis|flows|all> <asset>, e.g. /{command} funding btc"
-    if len(args) != 2:
-        raise UserError(usage)
-    metric, asset = args[0].lower(), args[1].upper()
-    if metric not in (*METRICS, "all"):
-        raise UserError(f"Unknown metric '{args[0][:20]}': accepted are {', '.join(METRICS)} or all. {usage}")
-    if not ASSET_RE.match(asset):
-        raise UserError(f"'{args[1][:20]}' is not an asset ticker. {usage}")
-    return [f"{m}:{asset}" for m in (METRICS if metric == "all" else (metric,))]
 
 
 class AlertCommands:
     """The alert commands; the store is shared with evaluation and delivery."""
 
-    def __init__(self, store: AlertStore, settings: AlertCommandSettings,
+    def __init__(self, store: AlertStore, settings: AlertCommandSettings, registry: Registry,
                  clock_ms: Callable[[], int] = lambda: int(time.time() * 1000)) -> None:
         self.store = store
         self.settings = settings
+        self.registry = registry
         self.clock_ms = clock_ms
+        self.metrics = tuple(m for m in registry.names if settings.sources.get(m))  # the topics one can subscribe
+
+    def _topics(self, args: list[str], command: str) -> list[str]:
+        hint = f"Usage: /{command} <{'|'.join(self.metrics)}|all> <asset>, e.g. /{command} funding btc"
+        if len(args) != 2:
+            raise UserError(hint)
+        metric, asset = args[0].lower(), args[1].upper()
+        if metric not in (*self.metrics, "all"):
+            raise UserError(f"Unknown metric '{args[0][:20]}': accepted are {', '.join(self.metrics)} or all. {hint}")
+        if not ASSET_RE.match(asset):
+            raise UserError(f"'{args[1][:20]}' is not an asset ticker. {hint}")
+        return [f"{m}:{asset}" for m in (self.metrics if metric == "all" else (metric,))]
 
     async def is_bot_admin(self, ctx: ChatContext) -> bool:
         if ctx.platform == "console":
@@ -61,7 +61,7 @@ class AlertCommands:
     # subscriptions --------------------------------------------------------------------
     async def subscribe(self, args: list[str], ctx: ChatContext) -> Reply:
         """/subscribe <funding|basis|all> <asset>: this chat receives that topic's alerts."""
-        topics = _topics(args, "subscribe")
+        topics = self._topics(args, "subscribe")
         await self.store.subscribe(ctx.target, topics)
         names = ", ".join(t.replace(":", " ") for t in topics)
         where = "This group" if ctx.is_group else "You"
@@ -73,7 +73,7 @@ class AlertCommands:
         if [a.lower() for a in args] == ["all"]:
             removed = await self.store.unsubscribe(ctx.target)
         else:
-            removed = await self.store.unsubscribe(ctx.target, _topics(args, "unsubscribe"))
+            removed = await self.store.unsubscribe(ctx.target, self._topics(args, "unsubscribe"))
         if not removed:
             return Reply.fail("This chat was not subscribed to that. /alerts shows what it receives.")
         return Reply(title=f"Unsubscribed from {', '.join(t.replace(':', ' ') for t in removed)}.")
@@ -130,7 +130,7 @@ class AlertCommands:
             visible, states = await self.store.rules_in([self.store.keys.rules_global(),
                                                          self.store.keys.rules_target(ctx.target)])
             if not visible:
-                return Reply(title="No alert rules yet.", blocks=(USAGE,))
+                return Reply(title="No alert rules yet.", blocks=(usage(self.registry),))
             return Reply(title=f"{len(visible)} alert rule(s)", blocks=(self._rules_table(visible, states),),
                          footer="Delete with /threshold del <id>")
         if sub in ("del", "delete", "rm"):
@@ -145,7 +145,7 @@ class AlertCommands:
             return Reply(title="Rule changes, newest first", blocks=(Table(
                 header=("when (UTC)", "who", "action", "rule"), rows=rows, align="llll"),))
         raise UserError("Usage: /threshold set ... | /threshold list | /threshold del <id> | /threshold history. "
-                        + USAGE)
+                        + usage(self.registry))
 
     async def _refusal(self) -> Reply:
         return Reply.fail("Only bot admins (configured, or added with /admin add) can set global alert rules, "
@@ -157,10 +157,9 @@ class AlertCommands:
             return await self._refusal()
         scope, target = ("global", "") if bot_admin else ("chat", ctx.target)
         now = self.clock_ms()
-        probe = parse_rule(args, rule_id="r?", venues=self.settings.venues,
-                           default_cooldown_s=self.settings.default_cooldown_s,
-                           default_hysteresis=self.settings.default_hysteresis, now_ms=now, created_by=ctx.who,
-                           scope=scope, target=target, providers=self.settings.providers)  # validates first
+        probe = parse_rule(args, registry=self.registry, sources=self.settings.sources, rule_id="r?",
+                           default_cooldown_s=self.settings.default_cooldown_s, now_ms=now, created_by=ctx.who,
+                           scope=scope, target=target)  # validates first
         if scope == "chat" and await self.store.chat_rule_count(target) >= MAX_CHAT_RULES:
             raise UserError(f"This chat has {MAX_CHAT_RULES} rules already: delete some with /threshold del")
         rule = replace(probe, id=await self.store.next_rule_id())

@@ -23,16 +23,16 @@ class Keys:
 
     # market data ------------------------------------------------------------------------
     def latest(self, metric: str, asset: str, venue: str) -> str:
-        """HASH symbol -> JSON sample; replaced whole on each successful poll of the venue."""
+        """HASH instrument -> JSON sample (flows: day -> row); a poll replaces the venue's set, a stream upserts."""
         return f"{self.base}:latest:{metric}:{asset}:{venue}"
 
     def history(self, metric: str, asset: str, venue: str) -> str:
         """ZSET scored by the venue's sample time in ms; members carry the symbol; trimmed by age."""
         return f"{self.base}:hist:{metric}:{asset}:{venue}"
 
-    def flows(self, asset: str, provider: str) -> str:
-        """HASH day ('2021-04-12') -> FlowDay JSON: one provider's daily exchange flows (kept apart per provider)."""
-        return f"{self.base}:flows:{asset}:{provider}"
+    def venue_assets(self, metric: str, venue: str) -> str:
+        """SET of the assets a venue's last poll reported for a metric (what the next poll replaces)."""
+        return f"{self.base}:vassets:{metric}:{venue}"
 
     def assets(self, metric: str) -> str:
         """HASH asset -> comma-separated venues that list it (the universe for input checks)."""

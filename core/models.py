@@ -108,12 +108,87 @@ class FlowDay:
     balance: float | None  # exchange balance (coins) at the end of the day
     price_usd: float | None  # for USD figures, when the provider gives it
 
+    @property
+    def venue(self) -> str:
+        """The source, in the terms every metric's store uses."""
+        return self.provider
+
+    @property
+    def symbol(self) -> str:
+        """Days are the provider's instruments: one stored row per day."""
+        return self.day
+
+    @property
+    def ts_ms(self) -> int:
+        """A day exists for rules and replies from the moment it was published."""
+        return self.available_ms
+
     def to_json(self) -> str:
         return _dump(self)
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> Self:
         return cls(**json.loads(raw))
+
+
+@dataclass(frozen=True, slots=True)
+class OpenInterestSample:
+    """Open interest of one contract, normalized to coins of the base asset and to USD.
+
+    Venues report contracts, coins or USD; the venue client converts with the contract size.
+    For inverse contracts the USD face value is the USD figure (``usd``), coins = usd / mark.
+    """
+
+    venue: str
+    symbol: str
+    asset: str
+    settle: str
+    inverse: bool
+    kind: str  # "swap" or "future"
+    coins: float
+    usd: float
+    ts_ms: int
+
+    def to_json(self) -> str:
+        return _dump(self)
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> Self:
+        return cls(**json.loads(raw))
+
+
+USD_STABLES = frozenset({"USDT", "USDC", "USD", "FDUSD", "BUSD"})
+
+
+@dataclass(frozen=True, slots=True)
+class Instrument:
+    """A venue's derivative contract as its market list describes it; what the data checks need."""
+
+    venue: str
+    symbol: str  # ccxt unified symbol
+    asset: str  # base asset
+    kind: str  # "swap" or "future"
+    quote: str
+    settle: str
+    inverse: bool
+    contract_size: float | None  # coins per contract (linear) or USD per contract (inverse)
+    status: str  # the venue's own status word ("TRADING", "SETTLING", "live", ...), "" when not given
+    active: bool  # trading now: neither delisted, settling, nor waiting to list
+    expiry_ms: int | None  # dated futures only
+
+    @property
+    def family(self) -> str:
+        """USDT, USDC, inverse (USD face value) or coin (quoted in another coin, e.g. ETH/BTC)."""
+        if self.inverse:
+            return "inverse" if self.quote in USD_STABLES else "coin"
+        if self.quote in USD_STABLES and self.settle in USD_STABLES:
+            return "USDC" if self.settle == "USDC" else "USDT" if self.settle in ("USDT", "USD") else self.settle
+        return "coin"
+
+    @property
+    def usd_quoted(self) -> bool:
+        """Only contracts priced in USD (or a USD stablecoin) enter USD columns, means and rules."""
+        return self.family != "coin"
 
 
 def is_sane_price(value: float | None) -> bool:

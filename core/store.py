@@ -6,20 +6,34 @@ read a chat command makes is a single pipelined round trip.
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import Redis
 
 from core.keys import Keys
-from core.models import BasisSample, FlowDay, FundingSample
+
+if TYPE_CHECKING:
+    from core.metrics.base import Metric
 
 FUNDING = "funding"
 BASIS = "basis"
 FLOWS = "flows"
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointHealth:
+    """One endpoint (or one metric's part of a poll) of a source."""
+
+    ok_ms: int | None
+    error: str | None
+    error_ms: int | None
+
+    @property
+    def failing(self) -> bool:
+        return self.error_ms is not None and (self.ok_ms is None or self.error_ms > self.ok_ms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,15 +49,24 @@ class SourceHealth:
     consecutive_failures: int
     last_latency_ms: int | None
     markets: int | None
+    endpoints: dict[str, EndpointHealth] = field(default_factory=dict)
 
+    @property
+    def down(self) -> bool:
+        return self.consecutive_failures > 0
 
-@dataclass(slots=True)
-class AssetView:
-    """Everything one asset's ``/basis`` or ``/funding`` reply needs, read in one round trip."""
+    def problem(self, part: str) -> str | None:
+        """Why this source's ``part`` (a metric, or an endpoint) is not current now, or None."""
+        if self.down:
+            return self.last_error or "the last poll failed"
+        ep = self.endpoints.get(part)
+        if ep is not None and ep.failing:
+            return ep.error or "failing"
+        return None
 
-    asset: str
-    funding: dict[str, list[FundingSample]] = field(default_factory=dict)
-    basis: dict[str, list[BasisSample]] = field(default_factory=dict)
+    @property
+    def degraded(self) -> list[str]:
+        return sorted(n for n, ep in self.endpoints.items() if ep.failing)
 
 
 def _int(raw: Any) -> int | None:
@@ -63,49 +86,71 @@ class MarketStore:
         self.retention_ms = retention_ms
 
     # writes ---------------------------------------------------------------------------
-    async def write_venue(
-        self,
-        venue: str,
-        funding: Sequence[FundingSample],
-        basis: Sequence[BasisSample],
-        *,
-        history: Iterable[FundingSample | BasisSample] = (),
-        now_ms: int,
-    ) -> None:
-        """Replace the venue's latest values per asset and append history, atomically."""
-        by_key: dict[str, dict[Any, Any]] = defaultdict(dict)  # redis-py's Mapping key type is invariant
-        assets: dict[str, set[str]] = {FUNDING: set(), BASIS: set()}
-        for f in funding:
-            by_key[self.keys.latest(FUNDING, f.asset, venue)][f.symbol] = f.to_json()
-            assets[FUNDING].add(f.asset)
-        for b in basis:
-            by_key[self.keys.latest(BASIS, b.asset, venue)][b.symbol] = b.to_json()
-            assets[BASIS].add(b.asset)
+    async def write_samples(self, metric: Metric, venue: str, samples: Sequence[Any], *, now_ms: int,
+                            history: Iterable[Any] = (), replace: bool | None = None) -> None:
+        """Store one source's samples of one metric, atomically.
+
+        ``replace`` (the metric's default: ``replace_on_poll``): the batch is the venue's whole set
+        for that metric, so assets and instruments it no longer reports are dropped. Otherwise each
+        sample is upserted by instrument and the venue's other instruments stay (streamed updates).
+        """
+        replace = metric.replace_on_poll if replace is None else replace
+        by_asset: dict[str, dict[Any, Any]] = defaultdict(dict)  # redis-py's Mapping key type is invariant
+        for s in samples:
+            by_asset[s.asset][s.symbol] = s.to_json()
+        vkey = self.keys.venue_assets(metric.name, venue)
+        gone: set[str] = set()
+        if replace:
+            gone = {_str(a) or "" for a in await self.redis.smembers(vkey)} - set(by_asset)
         pipe = self.redis.pipeline(transaction=True)
-        for key, mapping in by_key.items():
-            pipe.delete(key)
+        for asset in gone:
+            pipe.delete(self.keys.latest(metric.name, asset, venue))
+            pipe.hdel(self.keys.assets(metric.name), f"{asset}:{venue}")
+        if gone:
+            pipe.srem(vkey, *gone)
+        for asset, mapping in by_asset.items():
+            key = self.keys.latest(metric.name, asset, venue)
+            if replace:
+                pipe.delete(key)
             pipe.hset(key, mapping=mapping)
-        for metric, names in assets.items():
-            if names:
-                pipe.hset(self.keys.assets(metric), mapping={f"{a}:{venue}": now_ms for a in names})
+        if by_asset:
+            pipe.sadd(vkey, *by_asset)
+            pipe.hset(self.keys.assets(metric.name), mapping={f"{a}:{venue}": now_ms for a in by_asset})
         trimmed: set[str] = set()
         for s in history:
-            metric = FUNDING if isinstance(s, FundingSample) else BASIS
-            hkey = self.keys.history(metric, s.asset, venue)
-            pipe.zadd(hkey, {history_member(s): s.ts_ms})
+            hkey = self.keys.history(metric.name, s.asset, venue)
+            pipe.zadd(hkey, {metric.history_member(s): s.ts_ms})
             if hkey not in trimmed:
                 pipe.zremrangebyscore(hkey, "-inf", now_ms - self.retention_ms)
                 trimmed.add(hkey)
         await pipe.execute()
 
+    async def delete_instruments(self, metric: str, asset: str, venue: str, symbols: Sequence[str]) -> None:
+        """Drop some of a venue's stored instruments (rows past their retention)."""
+        if symbols:
+            await self.redis.hdel(self.keys.latest(metric, asset, venue), *symbols)
+
+    async def known_instruments(self, metric: str, asset: str, venue: str, symbols: Sequence[str]) -> list[bool]:
+        """Which of ``symbols`` the venue's stored set already holds."""
+        if not symbols:
+            return []
+        raw = await self.redis.hmget(self.keys.latest(metric, asset, venue), list(symbols))
+        return [r is not None for r in raw]
+
     async def record_success(self, source: str, *, now_ms: int, latency_ms: int, requests: int,
-                             markets: int | None = None) -> None:
-        """Note a successful poll for ``/status``."""
+                             markets: int | None = None, endpoints: Mapping[str, str | None] | None = None) -> None:
+        """Note a successful poll for ``/status``; ``endpoints`` maps each part to None (ok) or its error."""
         key = self.keys.source(source)
         mapping: dict[Any, Any] = {"last_ok_ms": now_ms, "last_latency_ms": latency_ms,
                                    "consecutive_failures": 0}
         if markets is not None:
             mapping["markets"] = markets
+        for name, error in (endpoints or {}).items():
+            if error is None:
+                mapping[f"ep:{name}:ok_ms"] = now_ms
+            else:
+                mapping[f"ep:{name}:error"] = error[:300]
+                mapping[f"ep:{name}:error_ms"] = now_ms
         pipe = self.redis.pipeline(transaction=False)
         pipe.sadd(self.keys.sources(), source)
         pipe.hset(key, mapping=mapping)
@@ -124,60 +169,32 @@ class MarketStore:
         res = await pipe.execute()
         return int(res[-1])
 
-    async def write_flows(self, provider: str, asset: str, rows: Sequence[FlowDay], *, now_ms: int,
-                          retention_days: int = 400) -> list[FlowDay]:
-        """Store a provider's daily rows (revisions overwrite); returns the rows whose day is new."""
-        if not rows:
-            return []
-        key = self.keys.flows(asset, provider)
-        days = [r.day for r in rows]
-        known = await self.redis.hmget(key, days)
-        cutoff = time.strftime("%Y-%m-%d", time.gmtime(now_ms / 1000 - retention_days * 86_400))
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(key, mapping={r.day: r.to_json() for r in rows})
-        pipe.hset(self.keys.assets(FLOWS), f"{asset}:{provider}", now_ms)
-        await pipe.execute()
-        old = [d for d in await self.redis.hkeys(key) if _str(d) and (_str(d) or "") < cutoff]
-        if old:
-            await self.redis.hdel(key, *old)
-        return [r for r, k in zip(rows, known, strict=True) if k is None]
-
-    async def read_flows(self, asset: str, providers: Sequence[str]) -> dict[str, list[FlowDay]]:
-        """Every stored day per provider, oldest first (one round trip)."""
-        pipe = self.redis.pipeline(transaction=False)
-        for p in providers:
-            pipe.hgetall(self.keys.flows(asset, p))
-        out = {}
-        for p, raw in zip(providers, await pipe.execute(), strict=True):
-            if raw:
-                out[p] = sorted((FlowDay.from_json(v) for v in raw.values()), key=lambda r: r.day)
-        return out
-
     # reads ----------------------------------------------------------------------------
-    async def read_asset(self, asset: str, venues: Sequence[str], *, funding: bool = True,
-                         basis: bool = True) -> AssetView:
-        """Latest funding and/or basis of one asset across venues: one round trip."""
+    async def read_latest(self, metric: Metric, asset: str, venues: Sequence[str], *, with_health: bool = False
+                          ) -> tuple[dict[str, list[Any]], dict[str, SourceHealth]]:
+        """Latest samples of one asset across venues (and their health): one round trip."""
+        (by_venue,), health = await self.read_many([(metric, asset, venues)], health=venues if with_health else ())
+        return by_venue, health
+
+    async def read_many(self, wanted: Sequence[tuple[Metric, str, Sequence[str]]], *, health: Sequence[str] = ()
+                        ) -> tuple[list[dict[str, list[Any]]], dict[str, SourceHealth]]:
+        """Latest samples of several (metric, asset, venues), plus the health of some sources: one round trip."""
         pipe = self.redis.pipeline(transaction=False)
-        plan: list[tuple[str, str]] = []
-        for venue in venues:
-            if funding:
-                pipe.hgetall(self.keys.latest(FUNDING, asset, venue))
-                plan.append((FUNDING, venue))
-            if basis:
-                pipe.hgetall(self.keys.latest(BASIS, asset, venue))
-                plan.append((BASIS, venue))
-        results = await pipe.execute()
-        view = AssetView(asset)
-        for (metric, venue), raw in zip(plan, results, strict=True):
-            if not raw:
-                continue
-            if metric == FUNDING:
-                view.funding[venue] = sorted((FundingSample.from_json(v) for v in raw.values()),
-                                             key=lambda s: s.symbol)
-            else:
-                view.basis[venue] = sorted((BasisSample.from_json(v) for v in raw.values()),
-                                           key=lambda s: (s.expiry_ms, s.symbol))
-        return view
+        for metric, asset, venues in wanted:
+            for venue in venues:
+                pipe.hgetall(self.keys.latest(metric.name, asset, venue))
+        for name in health:
+            pipe.hgetall(self.keys.source(name))
+        results = iter(await pipe.execute())
+        out = []
+        for metric, _asset, venues in wanted:
+            by_venue: dict[str, list[Any]] = {}
+            for venue in venues:
+                raw = next(results)
+                if raw:
+                    by_venue[venue] = sorted((metric.decode(v) for v in raw.values()), key=metric.sort_key)
+            out.append(by_venue)
+        return out, {name: _health(name, next(results)) for name in health}
 
     async def known_assets(self, metric: str) -> dict[str, set[str]]:
         """Asset -> venues that list it, as last reported by the watchers."""
@@ -194,22 +211,7 @@ class MarketStore:
         pipe = self.redis.pipeline(transaction=False)
         for n in names:
             pipe.hgetall(self.keys.source(n))
-        rows = await pipe.execute()
-        out = []
-        for name, raw in zip(names, rows, strict=True):
-            d = {_str(k): v for k, v in raw.items()}
-            out.append(SourceHealth(
-                name=name,
-                last_ok_ms=_int(d.get("last_ok_ms")),
-                last_error=_str(d.get("last_error")),
-                last_error_ms=_int(d.get("last_error_ms")),
-                requests=_int(d.get("requests")) or 0,
-                errors=_int(d.get("errors")) or 0,
-                consecutive_failures=_int(d.get("consecutive_failures")) or 0,
-                last_latency_ms=_int(d.get("last_latency_ms")),
-                markets=_int(d.get("markets")),
-            ))
-        return out
+        return [_health(name, raw) for name, raw in zip(names, await pipe.execute(), strict=True)]
 
     async def read_history(self, metric: str, asset: str, venue: str, since_ms: int) -> list[tuple[int, str]]:
         """History members newer than ``since_ms`` as (ts_ms, member)."""
@@ -217,9 +219,51 @@ class MarketStore:
                                                         withscores=True)
         return [(int(pair[1]), _str(pair[0]) or "") for pair in raw]
 
+    async def history_since(self, metric: str, asset: str, venues: Sequence[str], since_ms: int
+                            ) -> dict[str, list[tuple[int, str]]]:
+        """Every venue's history members newer than ``since_ms``: one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for venue in venues:
+            pipe.zrangebyscore(self.keys.history(metric, asset, venue), since_ms, "+inf", withscores=True)
+        return {v: [(int(p[1]), _str(p[0]) or "") for p in raw]
+                for v, raw in zip(venues, await pipe.execute(), strict=True) if raw}
 
-def history_member(s: FundingSample | BasisSample) -> str:
-    """Compact, unique-per-sample history member: ``ts|symbol|value...``."""
-    if isinstance(s, FundingSample):
-        return f"{s.ts_ms}|{s.symbol}|{s.rate_per_interval!r}|{s.interval_s}"
-    return f"{s.ts_ms}|{s.symbol}|{s.future_usd!r}|{s.index_usd!r}|{s.expiry_ms}"
+    async def history_at(self, metric: str, asset: str, venues: Sequence[str], times_ms: Sequence[int], *,
+                         tolerance_ms: int) -> list[dict[str, str]]:
+        """For each time, each venue's newest history member at or before it (within ``tolerance_ms``)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for t in times_ms:
+            for venue in venues:
+                pipe.zrevrangebyscore(self.keys.history(metric, asset, venue), t, t - tolerance_ms, start=0, num=1)
+        res = iter(await pipe.execute())
+        out = []
+        for _t in times_ms:
+            found = {}
+            for venue in venues:
+                raw = next(res)
+                if raw:
+                    found[venue] = _str(raw[0]) or ""
+            out.append(found)
+        return out
+
+
+def _health(name: str, raw: Mapping[Any, Any]) -> SourceHealth:
+    d = {_str(k) or "": v for k, v in raw.items()}
+    endpoints: dict[str, dict[str, Any]] = defaultdict(dict)
+    for k, v in d.items():
+        if k.startswith("ep:"):
+            ep, _, attr = k[3:].rpartition(":")
+            endpoints[ep][attr] = v
+    return SourceHealth(
+        name=name,
+        last_ok_ms=_int(d.get("last_ok_ms")),
+        last_error=_str(d.get("last_error")),
+        last_error_ms=_int(d.get("last_error_ms")),
+        requests=_int(d.get("requests")) or 0,
+        errors=_int(d.get("errors")) or 0,
+        consecutive_failures=_int(d.get("consecutive_failures")) or 0,
+        last_latency_ms=_int(d.get("last_latency_ms")),
+        markets=_int(d.get("markets")),
+        endpoints={n: EndpointHealth(_int(e.get("ok_ms")), _str(e.get("error")), _int(e.get("error_ms")))
+                   for n, e in endpoints.items()},
+    )

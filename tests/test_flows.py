@@ -11,19 +11,21 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
-from core.alerts.rules import parse_rule
+from core.alerts.events import AlertEvent
 from core.alerts.service import AlertService, AlertSettings
 from core.alerts.store import AlertStore
-from core.commands import CommandCore, CoreSettings
 from core.keys import Keys
+from core.metrics.registry import default_registry
 from core.render import to_plain
-from core.reply import reply_from_json
 from core.store import MarketStore
+from tests.builders import command_core, read, rule_from, sources
 from tests.fakes.flow_providers import DaySpec, FlowProvidersDouble
 from watchers.errors import SourceRejected
 from watchers.flows import CoinMetricsProvider, CryptoQuantProvider, GlassnodeProvider
 from watchers.flows.watcher import FlowWatcher
 
+REGISTRY = default_registry()
+FLOWS = REGISTRY.get("flows")
 REPLAY = Path(__file__).resolve().parents[1].parent / "shared" / "replay" / "april-2021" / "exchange_flows_1d.csv"
 
 
@@ -66,9 +68,9 @@ def store(redis: Redis, keys: Keys) -> MarketStore:
 async def test_flows_command_sums_and_changes(flows: FlowProvidersDouble, session: aiohttp.ClientSession,
                                               store: MarketStore) -> None:
     provider = CoinMetricsProvider(session, base_url=flows.url("coinmetrics"), min_interval_s=0)
-    watcher = FlowWatcher(provider, store, ["BTC"], days=35)
+    watcher = FlowWatcher(provider, store, FLOWS, ["BTC"], days=35)
     assert await watcher.poll_once() == 35
-    core = CommandCore(store, CoreSettings(venues=("okx",), providers=("coinmetrics",)))
+    core = command_core(store, ("okx",), providers=("coinmetrics",), alerts=False)
     text = to_plain(await core.run("flows", ["btc"]))
     spec = flows.days["BTC"]
     last = spec[-1]
@@ -93,11 +95,11 @@ async def test_providers_kept_apart(flows: FlowProvidersDouble, session: aiohttp
     gn = GlassnodeProvider(session, flows.GLASSNODE_KEY, base_url=flows.url("glassnode"))
     cq = CryptoQuantProvider(session, flows.CRYPTOQUANT_KEY, base_url=flows.url("cryptoquant"))
     for p in (gn, cq):
-        await FlowWatcher(p, store, ["BTC"], days=35).poll_once()
-    core = CommandCore(store, CoreSettings(venues=("okx",), providers=("glassnode", "cryptoquant")))
+        await FlowWatcher(p, store, FLOWS, ["BTC"], days=35).poll_once()
+    core = command_core(store, ("okx",), providers=("glassnode", "cryptoquant"), alerts=False)
     text = to_plain(await core.run("flows", ["btc"]))
     assert "glassnode · day" in text and "cryptoquant · day" in text
-    data = await store.read_flows("BTC", ("glassnode", "cryptoquant"))
+    data = await read(store, "flows", "BTC", ("glassnode", "cryptoquant"))
     assert set(data) == {"glassnode", "cryptoquant"}
 
 
@@ -105,14 +107,12 @@ async def test_netflow_rule_fires_once_per_day_not_on_refetch(flows: FlowProvide
                                                               session: aiohttp.ClientSession, store: MarketStore,
                                                               redis: Redis, keys: Keys) -> None:
     alerts = AlertStore(redis, keys)
-    rule = parse_rule(["flows", "btc", "netflow", "above", "3000"], rule_id="r1", venues=("okx",),
-                      default_cooldown_s=0,
-                      default_hysteresis={}, now_ms=0, created_by="t")
+    rule = rule_from("flows btc netflow above 3000", venues=("okx",))
     await alerts.save_rule(rule, who="t", action="set", now_ms=0)
-    svc = AlertService(alerts, store, keys, AlertSettings(venues=("okx",)))
+    svc = AlertService(alerts, store, keys, REGISTRY, AlertSettings(sources=sources(REGISTRY, ("okx",))))
     await svc.start()
     provider = CoinMetricsProvider(session, base_url=flows.url("coinmetrics"), min_interval_s=0)
-    watcher = FlowWatcher(provider, store, ["BTC"], days=35, listeners=[svc.on_flow_days])
+    watcher = FlowWatcher(provider, store, FLOWS, ["BTC"], days=35, listeners=[svc.on_samples])
     flows.days["BTC"][-1] = DaySpec(days_before(1), inflow=20_000.0, outflow=15_000.0, balance=2e6, price=5e4,
                                     available_at=f"{dt.datetime.now(dt.UTC).date().isoformat()}T00:30:00Z")
     await watcher.poll_once()
@@ -121,7 +121,10 @@ async def test_netflow_rule_fires_once_per_day_not_on_refetch(flows: FlowProvide
     assert len(entries) == 1
     fields = {k.decode(): v.decode() for k, v in entries[0][1].items()}
     assert fields["ts_ms"] == str(ms(f"{dt.datetime.now(dt.UTC).date().isoformat()}T00:30:00Z"))
-    text = to_plain(reply_from_json(fields["reply"]))
+    event = AlertEvent.from_json(fields["event"])
+    assert (event.metric, event.field, event.value, event.extra["day"]) == ("flows", "netflow", 5000.0,
+                                                                            days_before(1))
+    text = to_plain(REGISTRY.render(event))
     assert "BTC exchange netflow above +3,000 BTC/day" in text and "+5,000 BTC" in text and "coinmetrics" in text
     assert len(await redis.xrange(keys.alerts())) == 1
 
@@ -134,12 +137,12 @@ async def test_rejected_key_reported_once_and_survived(flows: FlowProvidersDoubl
         notices.append((source, error))
 
     provider = GlassnodeProvider(session, "wrong-key-123", base_url=flows.url("glassnode"))
-    watcher = FlowWatcher(provider, store, ["BTC"], on_rejected=notify)
+    watcher = FlowWatcher(provider, store, FLOWS, ["BTC"], on_rejected=notify)
     for _ in range(3):
         with pytest.raises(SourceRejected):
             await watcher.poll_once()
     assert len(notices) == 1 and notices[0][0] == "glassnode" and "wrong-key" not in notices[0][1]
-    core = CommandCore(store, CoreSettings(venues=("okx",), providers=("glassnode",)))
+    core = command_core(store, ("okx",), providers=("glassnode",), alerts=False)
     status = to_plain(await core.run("status", []))
     assert "glassnode: SourceRejected" in status and "401" in status and "wrong-key" not in status
 
@@ -157,16 +160,16 @@ async def test_replay_april_2021_netflow_above_3000(flows: FlowProvidersDouble, 
     expected = [(r["date"], ms(r["available_at_utc"])) for r in rows if float(r["netflow_btc"]) > 3000]
 
     alerts = AlertStore(redis, keys)
-    rule = parse_rule(["flows", "btc", "netflow", "above", "3000"], rule_id="r1", venues=("okx",),
-                      default_cooldown_s=0,
-                      default_hysteresis={}, now_ms=0, created_by="replay")
+    rule = rule_from("flows btc netflow above 3000", venues=("okx",))
     await alerts.save_rule(rule, who="replay", action="set", now_ms=0)
     clock = [ms("2021-04-01T00:00:00Z")]
-    svc = AlertService(alerts, store, keys, AlertSettings(venues=("okx",)), clock_ms=lambda: clock[0])
+    svc = AlertService(alerts, store, keys, REGISTRY, AlertSettings(sources=sources(REGISTRY, ("okx",))),
+                       clock_ms=lambda: clock[0])
     await svc.start()
     provider = CoinMetricsProvider(session, base_url=flows.url("coinmetrics"), min_interval_s=0,
                                    clock=lambda: clock[0])
-    watcher = FlowWatcher(provider, store, ["BTC"], days=31, listeners=[svc.on_flow_days], clock_ms=lambda: clock[0])
+    watcher = FlowWatcher(provider, store, FLOWS, ["BTC"], days=31, listeners=[svc.on_samples],
+                          clock_ms=lambda: clock[0])
     end = ms("2021-05-01T12:00:00Z")
     while clock[0] <= end:  # poll hourly, serving only the rows published by then
         flows.days["BTC"] = [d for d in published if d.available_at and ms(d.available_at) <= clock[0]]
@@ -176,7 +179,7 @@ async def test_replay_april_2021_netflow_above_3000(flows: FlowProvidersDouble, 
     fired = []
     for _id, fields in await redis.xrange(keys.alerts()):
         f = {k.decode(): v.decode() for k, v in fields.items()}
-        fired.append((reply_from_json(f["reply"]).blocks[0].split(" on ")[1].split(" ")[0], int(f["ts_ms"])))
+        fired.append((AlertEvent.from_json(f["event"]).extra["day"], int(f["ts_ms"])))
     assert fired == expected
     crash = ms("2021-04-18T00:00:00Z")
     before_crash = [(day, t) for day, t in fired if t < crash]

@@ -1,4 +1,4 @@
-"""The funding-and-basis watcher of one venue: poll, check, store, report health."""
+"""The market watcher of one venue: poll, check, store each metric's part, report health per part."""
 
 from __future__ import annotations
 
@@ -6,16 +6,18 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from core.models import BasisSample, FundingSample
-from core.sanity import basis_problem, funding_problem
+from core.metrics.registry import Registry
 from core.store import MarketStore
 from watchers.errors import MalformedResponse, SourceError
 from watchers.venues import VenueClient
+from watchers.venues.client import PARTS, Snapshot
 
 log = logging.getLogger(__name__)
 
-SamplesListener = Callable[[str, Sequence[FundingSample], Sequence[BasisSample]], Awaitable[object]]
+# (metric, venue, samples): the venue's whole current set of that metric (empty when its part failed)
+SamplesListener = Callable[[str, str, Sequence[Any]], Awaitable[object]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,8 +25,6 @@ class MarketWatcherConfig:
     markets_refresh_s: float = 3600.0
     history_step_s: float = 300.0
     history_assets: tuple[str, ...] = ("BTC", "ETH", "SOL")
-    max_abs_funding: float = 0.05
-    max_deviation: float = 0.5
 
 
 def _now_ms() -> int:
@@ -32,30 +32,32 @@ def _now_ms() -> int:
 
 
 class MarketWatcher:
-    """Turns one venue's bulk answers into funding and basis samples in Redis."""
+    """Turns one venue's answers into samples of every metric it serves, each part stored on its own."""
 
-    def __init__(self, client: VenueClient, store: MarketStore, config: MarketWatcherConfig,
+    def __init__(self, client: VenueClient, store: MarketStore, registry: Registry, config: MarketWatcherConfig,
                  *, listeners: Sequence[SamplesListener] = (), clock_ms: Callable[[], int] = _now_ms) -> None:
         self.client = client
         self.store = store
+        self.registry = registry
         self.config = config
         self.listeners = list(listeners)
         self.clock_ms = clock_ms
         self.venue = client.venue
-        self._last_history_ms: dict[str, int] = {}
+        self._last_history_ms: dict[tuple[str, str, str], int] = {}
         self._last_problem: dict[str, str] = {}
 
     @property
     def name(self) -> str:
         return f"market:{self.venue}"
 
-    def _keep_history(self, s: FundingSample | BasisSample) -> bool:
+    def _keep_history(self, metric: str, s: Any) -> bool:
         if "*" not in self.config.history_assets and s.asset not in self.config.history_assets:
             return False
-        last = self._last_history_ms.get(s.symbol)
+        key = (metric, s.asset, s.symbol)
+        last = self._last_history_ms.get(key)
         if last is not None and s.ts_ms - last < self.config.history_step_s * 1000:
             return False
-        self._last_history_ms[s.symbol] = s.ts_ms
+        self._last_history_ms[key] = s.ts_ms
         return True
 
     def _reject(self, symbol: str, problem: str | None) -> bool:
@@ -67,40 +69,71 @@ class MarketWatcher:
             self._last_problem[symbol] = problem
         return True
 
+    async def _markets(self) -> int | None:
+        loaded = self.client.markets_loaded_ms
+        if loaded is None:
+            return await self.client.load_markets()
+        if self.clock_ms() - loaded > self.config.markets_refresh_s * 1000:
+            try:
+                return await self.client.load_markets(reload=True)
+            except SourceError as e:  # the markets we have still serve; try the refresh again next poll
+                log.warning("venue=%s market refresh failed, keeping %d known markets: %s", self.venue,
+                            len(self.client.derivatives()), e)
+        return None
+
     async def poll_once(self) -> int:
-        """Poll the venue once; returns how many samples were stored. Raises SourceError on failure."""
+        """Poll the venue once; returns how many samples were stored. Raises SourceError when nothing worked."""
         start_req = self.client.requests
         t0 = time.perf_counter()
         try:
-            loaded = self.client.markets_loaded_ms
-            markets: int | None = None
-            if loaded is None:
-                markets = await self.client.load_markets()
-            elif self.clock_ms() - loaded > self.config.markets_refresh_s * 1000:
-                try:
-                    markets = await self.client.load_markets(reload=True)
-                except SourceError as e:  # the markets we have still serve; try the refresh again next poll
-                    log.warning("venue=%s market refresh failed, keeping %d known markets: %s", self.venue,
-                                len(self.client.derivatives()), e)
+            markets = await self._markets()
             snap = await self.client.snapshot()
-            cfg = self.config
-            funding = [s for s in snap.funding if not self._reject(
-                s.symbol, funding_problem(s, max_abs_rate=cfg.max_abs_funding, max_deviation=cfg.max_deviation))]
-            basis = [s for s in snap.basis if not self._reject(
-                s.symbol, basis_problem(s, max_deviation=cfg.max_deviation))]
-            if not funding and not basis:
-                raise MalformedResponse(f"all {len(snap.funding) + len(snap.basis)} samples failed sanity checks")
+            checked = self._checked(snap)
+            if not any(checked.values()):
+                raise MalformedResponse(f"all {sum(len(p.samples) for p in snap.parts.values())} samples failed "
+                                        "sanity checks")
         except SourceError as e:
             await self.store.record_failure(self.venue, f"{type(e).__name__}: {e}", now_ms=self.clock_ms(),
                                             requests=self.client.requests - start_req)
+            for metric in snap_metrics(self.registry):  # nothing of this venue is current any more
+                for listener in self.listeners:
+                    await listener(metric, self.venue, [])
             raise
         now = self.clock_ms()
-        samples: list[FundingSample | BasisSample] = [*funding, *basis]
-        history = [s for s in samples if self._keep_history(s)]
-        await self.store.write_venue(self.venue, funding, basis, history=history, now_ms=now)
+        endpoints: dict[str, str | None] = dict(snap.aux)
+        stored = 0
+        for metric, samples in checked.items():
+            part = snap.parts[metric]
+            if part.error is not None:
+                endpoints[metric] = f"{type(part.error).__name__}: {part.error}"
+                continue  # its stored values stay for their age, marked not current, out of every figure
+            endpoints[metric] = None if samples else "every sample failed sanity checks"
+            m = self.registry.get(metric)
+            history = [s for s in m.history_samples(samples) if self._keep_history(metric, s)]
+            await self.store.write_samples(m, self.venue, samples, history=history, now_ms=now)
+            stored += len(samples)
         await self.store.record_success(self.venue, now_ms=now, latency_ms=int((time.perf_counter() - t0) * 1000),
-                                        requests=self.client.requests - start_req, markets=markets)
-        for listener in self.listeners:
-            await listener(self.venue, funding, basis)
-        log.debug("venue=%s stored %d funding, %d basis samples", self.venue, len(funding), len(basis))
-        return len(funding) + len(basis)
+                                        requests=self.client.requests - start_req, markets=markets,
+                                        endpoints=endpoints)
+        for metric, samples in checked.items():
+            usable = samples if snap.parts[metric].error is None else []
+            for listener in self.listeners:
+                await listener(metric, self.venue, usable)
+        log.debug("venue=%s stored %s", self.venue,
+                  ", ".join(f"{len(v)} {k}" for k, v in checked.items()))
+        return stored
+
+    def _checked(self, snap: Snapshot) -> dict[str, list[Any]]:
+        """Each part's samples that pass the metric's sanity check (parts of metrics not registered are dropped)."""
+        out: dict[str, list[Any]] = {}
+        for metric, part in snap.parts.items():
+            m = self.registry.find(metric)
+            if m is None:
+                continue
+            out[metric] = [s for s in part.samples if not self._reject(s.symbol, m.problem(s))]
+        return out
+
+
+def snap_metrics(registry: Registry) -> list[str]:
+    """The metrics a venue poll produces that this deployment registers."""
+    return [m for m in PARTS if m in registry]

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from core.alerts.events import AlertEvent
 from core.alerts.pacing import Limits, Pacer
 from core.alerts.store import AlertStore
 from core.reply import Reply, reply_from_json
@@ -97,8 +98,10 @@ class DeliveryWorker:
     def __init__(self, store: AlertStore, sender: Sender, *, group: str, consumer: str, limits: Limits,
                  claim_idle_ms: int = 60_000, concurrency: int = 32, max_attempts: int = 8,
                  max_backoff_s: float = 300.0, clock: Callable[[], float] = time.monotonic,
-                 admins: frozenset[str] = frozenset()) -> None:
+                 admins: frozenset[str] = frozenset(),
+                 render: Callable[[AlertEvent], Reply] | None = None) -> None:
         self.store = store
+        self.render = render or _plain_render  # typed events are rendered here, at delivery
         self.admins = admins  # user ids (private chats) that receive notices meant for the bot's admins
         self.redis: Redis = store.redis
         self.keys = store.keys
@@ -160,7 +163,8 @@ class DeliveryWorker:
         """Deliver one alert to all its targets; returns True when acknowledged."""
         f = {_s(k): _s(v) for k, v in fields.items()}
         alert_id = _s(entry_id)
-        reply = reply_from_json(f["reply"])
+        # entries written before events were typed carry a rendered reply
+        reply = self.render(AlertEvent.from_json(f["event"])) if "event" in f else reply_from_json(f["reply"])
         prefix = f"{self.sender.platform}:"
         if f.get("scope") == "chat":
             targets = [f["target"]] if f.get("target", "").startswith(prefix) else []
@@ -314,6 +318,13 @@ async def ensure_group(redis: Redis, stream: str, group: str) -> None:
     except ResponseError as e:
         if "BUSYGROUP" not in str(e):
             raise
+
+
+def _plain_render(e: AlertEvent) -> Reply:
+    """A bare message for a worker built without the registry's renderer (tests, tools)."""
+    if e.metric == "notice":
+        return Reply(title=str(e.extra.get("title", "")), blocks=(str(e.extra.get("text", "")),))
+    return Reply(title=f"{e.asset} {e.metric} {e.kind} {e.threshold:g}: {e.value:g} [{e.rule_id}]")
 
 
 def _s(raw: Any) -> str:

@@ -17,25 +17,18 @@ from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from core.alerts.rules import AGGREGATES, Rule
+from core.alerts.rules import Rule
 
 ARMED, FIRED, ABOVE, BELOW, UNKNOWN = "a", "f", "+", "-", "?"
 _HIGH = "\U0010ffff"  # sorts after every rule id, for bisect_right on (value, id) tuples
 
 
-def selector(rule: Rule) -> str:
-    """How the rule reduces many venues/contracts to one number: max/min/mean, or 'venue/agg'."""
-    if rule.venue in AGGREGATES:
-        return rule.venue
-    agg = {"above": "max", "below": "min"}.get(rule.kind, "mean")
-    return f"{rule.venue}/{agg}"
-
-
-GroupKey = tuple[str, str, str, str]  # metric, asset, selector, signal
+GroupKey = tuple[str, str, str, str, str]  # metric, asset, field, selector, signal
 
 
 def group_key(rule: Rule) -> GroupKey:
-    return (rule.metric, rule.asset, selector(rule), rule.signal)
+    """Rules measuring the same number form a group: same metric, asset, series, selector and signal."""
+    return (rule.metric, rule.asset, rule.field, rule.selector or rule.venue, rule.signal)
 
 
 @dataclass(slots=True)
@@ -122,6 +115,14 @@ class RuleEngine:
             del self._groups[key]
             self._by_topic[(rule.metric, rule.asset)].discard(key)
 
+    def _judge(self, g: _Group, value: float, now_ms: int, shown: float) -> list[Transition]:
+        out: list[Transition] = []
+        for _thr, rid in g.above_armed[: bisect_left(g.above_armed, (value, ""))]:
+            self._set(self.rules[rid], ARMED, now_ms, shown, out, fires=True)
+        for _thr, rid in g.below_armed[bisect_right(g.below_armed, (value, _HIGH)):]:
+            self._set(self.rules[rid], ARMED, now_ms, shown, out, fires=True)
+        return out
+
     @staticmethod
     def _slots(g: _Group, r: Rule, s: RuleState) -> list[tuple[list[tuple[float, str]], tuple[float, str]]]:
         if r.kind == "below":
@@ -143,11 +144,18 @@ class RuleEngine:
         self.states[rule.id] = new
         out.append(Transition(rule, new, alert, value))
 
-    def evaluate(self, key: GroupKey, value: float, now_ms: int, *, signed: float | None = None) -> list[Transition]:
-        """Apply one new value of a group's signal; returns every state change."""
+    def evaluate(self, key: GroupKey, value: float, now_ms: int, *, signed: float | None = None,
+                 discrete: bool = False) -> list[Transition]:
+        """Apply one new value of a group's signal; returns every state change.
+
+        ``discrete``: the value is judged on its own (a day's row), so a rule whose condition holds
+        fires (cooldown permitting) and stays armed for the next value instead of waiting to re-arm.
+        """
         g = self._groups.get(key)
         if g is None:
             return []
+        if discrete:
+            return self._judge(g, value, now_ms, value if signed is None else signed)
         if not g.side_unknown and (
             (not g.above_armed or value <= g.above_armed[0][0])
             and (not g.above_fired or value >= g.above_fired[-1][0])

@@ -1,52 +1,51 @@
-"""Alert rules and the grammar admins type to create them.
+"""Alert rules and the one grammar admins type to create them, for every metric of the registry.
 
-    /threshold set <metric> <asset> above|below|crosses <value> [options]
-    /threshold set <metric> <asset> change <value> <window> [options]
-    /threshold set <metric> <asset> zscore <value> <window> [options]
-    options: venue <name|max|min|mean>, cooldown <duration>, hysteresis <value>
+    /threshold set <metric> <asset> [<series>] above|below|crosses <value> [options]
+    /threshold set <metric> <asset> [<series>] change <value> <window> [options]
+    /threshold set <metric> <asset> [<series>] zscore <n> <window> [options]
+    options: venue <name|aggregate> (provider <name> for flows), cooldown <duration>, hysteresis <value>
 
-Units: funding is % per 8h (venues with 1h or 4h intervals are scaled to 8h so they compare);
-basis is annualized %; a z-score is a plain number of standard deviations.
+Each metric parses its own values (funding % per 8h, basis annualized %, open interest USD with
+k/m/b suffixes, flows coins per day) and says which series, conditions and aggregates it accepts;
+a z-score is a plain number of standard deviations for every metric.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
-from dataclasses import asdict, dataclass
-from typing import Self
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields, replace
+from typing import TYPE_CHECKING, Any, Self
 
+from core.metrics.base import fmt_duration_s, parse_duration
 from core.parsing import ASSET_RE
 from core.reply import UserError
 
-METRICS = ("funding", "basis", "flows")
-MARKET_METRICS = ("funding", "basis")
-FLOW_FIELDS = ("netflow", "inflow", "outflow", "balance")
+if TYPE_CHECKING:
+    from core.metrics.base import Metric
+    from core.metrics.registry import Registry
+
 KINDS = ("above", "below", "crosses", "change", "zscore")
-AGGREGATES = ("max", "min", "mean")
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(m|h|d|w)$")
-_UNIT_S = {"m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 
-# bounds of what a threshold may be, as fractions (funding per 8h, basis annualized)
-_LIMITS = {"funding": 0.05, "basis": 10.0}
-
-USAGE = ("Usage: /threshold set <funding|basis> <asset> <above|below|crosses> <value%> "
-         "[venue <name|max|min|mean>] [cooldown 1h] [hysteresis <value%>], "
-         "or ... change <value%> <window> | zscore <n> <window>. "
-         "e.g. /threshold set funding btc above 0.05%, /threshold set basis btc above 40%")
+__all__ = ["KINDS", "Rule", "fmt_duration_s", "parse_duration", "parse_rule", "usage"]
 
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """One alert rule; ``threshold`` and ``hysteresis`` are fractions (0.0005 = 0.05%) or z units."""
+    """One alert rule; ``threshold`` and ``hysteresis`` are in the metric's signal unit (or z units).
+
+    ``venue`` selects the series: an aggregate across sources (max, min, mean, sum), one source
+    (a venue id, or a flow provider), judged with the condition's default aggregate.
+    ``conditions``/``combine`` leave room for rules that combine several conditions.
+    """
 
     id: str
     metric: str
     asset: str
     kind: str
     threshold: float
-    venue: str  # a venue id, or max/min/mean across venues
+    venue: str
     cooldown_s: int
     hysteresis: float
     window_s: int = 0  # change / zscore look-back
@@ -54,8 +53,11 @@ class Rule:
     target: str = ""
     created_by: str = ""
     created_ms: int = 0
-    field: str = ""  # flows: netflow, inflow, outflow or balance
-    provider: str = ""  # flows: the provider whose series is judged (levels differ between providers)
+    field: str = ""  # the metric's sub-series (flows: netflow, inflow, outflow, balance)
+    text: str = ""  # the rule in words, as /alerts and /threshold list show it
+    selector: str = ""  # how the series reduce to one number: max, min, mean, sum, or '<venue>/<agg>'
+    combine: str = ""  # "" for a plain rule; "all"/"any" for a rule made of ``conditions``
+    conditions: tuple[Rule, ...] = ()
 
     @property
     def topic(self) -> str:
@@ -71,204 +73,127 @@ class Rule:
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> Self:
-        return cls(**json.loads(raw))
+        d: dict[str, Any] = json.loads(raw)
+        if d.get("provider") and not d.get("venue"):  # rules stored before providers became the flows venue
+            d["venue"] = d["provider"]
+        known = {f.name for f in fields(cls)}
+        d = {k: v for k, v in d.items() if k in known}
+        d["conditions"] = tuple(cls.from_json(json.dumps(c)) for c in d.get("conditions", ()))
+        if not d.get("selector"):  # stored before selectors were computed at parse time
+            v = d.get("venue", "")
+            d["selector"] = v if v in ("max", "min", "mean", "sum") or d.get("metric") == "flows" else \
+                f"{v}/{ {'above': 'max', 'below': 'min'}.get(d.get('kind', ''), 'mean') }"
+        return cls(**d)
 
     def describe(self) -> str:
-        """Human form, e.g. 'funding BTC above +0.0500%/8h (max of venues), cooldown 1h'."""
-        if self.metric == "flows":
-            if self.kind == "change":
-                what = f"{self.field} changes by {self.threshold * 100:g}% over {fmt_duration_s(self.window_s)}"
-            else:
-                what = f"{self.field} {self.kind} {fmt_threshold('flows', self.kind, self.threshold)}"
-            cool = f", cooldown {fmt_duration_s(self.cooldown_s)}" if self.cooldown_s else ""
-            return f"flows {self.asset} {what} ({self.provider}, each day judged once){cool}"
-        value = fmt_threshold(self.metric, self.kind, self.threshold)
-        what = {"change": f"changes by {value} within {fmt_duration_s(self.window_s)}",
-                "zscore": f"z-score beyond {self.threshold:g} over {fmt_duration_s(self.window_s)}"}.get(
-            self.kind, f"{self.kind} {value}")
-        where = f"{self.venue} of venues" if self.venue in AGGREGATES else self.venue
-        extra = f", cooldown {fmt_duration_s(self.cooldown_s)}"
-        if self.hysteresis:
-            band = f"{self.hysteresis:g}σ" if self.kind == "zscore" else \
-                fmt_threshold(self.metric, "band", self.hysteresis)
-            extra += f", re-arm band {band}"
-        return f"{self.metric} {self.asset} {what} ({where}){extra}"
+        return self.text or f"{self.metric} {self.asset} {self.kind} {self.threshold:g}"
 
 
-def fmt_threshold(metric: str, kind: str, value: float) -> str:
-    if metric == "flows":
-        return f"{value:+,.0f} BTC/day" if kind != "band" else f"{value:,.0f}"
-    if kind == "zscore":
-        return f"{value:g}σ"
-    if metric == "funding":
-        return f"{value * 100:+.4f}%/8h" if kind != "band" else f"{value * 100:.4f}%"
-    return f"{value * 100:+.1f}%" if kind != "band" else f"{value * 100:.1f}%"
+def usage(registry: Registry) -> str:
+    examples = {"funding": "funding btc above 0.05%", "basis": "basis btc above 40%", "oi": "oi btc above 30b",
+                "flows": "flows btc netflow above 3000"}
+    shown = [f"/threshold set {examples[m.name]}" for m in registry if m.name in examples]
+    return (f"Usage: /threshold set <{'|'.join(registry.names)}> <asset> [series] <above|below|crosses> <value> "
+            "[venue <name|max|min|mean>] [cooldown 1h] [hysteresis <value>], or ... change <value> <window> | "
+            "zscore <n> <window>. e.g. " + ", ".join(shown))
 
 
-def fmt_duration_s(seconds: int) -> str:
-    for unit, size in (("w", 604_800), ("d", 86_400), ("h", 3600), ("m", 60)):
-        if seconds and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
+def parse_rule(args: list[str], *, registry: Registry, sources: Mapping[str, tuple[str, ...]], rule_id: str,
+               default_cooldown_s: int, now_ms: int, created_by: str, scope: str = "global",
+               target: str = "") -> Rule:
+    """Parse the words after '/threshold set'; raises UserError with the accepted form.
 
-
-def parse_duration(text: str, what: str, *, lo_s: int = 60, hi_s: int = 90 * 86_400) -> int:
-    """'90m', '8h', '1d', '2w' -> seconds, within bounds."""
-    m = _DURATION.match(text.strip().lower())
-    if not m:
-        raise UserError(f"{what} '{text[:20]}' is not a duration: use a number with m, h, d or w, e.g. 8h or 30d")
-    seconds = int(float(m.group(1)) * _UNIT_S[m.group(2)])
-    if not lo_s <= seconds <= hi_s:
-        raise UserError(f"{what} must be between {fmt_duration_s(lo_s)} and {fmt_duration_s(hi_s)}")
-    return seconds
-
-
-def parse_percent(text: str, metric: str, what: str = "threshold") -> float:
-    """'0.05%' -> 0.0005 within the metric's bounds. The % sign is required: no unit guessing."""
-    t = text.strip()
-    if not t.endswith("%"):
-        raise UserError(f"{what} '{t[:20]}' needs a % sign: e.g. 0.05% for funding (per 8h), 40% for basis "
-                        "(annualized)")
-    try:
-        value = float(t[:-1]) / 100
-    except ValueError:
-        raise UserError(f"{what} '{t[:20]}' is not a number: e.g. 0.05% or -0.03%") from None
-    limit = _LIMITS[metric]
-    if not math.isfinite(value) or abs(value) > limit:
-        raise UserError(f"{what} {t} is out of range for {metric}: between -{limit * 100:g}% and {limit * 100:g}%")
-    return value
-
-
-def _band(text: str, metric: str, kind: str) -> float:
-    """A hysteresis band: finite, not negative, in the threshold's unit (σ for z-scores, % otherwise)."""
-    if kind == "zscore":
-        try:
-            band = float(text)
-        except ValueError:
-            raise UserError(f"hysteresis '{text[:20]}' is not a number of standard deviations, e.g. 0.5") from None
-        if not math.isfinite(band) or not 0 <= band <= 10:
-            raise UserError("a z-score hysteresis must be between 0 and 10, e.g. 0.5")
-        return band
-    return abs(parse_percent(text, metric, "hysteresis"))
-
-
-def parse_rule(args: list[str], *, rule_id: str, venues: tuple[str, ...], default_cooldown_s: int,
-               default_hysteresis: dict[str, float], now_ms: int, created_by: str, scope: str = "global",
-               target: str = "", providers: tuple[str, ...] = ("coinmetrics",)) -> Rule:
-    """Parse the words after '/threshold set'; raises UserError with the accepted form."""
+    ``sources`` maps each metric to the sources a rule may name (venues, or flow providers).
+    """
     words = [w.lower() for w in args]
     if len(words) < 4:
-        raise UserError(USAGE)
-    if words[0] == "flows":
-        return _parse_flow_rule(words, rule_id=rule_id, providers=providers, now_ms=now_ms, created_by=created_by,
-                                scope=scope, target=target)
-    metric, asset_raw, kind = words[0], words[1], words[2]
-    if metric not in MARKET_METRICS:
-        raise UserError(f"Unknown metric '{metric[:20]}': accepted are {', '.join(METRICS)}. {USAGE}")
-    asset = asset_raw.upper()
+        raise UserError(usage(registry))
+    if words[0] not in registry:
+        raise UserError(f"Unknown metric '{words[0][:20]}': accepted are {', '.join(registry.names)}. "
+                        f"{usage(registry)}")
+    m = registry.get(words[0])
+    asset = words[1].upper()
     if not ASSET_RE.match(asset):
-        raise UserError(f"'{asset_raw[:20]}' is not an asset ticker, e.g. btc")
-    if kind not in KINDS:
-        raise UserError(f"Unknown condition '{kind[:20]}': accepted are {', '.join(KINDS)}. {USAGE}")
-    rest = words[3:]
+        raise UserError(f"'{words[1][:20]}' is not an asset ticker, e.g. btc")
+    pos = 2
+    field_ = ""
+    if m.fields:
+        field_ = words[2]
+        if field_ not in m.fields:
+            raise UserError(f"Unknown {m.name} series '{field_[:20]}': accepted are {', '.join(m.fields)}. "
+                            f"Usage: {m.usage()}")
+        pos = 3
+    if len(words) <= pos + 1:
+        raise UserError(f"Usage: {m.usage()}")
+    kind = words[pos]
+    if kind not in m.kinds:
+        raise UserError(f"Unknown condition '{kind[:20]}' for {m.name}: accepted are {', '.join(m.kinds)}. "
+                        f"Usage: {m.usage()}")
+    rest = words[pos + 1:]
+    threshold = _zscore(rest[0]) if kind == "zscore" else m.parse_threshold(kind, rest[0], field_)
     window_s = 0
-    if kind == "zscore":
-        try:
-            threshold = float(rest[0])
-        except ValueError:
-            raise UserError(f"z-score '{rest[0][:20]}' is not a number, e.g. zscore 3 30d") from None
-        if not 0.5 <= threshold <= 20:
-            raise UserError("a z-score threshold must be between 0.5 and 20, e.g. zscore 3 30d")
-    else:
-        threshold = parse_percent(rest[0], metric)
     if kind in ("change", "zscore"):
         if len(rest) < 2:
-            raise UserError(f"{kind} needs a window, e.g. /threshold set {metric} {asset.lower()} {kind} "
-                            f"{'3' if kind == 'zscore' else '0.03%'} {'30d' if kind == 'zscore' else '8h'}")
-        window_s = parse_duration(rest[1], "window", lo_s=300 if kind == "change" else 86_400)
+            example = "3 30d" if kind == "zscore" else "10% 24h" if m.change_relative else "0.03% 8h"
+            raise UserError(f"{kind} needs a window, e.g. /threshold set {m.name} {asset.lower()} "
+                            f"{field_ + ' ' if field_ else ''}{kind} {example}")
+        lo, hi = (86_400, 90 * 86_400) if kind == "zscore" else m.change_window
+        window_s = parse_duration(rest[1], "window", lo_s=lo, hi_s=hi)
+        if m.discrete and window_s % 86_400:
+            raise UserError(f"a {m.name} window is a whole number of days, e.g. 7d")
         if kind == "change" and threshold <= 0:
             raise UserError("a change threshold must be positive: it applies in either direction")
         rest = rest[2:]
     else:
         rest = rest[1:]
-    venue = {"above": "max", "below": "min"}.get(kind, "mean")
-    cooldown_s = default_cooldown_s
-    hysteresis = default_hysteresis.get(metric, 0.0) if kind != "zscore" else 0.5
+    accepted = sources.get(m.name, ())
+    venue = m.default_selector(kind, accepted)
+    cooldown_s = 0 if m.discrete else default_cooldown_s
+    hysteresis = 0.0 if m.discrete else 0.5 if kind == "zscore" else m.default_hysteresis
     if len(rest) % 2:
-        raise UserError(f"Option '{rest[-1][:20]}' needs a value: venue <name>, cooldown <duration>, "
-                        "hysteresis <value%>")
+        raise UserError(f"Option '{rest[-1][:20]}' needs a value: {m.source_word} <name>, cooldown <duration>"
+                        + ("" if m.discrete else ", hysteresis <value>"))
     for key, value in zip(rest[::2], rest[1::2], strict=True):
-        if key == "venue":
-            if value not in AGGREGATES and value not in venues:
-                raise UserError(f"venue '{value[:20]}' is not accepted: one of {', '.join(venues)} or "
-                                f"{', '.join(AGGREGATES)} across venues")
+        if key in ("venue", "provider"):
+            if value not in m.aggregates and value not in accepted:
+                aggs = f" or {', '.join(m.aggregates)} across venues" if m.aggregates else ""
+                raise UserError(f"{m.source_word} '{value[:20]}' is not accepted for {m.name}: one of "
+                                f"{', '.join(accepted) or 'none configured'}{aggs}")
             venue = value
         elif key == "cooldown":
             cooldown_s = parse_duration(value, "cooldown", lo_s=0 if value.startswith("0") else 60)
-        elif key == "hysteresis":
-            hysteresis = _band(value, metric, kind)
+        elif key == "hysteresis" and not m.discrete:
+            hysteresis = _zband(value) if kind == "zscore" else m.parse_band(value, kind, field_)
         else:
-            raise UserError(f"Unknown option '{key[:20]}': accepted are venue, cooldown, hysteresis")
-    return Rule(id=rule_id, metric=metric, asset=asset, kind=kind, threshold=threshold, venue=venue,
+            options = f"{m.source_word}, cooldown" + ("" if m.discrete else ", hysteresis")
+            raise UserError(f"Unknown option '{key[:20]}' for {m.name}: accepted are {options}")
+    if kind != "zscore":
+        hysteresis = m.band_for(kind, threshold, hysteresis)
+    rule = Rule(id=rule_id, metric=m.name, asset=asset, kind=kind, threshold=threshold, venue=venue,
                 cooldown_s=cooldown_s, hysteresis=hysteresis, window_s=window_s, scope=scope, target=target,
-                created_by=created_by, created_ms=now_ms)
+                created_by=created_by, created_ms=now_ms, field=field_, selector=m.selector_for(kind, venue))
+    return with_text(rule, m)
 
 
-FLOW_USAGE = ("Usage: /threshold set flows <asset> <netflow|inflow|outflow|balance> <above|below> <BTC per day> "
-              "or ... balance change <value%> <window>, options provider <name>, cooldown <duration>. "
-              "e.g. /threshold set flows btc netflow above 3000, /threshold set flows btc balance change 1% 7d")
+def with_text(rule: Rule, metric: Metric) -> Rule:
+    return replace(rule, text=metric.describe(rule))
 
 
-def _parse_flow_rule(words: list[str], *, rule_id: str, providers: tuple[str, ...], now_ms: int, created_by: str,
-                     scope: str, target: str) -> Rule:
-    """flows <asset> <field> above|below <coins> | flows <asset> <field> change <pct>% <window> [options]."""
-    if len(words) < 5:
-        raise UserError(FLOW_USAGE)
-    _, asset_raw, field_, kind, value = words[:5]
-    asset = asset_raw.upper()
-    if not ASSET_RE.match(asset):
-        raise UserError(f"'{asset_raw[:20]}' is not an asset ticker, e.g. btc")
-    if field_ not in FLOW_FIELDS:
-        raise UserError(f"Unknown flow series '{field_[:20]}': accepted are {', '.join(FLOW_FIELDS)}. {FLOW_USAGE}")
-    if kind not in ("above", "below", "change"):
-        raise UserError(f"Unknown condition '{kind[:20]}' for flows: accepted are above, below, change. {FLOW_USAGE}")
-    rest = words[5:]
-    window_s = 0
-    if kind == "change":
-        if not value.endswith("%") or not rest:
-            raise UserError("A flows change rule is a % over a window, e.g. /threshold set flows btc balance "
-                            "change 1% 7d")
-        try:
-            threshold = abs(float(value[:-1])) / 100
-        except ValueError:
-            raise UserError(f"'{value[:20]}' is not a percentage, e.g. 1%") from None
-        if not 0 < threshold <= 10:
-            raise UserError("a flows change must be between 0% and 1000%, e.g. 1%")
-        window_s = parse_duration(rest[0], "window", lo_s=86_400, hi_s=365 * 86_400)
-        if window_s % 86_400:
-            raise UserError("a flows window is a whole number of days, e.g. 7d")
-        rest = rest[1:]
-    else:
-        try:
-            threshold = float(value.replace(",", "").replace("_", ""))
-        except ValueError:
-            raise UserError(f"'{value[:20]}' is not a number of coins per day, e.g. 3000 or -2000") from None
-        if not math.isfinite(threshold) or abs(threshold) > 1e9:
-            raise UserError("a flows threshold must be a plain number of coins, e.g. 3000")
-    provider = providers[0] if providers else "coinmetrics"
-    cooldown_s = 0
-    if len(rest) % 2:
-        raise UserError(f"Option '{rest[-1][:20]}' needs a value: provider <name>, cooldown <duration>")
-    for key, val in zip(rest[::2], rest[1::2], strict=True):
-        if key == "provider":
-            if val not in providers:
-                raise UserError(f"provider '{val[:20]}' is not configured: one of {', '.join(providers)}")
-            provider = val
-        elif key == "cooldown":
-            cooldown_s = parse_duration(val, "cooldown", lo_s=0)
-        else:
-            raise UserError(f"Unknown option '{key[:20]}' for flows: accepted are provider, cooldown")
-    return Rule(id=rule_id, metric="flows", asset=asset, kind=kind, threshold=threshold, venue="",
-                cooldown_s=cooldown_s, hysteresis=0.0, window_s=window_s, scope=scope, target=target,
-                created_by=created_by, created_ms=now_ms, field=field_, provider=provider)
+def _zscore(text: str) -> float:
+    try:
+        threshold = float(text)
+    except ValueError:
+        raise UserError(f"z-score '{text[:20]}' is not a number, e.g. zscore 3 30d") from None
+    if not 0.5 <= threshold <= 20:
+        raise UserError("a z-score threshold must be between 0.5 and 20, e.g. zscore 3 30d")
+    return threshold
 
+
+def _zband(text: str) -> float:
+    try:
+        band = float(text)
+    except ValueError:
+        raise UserError(f"hysteresis '{text[:20]}' is not a number of standard deviations, e.g. 0.5") from None
+    if not math.isfinite(band) or not 0 <= band <= 10:
+        raise UserError("a z-score hysteresis must be between 0 and 10, e.g. 0.5")
+    return band

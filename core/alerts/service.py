@@ -1,10 +1,12 @@
-"""Rule evaluation on new samples: the listener the watchers call after every successful poll.
+"""Rule evaluation on new samples: the listener every watcher calls after it stored a batch.
 
-Runs in the process that runs the watchers. It keeps the latest samples of every venue in
-memory (fed by the watchers themselves, seeded from Redis at start), so evaluating a batch costs
-no Redis reads except the signal history of change and z-score rules. Rule changes made by
-any process are picked up through a version counter. State changes and fired alerts are
-written in one transaction, so a restart neither re-fires nor forgets.
+One path for every metric of the registry. The service keeps each (metric, asset)'s latest
+samples per venue in memory (fed by the watchers, seeded from Redis at start), so evaluating a
+batch costs no Redis reads except the signal history of change and z-score rules. A metric
+computes its own signal values (``Metric.points``); a discrete metric (daily flows) hands over
+one observation per new row and its rules judge each one on its own. Rule changes made by any
+process are picked up through a version counter. State changes and fired alerts (typed events,
+rendered at delivery) are written in one transaction, so a restart neither re-fires nor forgets.
 """
 
 from __future__ import annotations
@@ -13,18 +15,17 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
-from core.alerts.engine import RuleEngine, RuleState, Transition, group_key
-from core.alerts.flows import flow_message, flow_value
-from core.alerts.rules import Rule, fmt_duration_s, fmt_threshold
-from core.alerts.signals import Level, Point, basis_points, funding_points, level, zscore
-from core.alerts.store import AlertStore, FiredAlert
+from core.alerts.engine import ARMED, GroupKey, RuleEngine, RuleState, Transition
+from core.alerts.events import AlertEvent, ContextPoint, Related
+from core.alerts.signals import Level, level, zscore
+from core.alerts.store import AlertStore
 from core.keys import Keys
-from core.models import BasisSample, FlowDay, FundingSample
-from core.render import fmt_pct
-from core.reply import Reply
+from core.metrics.base import Metric, Observation
+from core.metrics.registry import Registry
 from core.store import MarketStore
 
 log = logging.getLogger(__name__)
@@ -41,13 +42,12 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
-Samples = dict[str, list[FundingSample]] | dict[str, list[BasisSample]]
+LevelKey = tuple[str, str, str, str]  # metric, asset, field, selector
 
 
 @dataclass(frozen=True, slots=True)
 class AlertSettings:
-    venues: tuple[str, ...]
-    basis_min_days: float = 3.0
+    sources: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # metric -> venues or providers
     history_assets: tuple[str, ...] = ("BTC", "ETH", "SOL")
     history_step_s: float = 300.0
     history_retention_ms: int = 35 * 86_400_000
@@ -58,23 +58,26 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class AlertService:
-    """Evaluates rules when samples arrive and appends fired alerts to the stream."""
+def _sig_selector(field_: str, selector: str) -> str:
+    return f"{field_}@{selector}" if field_ else selector
 
-    def __init__(self, alerts: AlertStore, market: MarketStore, keys: Keys, settings: AlertSettings,
-                 clock_ms: Callable[[], int] = _now_ms) -> None:
+
+class AlertService:
+    """Evaluates rules when samples arrive and appends fired alert events to the stream."""
+
+    def __init__(self, alerts: AlertStore, market: MarketStore, keys: Keys, registry: Registry,
+                 settings: AlertSettings, clock_ms: Callable[[], int] = _now_ms) -> None:
         self.alerts = alerts
         self.market = market
         self.keys = keys
+        self.registry = registry
         self.settings = settings
         self.clock_ms = clock_ms
         self.engine = RuleEngine()
         self.version = -1
-        self.funding: dict[str, dict[str, list[FundingSample]]] = {}  # asset -> venue -> samples
-        self.basis: dict[str, dict[str, list[BasisSample]]] = {}
+        self.latest: dict[tuple[str, str], dict[str, list[Any]]] = {}  # (metric, asset) -> venue -> samples
+        self.watermarks: dict[GroupKey, int] = {}  # discrete groups: the newest row already judged
         self._sig_written: dict[str, int] = {}
-        self.flow_rules: list[Rule] = []
-        self.flow_states: dict[str, RuleState] = {}
         # one evaluation at a time: a reload must never rebuild the engine under an uncommitted evaluation
         self._lock = asyncio.Lock()
         self.instance = uuid.uuid4().hex
@@ -104,120 +107,162 @@ class AlertService:
         self._leader = got
         return got
 
-    async def _commit(self, transitions: list[Transition], fired: list[FiredAlert]) -> list[str]:
+    async def _commit(self, transitions: list[Transition], events: list[AlertEvent],
+                      watermarks: dict[GroupKey, int]) -> list[str]:
         try:
-            return await self.alerts.commit(transitions, fired)
+            return await self.alerts.commit(transitions, events, watermarks=watermarks)
         except BaseException:
             self.version = -1  # the engine moved but Redis did not: rebuild from Redis next time
             raise
 
     async def _reload(self) -> None:
-        version, rules, states = await self.alerts.load_rules()
+        version, rules, states, watermarks = await self.alerts.load_rules()
         engine = RuleEngine()
         for r in rules:
-            if r.metric != "flows":  # daily flows are judged day by day, not by crossing state
-                engine.add(r, states.get(r.id))
-        self.engine, self.version = engine, version
-        self.flow_rules = [r for r in rules if r.metric == "flows"]
-        self.flow_states = {r.id: states[r.id] for r in self.flow_rules if r.id in states}
-        for asset in {r.asset for r in rules} - set(self.funding) - set(self.basis):
-            view = await self.market.read_asset(asset, self.settings.venues)
-            self.funding.setdefault(asset, {}).update(view.funding)
-            self.basis.setdefault(asset, {}).update(view.basis)
+            m = self.registry.find(r.metric)
+            if m is None:
+                continue
+            st = states.get(r.id)
+            if m.discrete and st is not None and st.mode != ARMED:  # each row is judged alone: never waiting
+                st = RuleState(ARMED, st.last_fired_ms)
+            engine.add(r, st)
+        self.engine, self.version, self.watermarks = engine, version, watermarks
+        for metric, asset in {(r.metric, r.asset) for r in rules} - set(self.latest):
+            m = self.registry.find(metric)
+            if m is not None:
+                by_venue, _ = await self.market.read_latest(m, asset, self.settings.sources.get(metric, ()))
+                self.latest[(metric, asset)] = by_venue
         log.info("alerts: %d rules loaded (version %d)", len(rules), version)
 
-    async def on_samples(self, venue: str, funding: Sequence[FundingSample], basis: Sequence[BasisSample]) -> int:
-        """Listener for watchers: evaluate the rules of every asset in the batch; returns alerts fired."""
+    async def on_samples(self, metric: str, venue: str, samples: Sequence[Any], *, replace: bool = True) -> int:
+        """Listener for watchers: a venue's new samples of one metric; returns how many alerts fired.
+
+        ``replace``: the batch is the venue's whole set (assets it no longer reports leave every
+        aggregate, an empty batch from a failing part removes the venue); otherwise samples are
+        upserted by instrument.
+        """
         async with self._lock:
-            return await self._on_samples(venue, funding, basis)
+            leader = await self._is_leader()
+            if leader and await self.alerts.rules_version() != self.version:
+                await self._reload()
+            touched = self._apply(metric, venue, samples, replace=replace)
+            if not leader or not touched:
+                return 0
+            return await self.evaluate(touched, self.clock_ms(), venue)
 
-    async def _on_samples(self, venue: str, funding: Sequence[FundingSample], basis: Sequence[BasisSample]) -> int:
-        leader = await self._is_leader()
-        if leader and await self.alerts.rules_version() != self.version:
-            await self._reload()
-        now = self.clock_ms()
-        touched: set[tuple[str, str]] = set()
-        fresh_f: dict[str, list[FundingSample]] = {}
-        for f in funding:
-            fresh_f.setdefault(f.asset, []).append(f)
-        for asset, ss in fresh_f.items():
-            self.funding.setdefault(asset, {})[venue] = ss
-            touched.add(("funding", asset))
-        fresh_b: dict[str, list[BasisSample]] = {}
-        for b in basis:
-            fresh_b.setdefault(b.asset, []).append(b)
-        for asset, bs in fresh_b.items():
-            self.basis.setdefault(asset, {})[venue] = bs
-            touched.add(("basis", asset))
-        if not leader:
-            return 0
-        return await self.evaluate(touched, now, venue)
+    def _apply(self, metric: str, venue: str, samples: Sequence[Any], *, replace: bool) -> set[tuple[str, str]]:
+        fresh: dict[str, list[Any]] = {}
+        for s in samples:
+            fresh.setdefault(s.asset, []).append(s)
+        touched = {(metric, a) for a in fresh}
+        if replace:
+            for key, by_venue in self.latest.items():
+                if key[0] == metric and key[1] not in fresh and venue in by_venue:
+                    del by_venue[venue]
+                    touched.add(key)
+        for asset, ss in fresh.items():
+            by_venue = self.latest.setdefault((metric, asset), {})
+            if replace:
+                by_venue[venue] = ss
+            else:
+                merged = {s.symbol: s for s in by_venue.get(venue, ())}
+                merged.update({s.symbol: s for s in ss})
+                by_venue[venue] = list(merged.values())
+        return touched
 
-    def _points(self, metric: str, asset: str, now: int) -> list[Point]:
-        """Current points of a topic; a venue that stopped reporting drops out instead of voting with old data."""
+    def _current(self, metric: str, asset: str, now: int) -> dict[str, list[Any]]:
+        """Current samples of a topic; a venue that stopped reporting drops out instead of voting with old data."""
         oldest = now - self.settings.stale_after_ms
-        if metric == "funding":
-            return funding_points({v: [s for s in ss if s.ts_ms >= oldest]
-                                   for v, ss in self.funding.get(asset, {}).items()})
-        return basis_points({v: [s for s in ss if s.ts_ms >= oldest] for v, ss in self.basis.get(asset, {}).items()},
-                            now, self.settings.basis_min_days)
+        return {v: kept for v, ss in self.latest.get((metric, asset), {}).items()
+                if (kept := [s for s in ss if s.ts_ms >= oldest])}
 
     async def evaluate(self, topics: set[tuple[str, str]], now: int, venue: str | None = None) -> int:
         """Evaluate the rule groups of the given (metric, asset) topics that ``venue``'s samples can move."""
-        levels: dict[tuple[str, str, str], Level] = {}
-        groups: list[tuple[str, str, str, str]] = []
-        recorded: set[tuple[str, str, str]] = set()  # signals whose history change/zscore rules read
+        levels: dict[LevelKey, Level] = {}
+        groups: list[GroupKey] = []
+        recorded: set[LevelKey] = set()  # signals whose history change/zscore rules read
+        transitions: list[Transition] = []
+        events: list[AlertEvent] = []
+        watermarks: dict[GroupKey, int] = {}
         keep_all = "*" in self.settings.history_assets
         for metric, asset in topics:
-            # a group on one named venue only moves when that venue reports
-            mine = [k for k in self.engine.groups_for(metric, asset)
-                    if venue is None or "/" not in k[2] or k[2].startswith(f"{venue}/")]
-            selectors = {k[2] for k in mine}
-            recorded.update((metric, asset, k[2]) for k in mine if k[3] != "level")
-            if keep_all or asset in self.settings.history_assets:
-                selectors |= {"max", "min", "mean"}
-                recorded.update((metric, asset, agg) for agg in ("max", "min", "mean"))
-            if not selectors:
+            m = self.registry.find(metric)
+            if m is None:
                 continue
-            pts = self._points(metric, asset, now)
-            for sel in selectors:
-                lv = level(pts, sel)
+            mine = [k for k in self.engine.groups_for(metric, asset)
+                    if venue is None or k[3] == venue or "/" not in k[3] or k[3].startswith(f"{venue}/")]
+            if m.discrete:
+                self._judge_discrete(m, asset, mine, venue, transitions, events, watermarks)
+                continue
+            wanted = {(k[2], k[3]) for k in mine}
+            recorded.update((metric, asset, k[2], k[3]) for k in mine if k[4] != "level")
+            if keep_all or asset in self.settings.history_assets:
+                fields_ = m.fields or ("",)
+                wanted |= {(f, agg) for f in fields_ for agg in m.aggregates}
+                recorded.update((metric, asset, f, agg) for f in fields_ for agg in m.aggregates)
+            if not wanted:
+                continue
+            current = self._current(metric, asset, now)
+            points = {f: m.points(current, f, now) for f in {f for f, _ in wanted}}
+            for f, sel in wanted:
+                lv = level(points[f], sel)
                 if lv is not None:
-                    levels[(metric, asset, sel)] = lv
+                    levels[(metric, asset, f, sel)] = lv
             groups.extend(mine)
-        relative = [k for k in groups if k[3] != "level"]
+        relative = [k for k in groups if k[4] != "level"]
         history = await self._history(relative, levels, now)
         await self._record_history({k: levels[k] for k in recorded if k in levels}, now)
-
-        transitions: list[Transition] = []
         for key in groups:
-            lv = levels.get((key[0], key[1], key[2]))
+            lv = levels.get(key[:4])  # a GroupKey's first four parts are a LevelKey
             if lv is None:
                 continue
-            if key[3] == "level":
-                transitions += self.engine.evaluate(key, lv.value, now)
+            if key[4] == "level":
+                new = self.engine.evaluate(key, lv.value, now)
             elif key in history:
                 signed = history[key]
-                transitions += self.engine.evaluate(key, abs(signed), now, signed=signed)
-        if not transitions:
+                new = self.engine.evaluate(key, abs(signed), now, signed=signed)
+            else:
+                continue
+            transitions += new
+            events += [self._event(t, lv, now) for t in new if t.alert]
+        if not transitions and not watermarks:
             return 0
-        fired = [FiredAlert(t.rule, self.message(t, levels, history, now), now) for t in transitions if t.alert]
-        ids = await self._commit(transitions, fired)
-        for a, alert_id in zip(fired, ids, strict=True):
-            log.info("alert %s fired: rule=%s %s", alert_id, a.rule.id, a.reply.title)
-        return len(fired)
+        ids = await self._commit(transitions, events, watermarks)
+        for e, alert_id in zip(events, ids, strict=True):
+            log.info("alert %s fired: rule=%s metric=%s asset=%s value=%r", alert_id, e.rule_id, e.metric, e.asset,
+                     e.value)
+        return len(events)
 
-    async def _history(self, groups: list[tuple[str, str, str, str]], levels: dict[tuple[str, str, str], Level],
-                       now: int) -> dict[tuple[str, str, str, str], float]:
-        """Signed change or z-score per change/zscore group, from the signal history."""
+    def _judge_discrete(self, m: Metric, asset: str, groups: Sequence[GroupKey], venue: str | None,
+                        transitions: list[Transition], events: list[AlertEvent],
+                        watermarks: dict[GroupKey, int]) -> None:
+        """Each row published after the group's watermark is judged once, oldest first."""
+        rows = self.latest.get((m.name, asset), {})
+        for key in groups:
+            _metric, _asset, field_, selector, signal = key
+            source_rows = rows.get(selector, ())
+            if not source_rows:
+                continue
+            for obs in m.observations(rows, field_, selector, signal, self.watermarks.get(key)):
+                value = abs(obs.value) if signal != "level" else obs.value
+                new = self.engine.evaluate(key, value, obs.ts_ms, signed=obs.value, discrete=True)
+                transitions += new
+                events += [self._discrete_event(t, obs) for t in new if t.alert]
+            newest = max(r.ts_ms for r in source_rows)
+            if self.watermarks.get(key, -1) < newest:
+                self.watermarks[key] = watermarks[key] = newest
+
+    async def _history(self, groups: list[GroupKey], levels: dict[LevelKey, Level],
+                       now: int) -> dict[GroupKey, float]:
+        """Signed change (absolute, or relative for metrics that say so) or z-score per group."""
         if not groups:
             return {}
         pipe = self.alerts.redis.pipeline(transaction=False)
         plan = []
         for key in groups:
-            metric, asset, sel, sig = key
+            metric, asset, field_, sel, sig = key
             kind, window_ms = sig.split(":")[0], int(sig.split(":")[1]) * 1000
-            hkey = self.keys.signal_history(metric, asset, sel)
+            hkey = self.keys.signal_history(metric, asset, _sig_selector(field_, sel))
             if kind == "change":
                 pipe.zrevrangebyscore(hkey, now - window_ms, "-inf", start=0, num=1)
             else:
@@ -225,23 +270,28 @@ class AlertService:
             plan.append((key, kind))
         out = {}
         for (key, kind), raw in zip(plan, await pipe.execute(), strict=True):
-            lv = levels.get((key[0], key[1], key[2]))
+            lv = levels.get(key[:4])
             if lv is None or not raw:
                 continue
             values = [float(m.decode().split("|")[1]) for m in raw]
             if kind == "change":
-                out[key] = lv.value - values[0]
+                m = self.registry.find(key[0])
+                if m is not None and m.change_relative:
+                    if values[0]:
+                        out[key] = (lv.value - values[0]) / abs(values[0])
+                else:
+                    out[key] = lv.value - values[0]
             else:
                 z = zscore(lv.value, values)
                 if z is not None:
                     out[key] = z
         return out
 
-    async def _record_history(self, levels: dict[tuple[str, str, str], Level], now: int) -> None:
+    async def _record_history(self, levels: dict[LevelKey, Level], now: int) -> None:
         step_ms = self.settings.history_step_s * 1000
         due = []
-        for (metric, asset, sel), lv in levels.items():
-            hkey = self.keys.signal_history(metric, asset, sel)
+        for (metric, asset, field_, sel), lv in levels.items():
+            hkey = self.keys.signal_history(metric, asset, _sig_selector(field_, sel))
             if now - self._sig_written.get(hkey, 0) >= step_ms:
                 self._sig_written[hkey] = now
                 due.append((hkey, lv.value))
@@ -253,109 +303,41 @@ class AlertService:
             pipe.zremrangebyscore(hkey, "-inf", now - self.settings.history_retention_ms)
         await pipe.execute()
 
-    # daily flows ------------------------------------------------------------------------
-    async def on_flow_days(self, provider: str, asset: str, rows: Sequence[FlowDay]) -> int:
-        """Judge every day not judged before, each on its own; a refetched day never fires again.
-
-        A rule without state judges only the newest day (it does not replay history on creation).
-        The alert carries the time the day's value became available.
-        """
-        async with self._lock:
-            return await self._on_flow_days(provider, asset, rows)
-
-    async def _on_flow_days(self, provider: str, asset: str, rows: Sequence[FlowDay]) -> int:
-        if not await self._is_leader():
-            return 0
-        if await self.alerts.rules_version() != self.version:
-            await self._reload()
-        rules = [r for r in self.flow_rules if r.asset == asset and r.provider == provider]
-        if not rules or not rows:
-            return 0
-        by_day = {r.day: r for r in rows}
-        ordered = sorted(by_day.values(), key=lambda r: r.day)
-        transitions: list[Transition] = []
-        fired: list[FiredAlert] = []
-        for rule in rules:
-            state = self.flow_states.get(rule.id)
-            last_day = state.mode[1:] if state and state.mode.startswith("d") else None
-            todo = [r for r in ordered if r.day > last_day] if last_day else ordered[-1:]
-            last_fired = state.last_fired_ms if state else 0
-            for row in todo:
-                value = flow_value(rule, row, by_day)
-                hit = value is not None and (
-                    value > rule.threshold if rule.kind == "above" else
-                    value < rule.threshold if rule.kind == "below" else abs(value) >= rule.threshold)
-                alert = hit and (not last_fired or row.available_ms - last_fired >= rule.cooldown_s * 1000)
-                if alert and value is not None:
-                    last_fired = row.available_ms
-                    fired.append(FiredAlert(rule, flow_message(rule, row, value, by_day), row.available_ms))
-            if todo:
-                new = RuleState(f"d{todo[-1].day}", last_fired)
-                self.flow_states[rule.id] = new
-                transitions.append(Transition(rule, new, False, 0.0))
-        ids = await self._commit(transitions, fired)
-        for a, alert_id in zip(fired, ids, strict=True):
-            log.info("alert %s fired: rule=%s %s", alert_id, a.rule.id, a.reply.title)
-        return len(fired)
-
-    # message ----------------------------------------------------------------------------
-    def message(self, t: Transition, levels: dict[tuple[str, str, str], Level],
-                history: dict[tuple[str, str, str, str], float], now: int) -> Reply:
+    # events -----------------------------------------------------------------------------
+    def _event(self, t: Transition, lv: Level, now: int) -> AlertEvent:
         r = t.rule
-        key = group_key(r)
-        lv = levels[(key[0], key[1], key[2])]
+        m = self.registry.get(r.metric)
+        direction = t.state.mode if r.kind == "crosses" else ("+" if t.value >= 0 else "-") \
+            if r.kind in ("change", "zscore") else ""
+        p = lv.point
+        others = sorted(lv.points, key=lambda x: -x.value)
+        related = []
+        for name in m.related:
+            other = self.registry.find(name)
+            if other is None:
+                continue
+            hl = other.headline(other.points(self._current(name, r.asset, now), "", now))
+            if hl is not None:
+                what, olv = hl
+                related.append(Related(name, what, olv.value, olv.point.label if olv.point else "",
+                                       olv.point.symbol if olv.point else "", len(olv.points)))
+        return AlertEvent(
+            metric=r.metric, asset=r.asset, rule_id=r.id, kind=r.kind, scope=r.scope, target=r.target,
+            rule_text=r.describe(), threshold=r.threshold, value=t.value,
+            level=lv.value if r.kind in ("change", "zscore") else None, unit=m.unit, ts_ms=now, field=r.field,
+            selector=r.selector, venue=p.venue if p else "", instrument=p.symbol if p else "",
+            label=p.label if p else "", direction=direction, window_s=r.window_s, count=len(lv.points),
+            context=tuple(ContextPoint(x.label, x.symbol, x.value) for x in others[:8]), related=tuple(related),
+        )
 
-        def unit(x: float) -> str:
-            return f"{x * 100:+.4f}%/8h" if r.metric == "funding" else f"{x * 100:+.1f}% ann."
-
-        arrow = {"above": "🔺", "below": "🔻"}.get(r.kind, "↕")
-        if r.kind == "crosses":
-            arrow = "🔺" if t.state.mode == "+" else "🔻"
-        cond = {"above": f"above {fmt_threshold(r.metric, r.kind, r.threshold)}",
-                "below": f"below {fmt_threshold(r.metric, r.kind, r.threshold)}",
-                "crosses": f"crossed {fmt_threshold(r.metric, r.kind, r.threshold)} "
-                           f"{'upwards' if t.state.mode == '+' else 'downwards'}",
-                "change": f"moved {fmt_threshold(r.metric, r.kind, r.threshold).lstrip('+')} "
-                          f"within {fmt_duration_s(r.window_s)}",
-                "zscore": f"{abs(t.value):.1f}σ from its {fmt_duration_s(r.window_s)} mean"}[r.kind]
-        title = f"{arrow} {r.asset} {r.metric} {cond}"
-        if lv.point is not None:
-            where = f"on {lv.point.label} {lv.point.symbol}"
-        else:
-            scope = f"{r.venue} " if "/" in key[2] else ""
-            where = f"({scope}mean of {len(lv.points)} contracts)"
-        stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(now / 1000))
-        if r.kind == "change":
-            now_line = f"Changed {unit(t.value)} in {fmt_duration_s(r.window_s)}: now {unit(lv.value)} {where}"
-        elif r.kind == "zscore":
-            now_line = f"z = {t.value:+.2f}: now {unit(lv.value)} {where}"
-        else:
-            now_line = f"Now {unit(lv.value)} {where}"
-        owner = "global rule" if r.scope == "global" else "this chat's rule"
-        lines = [f"{now_line} · {stamp}",
-                 f"Threshold {fmt_threshold(r.metric, r.kind, r.threshold)} · {owner} {r.id}"]
-        lines += self._context(r, lv, now)
-        footer = f"Mute: /mute 2h · Stop: /unsubscribe {r.metric} {r.asset.lower()}"
-        return Reply(title=title, blocks=("\n".join(lines),), footer=footer)
-
-    def _context(self, r: Rule, lv: Level, now: int) -> list[str]:
-        """A line of context: the other venues, and the other metric of the same asset."""
-        out = []
-        others = sorted(lv.points, key=lambda p: -p.value)
-        if r.metric == "funding":
-            shown = ", ".join(f"{p.label} {fmt_pct(p.value, 4)}" for p in others[:6])
-            out.append(f"Funding per 8h: {shown}" + (" …" if len(others) > 6 else ""))
-            bpts = basis_points(self.basis.get(r.asset, {}), now, self.settings.basis_min_days)
-            if bpts:
-                front = level(bpts, "max")
-                if front and front.point:
-                    out.append(f"Basis: max {fmt_pct(front.value, 1)} ann. ({front.point.label} {front.point.symbol})")
-        else:
-            shown = ", ".join(f"{p.label} {fmt_pct(p.value, 1)}" for p in others[:6])
-            out.append(f"Basis ann.: {shown}" + (" …" if len(others) > 6 else ""))
-            fpts = funding_points(self.funding.get(r.asset, {}))
-            if fpts:
-                mean = level(fpts, "mean")
-                if mean:
-                    out.append(f"Funding: mean {fmt_pct(mean.value, 4)}/8h across {len(fpts)} perps")
-        return out
+    def _discrete_event(self, t: Transition, obs: Observation) -> AlertEvent:
+        r = t.rule
+        m = self.registry.get(r.metric)
+        p = obs.point
+        return AlertEvent(
+            metric=r.metric, asset=r.asset, rule_id=r.id, kind=r.kind, scope=r.scope, target=r.target,
+            rule_text=r.describe(), threshold=r.threshold, value=obs.value, level=None, unit=m.unit,
+            ts_ms=obs.ts_ms, field=r.field, selector=r.selector, venue=p.venue if p else "",
+            instrument=p.symbol if p else "", direction="+" if obs.value >= 0 else "-", window_s=r.window_s,
+            extra=obs.extra,
+        )

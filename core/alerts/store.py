@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from redis.asyncio import Redis
 
-from core.alerts.engine import RuleState, Transition
+from core.alerts.engine import GroupKey, RuleState, Transition
+from core.alerts.events import AlertEvent
 from core.alerts.rules import Rule
 from core.keys import Keys
-from core.reply import Reply, reply_to_json
 
 RULE_LOG_MAX = 500
 STREAM_MAXLEN = 100_000
@@ -22,13 +22,7 @@ def _s(raw: Any) -> str:
     return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
-@dataclass(frozen=True, slots=True)
-class FiredAlert:
-    """What goes on the alert stream for one firing."""
-
-    rule: Rule
-    reply: Reply
-    ts_ms: int
+_WM = "wm|"  # alert-state fields of discrete groups' watermarks: "wm|metric|asset|field|selector|signal"
 
 
 class AlertStore:
@@ -102,15 +96,24 @@ class AlertStore:
         raw = await self.redis.hget(self.keys.rules(), rule_id)
         return Rule.from_json(raw) if raw else None
 
-    async def load_rules(self) -> tuple[int, list[Rule], dict[str, RuleState]]:
-        """Every rule and state, with the rules version they correspond to (one round trip)."""
+    async def load_rules(self) -> tuple[int, list[Rule], dict[str, RuleState], dict[GroupKey, int]]:
+        """Every rule, state and discrete-group watermark, with the rules version they correspond to."""
         pipe = self.redis.pipeline(transaction=True)
         pipe.get(self.keys.rules_version())
         pipe.hgetall(self.keys.rules())
         pipe.hgetall(self.keys.alert_state())
-        version, rules, states = await pipe.execute()
-        return (int(version or 0), [Rule.from_json(v) for v in rules.values()],
-                {_s(k): RuleState.decode(_s(v)) for k, v in states.items()})
+        version, rules, raw_states = await pipe.execute()
+        states: dict[str, RuleState] = {}
+        watermarks: dict[GroupKey, int] = {}
+        for k, v in raw_states.items():
+            name = _s(k)
+            if name.startswith(_WM):
+                parts = name[len(_WM):].split("|")
+                if len(parts) == 5:
+                    watermarks[(parts[0], parts[1], parts[2], parts[3], parts[4])] = int(_s(v))
+            else:
+                states[name] = RuleState.decode(_s(v))
+        return int(version or 0), [Rule.from_json(v) for v in rules.values()], states, watermarks
 
     async def rules_version(self) -> int:
         return int(await self.redis.get(self.keys.rules_version()) or 0)
@@ -120,18 +123,20 @@ class AlertStore:
         return bool(await self.redis.sadd(self.keys.defaults_installed(), text))
 
     # firing ---------------------------------------------------------------------------
-    async def commit(self, transitions: Iterable[Transition], fired: Sequence[FiredAlert]) -> list[str]:
-        """Persist new states and append fired alerts atomically; returns the alert ids."""
-        states = {t.rule.id: t.state.encode() for t in transitions}
-        if not states and not fired:
+    async def commit(self, transitions: Iterable[Transition], events: Sequence[AlertEvent], *,
+                     watermarks: dict[GroupKey, int] | None = None) -> list[str]:
+        """Persist new states and watermarks and append the fired events atomically; returns the alert ids."""
+        states: dict[Any, Any] = {t.rule.id: t.state.encode() for t in transitions}
+        states |= {_WM + "|".join(k): ts for k, ts in (watermarks or {}).items()}
+        if not states and not events:
             return []
         pipe = self.redis.pipeline(transaction=True)
         if states:
-            pipe.hset(self.keys.alert_state(), mapping=states)  # type: ignore[arg-type]  # str->str mapping
-        for a in fired:
+            pipe.hset(self.keys.alert_state(), mapping=states)
+        for e in events:
             pipe.xadd(self.keys.alerts(), {
-                "rule": a.rule.id, "scope": a.rule.scope, "target": a.rule.target, "topic": a.rule.topic,
-                "ts_ms": a.ts_ms, "reply": reply_to_json(a.reply),
+                "rule": e.rule_id, "scope": e.scope, "target": e.target, "topic": e.topic,
+                "ts_ms": e.ts_ms, "event": e.to_json(),
             }, maxlen=STREAM_MAXLEN, approximate=True)
         res = await pipe.execute()
         return [_s(x) for x in res[1 if states else 0:]]

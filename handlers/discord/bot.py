@@ -20,7 +20,6 @@ import discord
 from discord import app_commands
 from redis.asyncio import Redis
 
-from core.alerts.rules import METRICS
 from core.commands import CommandCore
 from core.context import ChatContext
 from core.reply import Reply
@@ -85,7 +84,9 @@ class DiscordFrontend:
                               guild_ready_timeout=guild_ready_timeout_s, max_ratelimit_timeout=30.0)
         self.tree: app_commands.CommandTree[_Client] = app_commands.CommandTree(self.client)
         self.tree.error(self._on_tree_error)
-        self.definitions = slash_definitions(core.names, core.settings.venues)
+        self.metrics = tuple(m for m in core.registry.names if core.settings.sources.get(m))
+        self.definitions = slash_definitions(core.specs, core.names, core.registry, self.metrics,
+                                             core.settings.venues)
         self._register()
         self._task: asyncio.Task[None] | None = None
 
@@ -107,8 +108,8 @@ class DiscordFrontend:
                 continue
             group = groups.get(d.command)
             if group is None:
-                group = groups[d.command] = app_commands.Group(name=d.command,
-                                                               description=group_description(d.command))
+                description = group_description(self.core.specs, d.command)
+                group = groups[d.command] = app_commands.Group(name=d.command, description=description)
                 add(group)
             group.add_command(cmd)
 
@@ -137,7 +138,7 @@ class DiscordFrontend:
     def _asset_completer(self, option: Option) -> Completer:
         async def complete(interaction: discord.Interaction[Any], current: str) -> list[Choice[str]]:
             chosen = interaction.namespace.metric
-            metrics = (chosen,) if chosen in METRICS else option.assets
+            metrics = (chosen,) if chosen in self.metrics else option.assets
             try:
                 known: dict[str, set[str]] = {}
                 for m in metrics:

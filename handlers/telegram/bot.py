@@ -16,7 +16,7 @@ from telegram.ext import (
     filters,
 )
 
-from core.commands import COMMANDS, CommandCore
+from core.commands import CommandCore
 from core.context import ChatContext
 from core.parsing import split_command
 from core.reply import Reply
@@ -89,7 +89,7 @@ class TelegramFrontend:
         await self.app.initialize()
         try:
             await self.app.bot.set_my_commands(
-                [BotCommand(c.name, f"{c.summary} (e.g. {c.example})"[:256]) for c in COMMANDS
+                [BotCommand(c.name, f"{c.summary} (e.g. {c.example})"[:256]) for c in self.core.specs
                  if c.name in self.core.names])
         except Exception as e:  # a missing command menu must not stop the bot
             log.warning("telegram: setMyCommands failed: %s", e)

@@ -24,10 +24,10 @@ import handlers.telegram  # noqa: F401  # sets PTB_TIMEDELTA before PTB builds a
 from core.alerts.delivery import DeliveryWorker
 from core.alerts.pacing import TELEGRAM_LIMITS, Limits, Pacer
 from core.alerts.rules import Rule
-from core.alerts.store import AlertStore, FiredAlert
+from core.alerts.store import AlertStore
 from core.keys import Keys
-from core.reply import Reply
 from handlers.telegram.push import TelegramSender
+from tests.events import event_for, tagged
 from tests.fakes.telegram import TOKEN, ApiError, BotApiDouble, Sent, _Window
 
 GROUP = "telegram"
@@ -37,7 +37,7 @@ BTC = "funding:BTC"
 def rule(rule_id: str = "r1", metric: str = "funding", asset: str = "BTC", *, scope: str = "global",
          target: str = "") -> Rule:
     return Rule(id=rule_id, metric=metric, asset=asset, kind="above", threshold=0.0005, venue="max",
-                cooldown_s=3600, hysteresis=0.0, scope=scope, target=target)
+                cooldown_s=3600, hysteresis=0.0, scope=scope, target=target, selector="max")
 
 
 def tg(chat_id: int) -> str:
@@ -68,13 +68,12 @@ def store(redis: Redis, keys: Keys) -> AlertStore:
 def worker(store: AlertStore, bot: Bot, consumer: str = "w1", *, limits: Limits = TELEGRAM_LIMITS,
            **kw: Any) -> DeliveryWorker:
     kw.setdefault("claim_idle_ms", 300)
+    kw.setdefault("render", tagged())
     return DeliveryWorker(store, TelegramSender(bot), group=GROUP, consumer=consumer, limits=limits, **kw)
 
 
-async def fire(store: AlertStore, *rules: Rule, title: str = "BTC funding above +0.0500%/8h") -> list[str]:
-    now_ms = int(time.time() * 1000)
-    return await store.commit([], [FiredAlert(r, Reply(title=f"{title} [{r.id}]", blocks=("binance +0.0612%",)),
-                                              now_ms) for r in rules])
+async def fire(store: AlertStore, *rules: Rule) -> list[str]:
+    return await store.commit([], [event_for(r) for r in rules])
 
 
 async def subscribe(store: AlertStore, chats: Iterable[int], *topics: str) -> None:

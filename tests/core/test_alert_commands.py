@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 from redis.asyncio import Redis
 
-from core.alert_commands import AlertCommands, AlertCommandSettings
 from core.alerts.store import AlertStore
-from core.commands import CommandCore, CoreSettings
+from core.commands import CommandCore
 from core.context import ChatContext
 from core.keys import Keys
 from core.render import to_plain
 from core.store import MarketStore
+from tests.builders import command_core
 
 VENUES = ("binanceusdm", "okx", "bybit")
 BOT_ADMIN = 42
@@ -34,8 +34,7 @@ def store(redis: Redis, keys: Keys) -> AlertStore:
 
 @pytest.fixture
 def core(redis: Redis, keys: Keys, store: AlertStore) -> CommandCore:
-    alerts = AlertCommands(store, AlertCommandSettings(venues=VENUES, bot_admins={"tg": frozenset({str(BOT_ADMIN)})}))
-    return CommandCore(MarketStore(redis, keys, retention_ms=1), CoreSettings(venues=VENUES), alerts=alerts)
+    return command_core(MarketStore(redis, keys, retention_ms=1), VENUES, admins={"tg": frozenset({str(BOT_ADMIN)})})
 
 
 async def test_subscribe_unsubscribe_and_alerts_listing(core: CommandCore, store: AlertStore) -> None:
@@ -47,7 +46,7 @@ async def test_subscribe_unsubscribe_and_alerts_listing(core: CommandCore, store
     assert "funding BTC above +0.0500%/8h" in text and "armed" in text
     r = await core.run("unsubscribe", ["funding", "BTC"], ctx(7))
     assert "funding BTC" in r.title
-    assert await store.topics_of("tg:7") == ["basis:BTC", "flows:BTC"]
+    assert await store.topics_of("tg:7") == ["basis:BTC", "flows:BTC", "oi:BTC"]
     assert (await core.run("unsubscribe", ["funding", "btc"], ctx(7))).error
     await core.run("unsubscribe", ["all"], ctx(7))
     assert await store.topics_of("tg:7") == []
@@ -95,7 +94,10 @@ async def test_non_admin_refused_chat_admin_gets_chat_rule(core: CommandCore, st
     (["set", "funding", "btc", "above", "banana"], "needs a % sign"),
     (["set", "funding", "btc", "above", "banana%"], "is not a number"),
     (["set", "funding", "btc", "above", "9%"], "out of range"),
-    (["set", "oi", "btc", "above", "1%"], "Unknown metric"),
+    (["set", "gamma", "btc", "above", "1%"], "Unknown metric"),
+    (["set", "oi", "btc", "above", "1%"], "is not an amount"),
+    (["set", "oi", "btc", "change", "-5%", "24h"], "must be positive"),
+    (["set", "oi", "btc", "above", "30q"], "is not an amount"),
     (["set", "funding", "btc", "sideways", "1%"], "Unknown condition"),
     (["set", "funding", "btc", "above", "0.05%", "venue", "kraken"], "venue 'kraken' is not accepted"),
     (["set", "funding", "btc", "above", "0.05%", "cooldown", "soon"], "not a duration"),

@@ -8,14 +8,17 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from core.alerts.rules import Rule, parse_rule
+from core.alerts.events import AlertEvent
+from core.alerts.rules import Rule
 from core.alerts.service import AlertService, AlertSettings
 from core.alerts.store import AlertStore
 from core.keys import Keys
+from core.metrics.registry import default_registry
 from core.models import MS_PER_DAY, BasisSample, FundingSample
 from core.render import to_plain
-from core.reply import reply_from_json
+from core.reply import Reply
 from core.store import MarketStore
+from tests.builders import rule_from, sources
 
 T0 = 1_800_000_000_000
 VENUES = ("binanceusdm", "okx", "bybit")
@@ -50,16 +53,31 @@ def alerts(redis: Redis, keys: Keys) -> AlertStore:
     return AlertStore(redis, keys)
 
 
+REGISTRY = default_registry()
+
+
 def make_service(redis: Redis, keys: Keys, alerts: AlertStore, clock: Clock, step_s: float = 60) -> AlertService:
-    return AlertService(alerts, MarketStore(redis, keys, retention_ms=40 * MS_PER_DAY), keys,
-                        AlertSettings(venues=VENUES, history_step_s=step_s), clock_ms=clock)
+    return AlertService(alerts, MarketStore(redis, keys, retention_ms=40 * MS_PER_DAY), keys, REGISTRY,
+                        AlertSettings(sources=sources(REGISTRY, VENUES), history_step_s=step_s), clock_ms=clock)
+
+
+async def feed(svc: AlertService, venue: str, funding: list[FundingSample], basis: list[BasisSample]) -> int:
+    """A venue's poll as the market watcher hands it over: each metric's part (basis only when it has one)."""
+    n = await svc.on_samples("funding", venue, funding)
+    if basis:
+        n += await svc.on_samples("basis", venue, basis)
+    return n
 
 
 async def add(alerts: AlertStore, text: str, **kw: object) -> Rule:
-    rule = parse_rule(text.split(), rule_id=await alerts.next_rule_id(), venues=VENUES, default_cooldown_s=0,
-                      default_hysteresis={"funding": 0.0001, "basis": 0.05}, now_ms=T0, created_by="t", **kw)
+    rule = rule_from(text, rule_id=await alerts.next_rule_id(), venues=VENUES, now_ms=T0, **kw)
     await alerts.save_rule(rule, who="t", action="set", now_ms=T0)
     return rule
+
+
+def rendered(alert: dict[str, str]) -> Reply:
+    """The message a platform renders from the typed event on the stream."""
+    return REGISTRY.render(AlertEvent.from_json(alert["event"]))
 
 
 async def fired(redis: Redis, keys: Keys) -> list[dict[str, str]]:
@@ -74,25 +92,25 @@ async def test_fires_once_with_message_and_survives_restart(redis: Redis, keys: 
     rule = await add(alerts, "funding btc above 0.05%")
     svc = make_service(redis, keys, alerts, clock)
     await svc.start()
-    await svc.on_samples("okx", [perp("okx", 0.0003, ts=clock.now)], [])
-    await svc.on_samples("bybit", [perp("bybit", 0.0004, ts=clock.now)],
+    await feed(svc, "okx", [perp("okx", 0.0003, ts=clock.now)], [])
+    await feed(svc, "bybit", [perp("bybit", 0.0004, ts=clock.now)],
                          [fut("bybit", 110.0, 90, now=clock.now)])
     assert await fired(redis, keys) == []
-    await svc.on_samples("binanceusdm", [perp("binanceusdm", 0.0007, ts=clock.now)], [])
+    await feed(svc, "binanceusdm", [perp("binanceusdm", 0.0007, ts=clock.now)], [])
     (alert,) = await fired(redis, keys)
     assert alert["rule"] == rule.id and alert["topic"] == "funding:BTC" and alert["scope"] == "global"
-    text = to_plain(reply_from_json(alert["reply"]))
+    text = to_plain(rendered(alert))
     assert "BTC funding above +0.0500%/8h" in text
     assert "Now +0.0700%/8h on binance BTC/USDT:USDT" in text
     assert "okx +0.0300%" in text and "bybit +0.0400%" in text  # context: the other venues
     assert f"Basis: max {0.10 * 365 / 90 * 100:+.1f}% ann." in text  # context: the basis
     assert "/mute 2h" in text and "/unsubscribe funding btc" in text
-    await svc.on_samples("binanceusdm", [perp("binanceusdm", 0.0008, ts=clock.now)], [])
+    await feed(svc, "binanceusdm", [perp("binanceusdm", 0.0008, ts=clock.now)], [])
     assert len(await fired(redis, keys)) == 1  # still above: no repeat
     await svc.stop()
     svc2 = make_service(redis, keys, alerts, clock)  # a restart
     await svc2.start()
-    await svc2.on_samples("binanceusdm", [perp("binanceusdm", 0.0009, ts=clock.now)], [])
+    await feed(svc2, "binanceusdm", [perp("binanceusdm", 0.0009, ts=clock.now)], [])
     assert len(await fired(redis, keys)) == 1
 
 
@@ -102,12 +120,12 @@ async def test_hysteresis_and_cooldown(redis: Redis, keys: Keys, alerts: AlertSt
     await svc.start()
     for rate, expect in [(0.0006, 1), (0.00045, 1), (0.0006, 1), (0.0002, 1), (0.0006, 1)]:
         clock.now += 60_000
-        await svc.on_samples("okx", [perp("okx", rate, ts=clock.now)], [])
+        await feed(svc, "okx", [perp("okx", rate, ts=clock.now)], [])
         assert len(await fired(redis, keys)) == expect, rate
     # back below the band, then above after the cooldown: fires again
     clock.now += 3600_000
-    await svc.on_samples("okx", [perp("okx", 0.0002, ts=clock.now)], [])
-    await svc.on_samples("okx", [perp("okx", 0.0006, ts=clock.now)], [])
+    await feed(svc, "okx", [perp("okx", 0.0002, ts=clock.now)], [])
+    await feed(svc, "okx", [perp("okx", 0.0006, ts=clock.now)], [])
     assert len(await fired(redis, keys)) == 2
 
 
@@ -118,11 +136,11 @@ async def test_funding_scaled_to_8h_and_basis_near_expiry_ignored(redis: Redis, 
     svc = make_service(redis, keys, alerts, clock)
     await svc.start()
     # 0.01% per hour is 0.08% per 8h
-    await svc.on_samples("bybit", [perp("bybit", 0.0001, interval_h=1, ts=clock.now)],
+    await feed(svc, "bybit", [perp("bybit", 0.0001, interval_h=1, ts=clock.now)],
                          [fut("bybit", 100.5, 1, now=clock.now)])
     alerts_now = await fired(redis, keys)
     assert [a["topic"] for a in alerts_now] == ["funding:BTC"]  # 0.5% one day out would be 182%/yr: not used
-    await svc.on_samples("okx", [], [fut("okx", 112.0, 91, now=clock.now)])  # 12% over 91 days = 48%/yr
+    await feed(svc, "okx", [], [fut("okx", 112.0, 91, now=clock.now)])  # 12% over 91 days = 48%/yr
     assert [a["topic"] for a in await fired(redis, keys)] == ["funding:BTC", "basis:BTC"]
 
 
@@ -130,13 +148,13 @@ async def test_rules_added_later_and_deleted_are_picked_up(redis: Redis, keys: K
                                                            clock: Clock) -> None:
     svc = make_service(redis, keys, alerts, clock)
     await svc.start()
-    await svc.on_samples("okx", [perp("okx", 0.0009, ts=clock.now)], [])
+    await feed(svc, "okx", [perp("okx", 0.0009, ts=clock.now)], [])
     rule = await add(alerts, "funding btc above 0.05%")  # condition already true: fires on the next sample
-    await svc.on_samples("okx", [perp("okx", 0.0009, ts=clock.now)], [])
+    await feed(svc, "okx", [perp("okx", 0.0009, ts=clock.now)], [])
     assert len(await fired(redis, keys)) == 1
     await alerts.delete_rule(rule, who="t", now_ms=T0)
     await add(alerts, "funding btc below 0%", scope="chat", target="tg:-5")
-    await svc.on_samples("okx", [perp("okx", -0.0001, ts=clock.now)], [])
+    await feed(svc, "okx", [perp("okx", -0.0001, ts=clock.now)], [])
     topics = [(a["scope"], a["target"]) for a in await fired(redis, keys)]
     assert topics == [("global", ""), ("chat", "tg:-5")]
 
@@ -147,12 +165,12 @@ async def test_change_rule_over_window(redis: Redis, keys: Keys, alerts: AlertSt
     await svc.start()
     for _ in range(50):  # 50 x 10 min of flat funding
         clock.now += 600_000
-        await svc.on_samples("okx", [perp("okx", 0.0001, ts=clock.now)], [])
+        await feed(svc, "okx", [perp("okx", 0.0001, ts=clock.now)], [])
     assert await fired(redis, keys) == []
     clock.now += 600_000
-    await svc.on_samples("okx", [perp("okx", 0.00045, ts=clock.now)], [])  # +0.035% vs 8h ago
+    await feed(svc, "okx", [perp("okx", 0.00045, ts=clock.now)], [])  # +0.035% vs 8h ago
     (a,) = await fired(redis, keys)
-    text = to_plain(reply_from_json(a["reply"]))
+    text = to_plain(rendered(a))
     assert "moved 0.0300%/8h within 8h" in text and "Changed +0.0350%/8h in 8h" in text
 
 
@@ -163,13 +181,13 @@ async def test_zscore_rule(redis: Redis, keys: Keys, alerts: AlertStore, clock: 
     rng = random.Random(3)
     for _ in range(100):
         clock.now += 600_000
-        await svc.on_samples("okx", [perp("okx", 0.0001 + rng.uniform(-0.00001, 0.00001), ts=clock.now)],
+        await feed(svc, "okx", [perp("okx", 0.0001 + rng.uniform(-0.00001, 0.00001), ts=clock.now)],
                              [])  # |z| < 1.8
     assert await fired(redis, keys) == []
     clock.now += 600_000
-    await svc.on_samples("okx", [perp("okx", 0.0003, ts=clock.now)], [])
+    await feed(svc, "okx", [perp("okx", 0.0003, ts=clock.now)], [])
     (a,) = await fired(redis, keys)
-    assert "σ from its 1d mean" in to_plain(reply_from_json(a["reply"]))
+    assert "σ from its 1d mean" in to_plain(rendered(a))
 
 
 async def test_crosses_zero(redis: Redis, keys: Keys, alerts: AlertStore, clock: Clock) -> None:
@@ -177,8 +195,8 @@ async def test_crosses_zero(redis: Redis, keys: Keys, alerts: AlertStore, clock:
     svc = make_service(redis, keys, alerts, clock)
     await svc.start()
     for rate in (0.0001, -0.00002, -0.0001, 0.0001):
-        await svc.on_samples("okx", [perp("okx", rate, ts=clock.now)], [])
-    titles = [reply_from_json(a["reply"]).title for a in await fired(redis, keys)]
+        await feed(svc, "okx", [perp("okx", rate, ts=clock.now)], [])
+    titles = [rendered(a).title for a in await fired(redis, keys)]
     assert titles == ["🔻 BTC funding crossed +0.0000%/8h downwards", "🔺 BTC funding crossed +0.0000%/8h upwards"]
 
 
@@ -188,11 +206,11 @@ async def test_silent_venue_drops_out_of_aggregates(redis: Redis, keys: Keys, al
     await add(alerts, "funding btc above 0.1%")
     svc = make_service(redis, keys, alerts, clock)
     await svc.start()
-    await svc.on_samples("okx", [perp("okx", 0.0002, ts=clock.now)], [])
+    await feed(svc, "okx", [perp("okx", 0.0002, ts=clock.now)], [])
     clock.now += 6 * 3600_000  # okx goes silent for six hours
-    await svc.on_samples("bybit", [perp("bybit", 0.0001, ts=clock.now)], [])
+    await feed(svc, "bybit", [perp("bybit", 0.0001, ts=clock.now)], [])
     await add(alerts, "funding btc above 0.015%")  # okx's stale 0.02% would trip this one
-    await svc.on_samples("bybit", [perp("bybit", 0.0001, ts=clock.now)], [])
+    await feed(svc, "bybit", [perp("bybit", 0.0001, ts=clock.now)], [])
     assert await fired(redis, keys) == []
 
 
@@ -202,7 +220,7 @@ async def test_two_evaluators_never_double_an_alert(redis: Redis, keys: Keys, al
     a, b = make_service(redis, keys, alerts, clock), make_service(redis, keys, alerts, clock)
     await a.start()
     await b.start()
-    counts = [await s.on_samples("okx", [perp("okx", 0.0007, ts=clock.now)], []) for s in (a, b)]
+    counts = [await feed(s, "okx", [perp("okx", 0.0007, ts=clock.now)], []) for s in (a, b)]
     assert sorted(counts) == [0, 1] and len(await fired(redis, keys)) == 1
     await a.stop()
     await b.stop()
@@ -223,13 +241,13 @@ async def test_failed_commit_does_not_swallow_the_alert(redis_url: str, keys: Ke
             await add(alerts, "funding btc above 0.05%")
             svc = make_service(flaky, keys, alerts, clock)
             await svc.start()
-            await svc.on_samples("okx", [perp("okx", 0.0001, ts=clock.now)], [])
+            await feed(svc, "okx", [perp("okx", 0.0001, ts=clock.now)], [])
             proxy.cut_on = b"XADD"
             with pytest.raises(RedisConnectionError):
-                await svc.on_samples("okx", [perp("okx", 0.0007, ts=clock.now)], [])
+                await feed(svc, "okx", [perp("okx", 0.0007, ts=clock.now)], [])
             assert proxy.cuts >= 1 and await fired(redis, keys) == []
             proxy.cut_on = None
-            assert await svc.on_samples("okx", [perp("okx", 0.0007, ts=clock.now)], []) == 1
+            assert await feed(svc, "okx", [perp("okx", 0.0007, ts=clock.now)], []) == 1
             assert len(await fired(redis, keys)) == 1
             await svc.stop()
         finally:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 from redis.asyncio import Redis
 
-from core.commands import CommandCore, CoreSettings
+from core.commands import CommandCore
 from core.keys import Keys
 from core.models import MS_PER_DAY, BasisSample, FundingSample
 from core.render import to_plain
 from core.store import MarketStore
+from tests.builders import command_core, write_venue
 
 NOW = 1_790_000_000_000
 VENUES = ("binanceusdm", "okx", "deribit")
@@ -32,14 +33,14 @@ def fut(venue: str, asset: str, price: float, index: float, days: float, ts: int
 @pytest.fixture
 async def core(redis: Redis, keys: Keys) -> CommandCore:
     store = MarketStore(redis, keys, retention_ms=MS_PER_DAY)
-    await store.write_venue("binanceusdm", [perp("binanceusdm", "BTC", 0.0001, mark=60_100, index=60_000)],
+    await write_venue(store, "binanceusdm", [perp("binanceusdm", "BTC", 0.0001, mark=60_100, index=60_000)],
                             [fut("binanceusdm", "BTC", 61_000, 60_000, 91)], now_ms=NOW)
-    await store.write_venue("okx", [perp("okx", "BTC", 0.0003, interval_h=4, predicted=0.0002)],
+    await write_venue(store, "okx", [perp("okx", "BTC", 0.0003, interval_h=4, predicted=0.0002)],
                             [fut("okx", "BTC", 60_600, 60_000, 91), fut("okx", "BTC", 60_030, 60_000, 1)],
                             now_ms=NOW)
-    await store.write_venue("deribit", [perp("deribit", "ETH", -0.0002, settle="ETH", inverse=True,
+    await write_venue(store, "deribit", [perp("deribit", "ETH", -0.0002, settle="ETH", inverse=True,
                                              ts=NOW - 600_000)], [], now_ms=NOW)
-    return CommandCore(store, CoreSettings(venues=VENUES, basis_min_days=3, stale_after_s=180), clock_ms=lambda: NOW)
+    return command_core(store, VENUES, clock_ms=lambda: NOW, alerts=False)
 
 
 async def test_basis_groups_by_expiry_with_independent_figures(core: CommandCore) -> None:

@@ -10,14 +10,14 @@ import discord
 import pytest
 from redis.asyncio import Redis
 
-from core.alert_commands import AlertCommands, AlertCommandSettings
 from core.alerts.store import AlertStore
-from core.commands import COMMANDS, CommandCore, CommandSpec, CoreSettings
+from core.commands import CommandCore, CommandSpec
 from core.keys import Keys
 from core.models import MS_PER_DAY, BasisSample, FundingSample
 from core.store import MarketStore
 from handlers.discord import commands as slash_module
 from handlers.discord.bot import DiscordFrontend, RedisSyncState
+from tests.builders import command_core, write_venue
 from tests.fakes.discord_server import DiscordDouble
 
 NOW = 1_790_000_000_000
@@ -43,15 +43,12 @@ def fut(venue: str, asset: str, price: float, index: float, days: float) -> Basi
 async def make_core(redis: Redis, keys: Keys, venues: tuple[str, ...] = VENUES) -> CommandCore:
     """Samples written through the store, an alert side with one bot admin by config id."""
     store = MarketStore(redis, keys, retention_ms=MS_PER_DAY)
-    await store.write_venue("binanceusdm", [perp("binanceusdm", "BTC", 0.0001, mark=60_100, index=60_000),
-                                            perp("binanceusdm", "SOL", 0.0002)],
-                            [fut("binanceusdm", "BTC", 61_000, 60_000, 91)], now_ms=NOW)
-    await store.write_venue("okx", [perp("okx", "BTC", 0.0003, interval_h=4), perp("okx", "ETH", -0.0001)],
-                            [fut("okx", "BTC", 60_600, 60_000, 91)], now_ms=NOW)
-    alerts = AlertCommands(AlertStore(redis, keys), AlertCommandSettings(
-        venues=venues, bot_admins={"dc": frozenset({str(BOT_ADMIN)})}), clock_ms=lambda: NOW)
-    return CommandCore(store, CoreSettings(venues=venues, providers=("coinmetrics",)), alerts=alerts,
-                       clock_ms=lambda: NOW)
+    await write_venue(store, "binanceusdm", [perp("binanceusdm", "BTC", 0.0001, mark=60_100, index=60_000),
+                                             perp("binanceusdm", "SOL", 0.0002)],
+                      [fut("binanceusdm", "BTC", 61_000, 60_000, 91)], now_ms=NOW)
+    await write_venue(store, "okx", [perp("okx", "BTC", 0.0003, interval_h=4), perp("okx", "ETH", -0.0001)],
+                      [fut("okx", "BTC", 60_600, 60_000, 91)], now_ms=NOW)
+    return command_core(store, venues, admins={"dc": frozenset({str(BOT_ADMIN)})}, clock_ms=lambda: NOW)
 
 
 @pytest.fixture
@@ -104,16 +101,16 @@ async def test_ready_then_commands_synced_only_when_definitions_change(dd: Disco
     async with running(core, sync_state=state) as fe:
         assert fe.client.is_ready() and fe.client.application_id == DiscordDouble.APP_ID
         assert dd.sync_count == 1
-    assert sorted(c["name"] for c in dd.commands) == sorted(c.name for c in COMMANDS)
+    assert sorted(c["name"] for c in dd.commands) == sorted(c.name for c in core.specs)
     by_name = {c["name"]: c for c in dd.commands}
     basis_opt = by_name["basis"]["options"][0]
     assert basis_opt["name"] == "asset" and basis_opt["required"] and basis_opt["autocomplete"]
     metric = by_name["subscribe"]["options"][0]
-    assert [ch["value"] for ch in metric["choices"]] == ["funding", "basis", "flows", "all"]
+    assert [ch["value"] for ch in metric["choices"]] == ["basis", "funding", "oi", "flows", "all"]
     assert [o["name"] for o in by_name["threshold"]["options"]] == ["set", "list", "del", "history"]
     assert [o["name"] for o in by_name["admin"]["options"]] == ["add", "remove", "list"]
     venue = next(o for o in by_name["threshold"]["options"][0]["options"] if o["name"] == "venue")
-    assert [c["value"] for c in venue["choices"]] == [*VENUES, "max", "min", "mean"]
+    assert [c["value"] for c in venue["choices"]] == [*VENUES, "max", "min", "mean", "sum"]
     assert await state.get() == fe.definition_hash()
 
     async with running(await make_core(redis, keys), sync_state=state):  # same definitions: no upload
@@ -129,7 +126,7 @@ async def test_ready_then_commands_synced_only_when_definitions_change(dd: Disco
 async def test_guild_ids_sync_to_those_guilds(dd: DiscordDouble, core: CommandCore) -> None:
     async with running(core, guild_ids=[GUILD]):
         assert dd.guild_sync_count == 1 and dd.commands == []  # global list cleared
-        assert {c["name"] for c in dd.guild_commands[GUILD]} == {c.name for c in COMMANDS}
+        assert {c["name"] for c in dd.guild_commands[GUILD]} == {c.name for c in core.specs}
         assert "BTC funding" in text_of(await ask(dd, "funding", {"asset": "btc"}))
 
 
@@ -156,7 +153,7 @@ async def test_funding_status_help(dd: DiscordDouble, frontend: DiscordFrontend)
     status = text_of(await ask(dd, "status", guild=None, channel=555))  # a DM works the same
     assert "Data sources" in status and "binance" in status and "waiting" in status
     help_text = text_of(await ask(dd, "help"))
-    assert all(f"/{c.name}" in help_text for c in COMMANDS)
+    assert all(f"/{c.name}" in help_text for c in frontend.core.specs)
 
 
 @pytest.mark.parametrize(("asset", "fragment"), [("b$c", "is not an asset ticker"), ("doge", "No venue lists DOGE")])
@@ -213,13 +210,14 @@ async def test_mute_and_admin_rights(dd: DiscordDouble, frontend: DiscordFronten
 
 async def test_subscribe_unsubscribe_alerts(dd: DiscordDouble, frontend: DiscordFrontend, core: CommandCore) -> None:
     res = await ask(dd, "subscribe", {"metric": "all", "asset": "btc"})
-    assert "This group will receive funding BTC, basis BTC, flows BTC alerts" in text_of(res)
+    assert "This group will receive basis BTC, funding BTC, oi BTC, flows BTC alerts" in text_of(res)
     store = AlertStore(core.store.redis, core.store.keys)
-    assert await store.topics_of(f"dc:{CHAN}") == ["basis:BTC", "flows:BTC", "funding:BTC"]
-    assert "Subscribed: basis BTC, flows BTC, funding BTC" in text_of(await ask(dd, "alerts"))
+    assert await store.topics_of(f"dc:{CHAN}") == ["basis:BTC", "flows:BTC", "funding:BTC", "oi:BTC"]
+    assert "Subscribed: basis BTC, flows BTC, funding BTC, oi BTC" in text_of(await ask(dd, "alerts"))
     assert "Unsubscribed from basis BTC" in text_of(await ask(dd, "unsubscribe", {"metric": "basis",
                                                                                   "asset": "btc"}))
-    assert "Unsubscribed from flows BTC, funding BTC" in text_of(await ask(dd, "unsubscribe", {"metric": "all"}))
+    assert "Unsubscribed from flows BTC, funding BTC, oi BTC" in text_of(await ask(dd, "unsubscribe",
+                                                                                   {"metric": "all"}))
     assert await store.topics_of(f"dc:{CHAN}") == []
 
 
@@ -260,17 +258,23 @@ async def test_bad_token_fails_start_cleanly(dd: DiscordDouble, core: CommandCor
     assert fe.client.is_closed() and dd.sync_count == 0
 
 
-def test_a_new_core_command_gets_a_slash_command(monkeypatch: pytest.MonkeyPatch) -> None:
-    extra = (CommandSpec("oi", "<asset>", "/oi btc", "open interest per venue"),
-             CommandSpec("movers", "<window> [count]", "/movers 1h", "biggest funding changes"))
-    monkeypatch.setattr(slash_module, "COMMANDS", (*COMMANDS, *extra))
-    defs = {d.path: d for d in slash_module.slash_definitions(["oi", "movers", "basis"], VENUES)}
+def test_a_new_core_command_gets_a_slash_command() -> None:
+    from core.commands import command_specs
+    from core.metrics.registry import default_registry
+
+    registry = default_registry()
+    metrics = ("basis", "funding", "oi", "flows")
+    extra = (CommandSpec("movers", "<window> [count]", "/movers 1h", "biggest funding changes"),)
+    specs = (*command_specs(registry, metrics), *extra)
+    defs = {d.path: d for d in slash_module.slash_definitions(specs, ["oi", "movers", "basis"], registry, metrics,
+                                                               VENUES)}
     assert set(defs) == {("oi",), ("movers",), ("basis",)}
-    (asset,) = defs[("oi",)].options
-    assert asset.name == "asset" and asset.required and asset.assets == ("funding", "basis", "flows")
+    asset, period = defs[("oi",)].options
+    assert asset.name == "asset" and asset.required and asset.assets == ("oi",) and not period.required
     assert defs[("oi",)].args({"asset": "btc"}) == ["btc"]
+    assert defs[("oi",)].args({"asset": "btc", "period": "7d"}) == ["btc", "7d"]
     assert defs[("movers",)].args({"args": " 1h  5 "}) == ["1h", "5"]  # free text for other shapes
-    threshold = slash_module.slash_definitions(["threshold"], VENUES)[0]
+    threshold = slash_module.slash_definitions(specs, ["threshold"], registry, metrics, VENUES)[0]
     assert threshold.args({"metric": "funding", "asset": "btc", "condition": "above", "value": "0.05%",
                            "venue": "okx", "cooldown": "2h"}) == ["set", "funding", "btc", "above", "0.05%",
                                                                  "venue", "okx", "cooldown", "2h"]

@@ -11,18 +11,19 @@ import pytest
 from core.alerts.delivery import DeliveryWorker, Outcome
 from core.alerts.pacing import DISCORD_LIMITS
 from core.alerts.rules import Rule
-from core.alerts.store import AlertStore, FiredAlert
+from core.alerts.store import AlertStore
 from core.commands import CommandCore
 from core.reply import Reply, Table
 from handlers.discord.bot import DiscordFrontend
 from handlers.discord.push import DiscordSender
+from tests.events import event_for
 from tests.fakes.discord_server import DiscordDouble
 from tests.handlers.test_discord_bot import CHAN, CHAN2, NOW, ask, core, dd, frontend
 
 __all__ = ["core", "dd", "frontend"]  # fixtures shared with the front-end tests
 
 RULE = Rule(id="r1", metric="funding", asset="BTC", kind="above", threshold=0.0005, venue="max", cooldown_s=3600,
-            hysteresis=0.0001)
+            hysteresis=0.0001, selector="max")
 ALERT = Reply(title="BTC funding above +0.0500%/8h",
               blocks=(Table(header=("venue", "rate"), rows=(("binance", "+0.0600%"),), align="lr"),),
               footer="rule r1")
@@ -32,7 +33,7 @@ ALERT = Reply(title="BTC funding above +0.0500%/8h",
 async def worker(frontend: DiscordFrontend, core: CommandCore) -> AsyncIterator[DeliveryWorker]:
     store = AlertStore(core.store.redis, core.store.keys)
     w = DeliveryWorker(store, DiscordSender(frontend.client), group="discord", consumer="test", limits=DISCORD_LIMITS,
-                       max_backoff_s=0.2)
+                       max_backoff_s=0.2, render=lambda e: ALERT)
     await w.ensure_group()  # before anything fires
     stop = asyncio.Event()
     task = asyncio.create_task(w.run(stop))
@@ -44,7 +45,7 @@ async def worker(frontend: DiscordFrontend, core: CommandCore) -> AsyncIterator[
 
 
 async def fire(w: DeliveryWorker) -> None:
-    await w.store.commit([], [FiredAlert(RULE, ALERT, NOW)])
+    await w.store.commit([], [event_for(RULE, ts_ms=NOW)])
 
 
 async def until(predicate: object, within_s: float = 8.0) -> None:

@@ -9,11 +9,13 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from core.commands import CommandCore, CoreSettings
+from core.commands import CommandCore
 from core.keys import Keys
+from core.metrics.registry import default_registry
 from core.models import MS_PER_DAY
 from core.render import to_plain
 from core.store import MarketStore
+from tests.builders import command_core, read
 from tests.fakes.exchanges import ExchangeDouble, Future, Perp
 from watchers.errors import MalformedResponse, SourceUnavailable
 from watchers.market import MarketWatcher, MarketWatcherConfig
@@ -36,7 +38,7 @@ async def watchers(exchanges: ExchangeDouble, store: MarketStore) -> AsyncIterat
     out = {}
     for v in VENUES:
         client = VenueClient(v, timeout_s=1.0, rest_base_url=exchanges.url(v))
-        out[v] = MarketWatcher(client, store, MarketWatcherConfig(history_step_s=0))
+        out[v] = MarketWatcher(client, store, default_registry(), MarketWatcherConfig(history_step_s=0))
     try:
         yield out
     finally:
@@ -45,7 +47,7 @@ async def watchers(exchanges: ExchangeDouble, store: MarketStore) -> AsyncIterat
 
 
 def core_for(store: MarketStore) -> CommandCore:
-    return CommandCore(store, CoreSettings(venues=VENUES, basis_min_days=3))
+    return command_core(store, VENUES, alerts=False)
 
 
 async def test_every_venue_polls_and_basis_figures_match(exchanges: ExchangeDouble,
@@ -60,12 +62,12 @@ async def test_every_venue_polls_and_basis_figures_match(exchanges: ExchangeDoub
                 p.index, p.mark = 60_000.0, 60_030.0
     for w in watchers.values():
         assert await w.poll_once() > 0
-    view = await store.read_asset("BTC", VENUES)
-    assert set(view.basis) == set(VENUES)
+    basis = await read(store, "basis", "BTC", VENUES)
+    assert set(basis) == set(VENUES)
     now_ms = int(time.time() * 1000)
     days = (expiry_ms(expiry) - now_ms) / MS_PER_DAY
     expected_ann = (61_500 - 60_000) / 60_000 * 365 / days
-    for venue, samples in view.basis.items():
+    for venue, samples in basis.items():
         (s,) = [x for x in samples if x.expiry_ms == expiry_ms(expiry)]
         assert s.future_usd == pytest.approx(61_500.0), venue
         assert s.index_usd == pytest.approx(60_000.0), venue
@@ -85,15 +87,15 @@ async def test_funding_interval_predicted_and_annualized(exchanges: ExchangeDoub
     exchanges.venues["bybit"].perps = [Perp("SOL", 151.0, 150.0, -0.0001, nf, interval_h=1)]
     for v in ("binanceusdm", "okx", "bybit"):
         await watchers[v].poll_once()
-    view = await store.read_asset("SOL", ("binanceusdm", "okx", "bybit"), basis=False)
-    (b,) = view.funding["binanceusdm"]
+    funding = await read(store, "funding", "SOL", ("binanceusdm", "okx", "bybit"))
+    (b,) = funding["binanceusdm"]
     assert (b.rate_per_interval, b.interval_s, b.next_funding_ms) == (pytest.approx(0.0002), 14_400, nf)
     assert b.rate_annualized == pytest.approx(0.0002 * 6 * 365)
-    (o,) = view.funding["okx"]
+    (o,) = funding["okx"]
     assert (o.rate_per_interval, o.interval_s, o.predicted_rate) == (pytest.approx(0.0003), 28_800,
                                                                       pytest.approx(0.00035))
     assert o.mark_usd == pytest.approx(151.0) and o.index_usd == pytest.approx(150.0)
-    (y,) = view.funding["bybit"]
+    (y,) = funding["bybit"]
     assert (y.rate_per_interval, y.interval_s) == (pytest.approx(-0.0001), 3600)
     text = to_plain(await core_for(store).run("funding", ["sol"]))
     assert "+0.0200%" in text and "4h" in text and f"{0.0002 * 6 * 365 * 100:+.1f}%" in text
@@ -111,11 +113,18 @@ async def test_bulk_endpoints_only(exchanges: ExchangeDouble, watchers: dict[str
     for w in watchers.values():
         await w.poll_once()
     paths = {v: [r.split("?")[0] for r in s.requests] for v, s in exchanges.venues.items()}
-    assert paths["binanceusdm"] == ["GET /fapi/v1/premiumIndex"]
-    assert paths["binancecoinm"] == ["GET /dapi/v1/premiumIndex"]
+    # binance has no bulk open interest: one request per contract of the OI assets (BTC, ETH by default),
+    # fundingInfo only when due (every funding_info_refresh_s) or when a next funding time jumps
+    for v, prefix in (("binanceusdm", "/fapi/v1"), ("binancecoinm", "/dapi/v1")):
+        contracts = [r for r in exchanges.venues[v].requests if "openInterest" in r]
+        n_btc_eth = sum(1 for x in [*exchanges.venues[v].perps, *exchanges.venues[v].futures]
+                        if x.asset in ("BTC", "ETH") and x.linear == (v == "binanceusdm"))
+        assert paths[v] == [f"GET {prefix}/premiumIndex"] + [f"GET {prefix}/openInterest"] * n_btc_eth
+        assert len(set(contracts)) == n_btc_eth  # each contract once
     assert sorted(paths["okx"]) == sorted(["GET /api/v5/public/funding-rate", "GET /api/v5/public/mark-price",
                                            "GET /api/v5/public/mark-price", "GET /api/v5/market/index-tickers",
-                                           "GET /api/v5/market/index-tickers"])
+                                           "GET /api/v5/market/index-tickers", "GET /api/v5/public/open-interest",
+                                           "GET /api/v5/public/open-interest"])
     assert paths["bybit"] == ["GET /v5/market/tickers"] * 2
     assert set(paths["deribit"]) == {"GET /api/v2/public/get_book_summary_by_currency"}
     # okx and bybit load only swap/future (linear/inverse) markets
@@ -136,9 +145,9 @@ async def test_failing_venue_isolated_and_reported(fault: str, exchanges: Exchan
     with pytest.raises(expected):
         await watchers["okx"].poll_once()
     assert await watchers["bybit"].poll_once() > 0  # the other venues keep updating
-    view = await store.read_asset("BTC", ("okx", "bybit"), basis=False)
-    assert any(s.rate_per_interval == pytest.approx(0.0007) for s in view.funding["bybit"])
-    assert view.funding["okx"]  # the last good okx values are still served
+    funding = await read(store, "funding", "BTC", ("okx", "bybit"))
+    assert any(s.rate_per_interval == pytest.approx(0.0007) for s in funding["bybit"])
+    assert funding["okx"]  # the last good okx values are still served
     core = core_for(store)
     status = to_plain(await core.run("status", []))
     okx_line = next(ln for ln in status.splitlines() if ln.startswith("okx "))
@@ -160,28 +169,28 @@ async def test_insane_values_rejected_not_stored(exchanges: ExchangeDouble, watc
     exchanges.venues["binanceusdm"].perps = [Perp("BTC", 60_000.0, 60_000.0, 0.0001, nf),
                                              Perp("ETH", 3_000.0, 3_000.0, 0.9, nf)]  # 90% per interval
     await watchers["binanceusdm"].poll_once()
-    btc = await store.read_asset("BTC", ("binanceusdm",))
-    eth = await store.read_asset("ETH", ("binanceusdm",))
-    sol = await store.read_asset("SOL", ("binanceusdm",))
-    assert "binanceusdm" not in btc.basis and "binanceusdm" not in eth.basis and "binanceusdm" not in sol.basis
-    assert [s.asset for s in btc.funding["binanceusdm"]] == ["BTC"]
-    assert "binanceusdm" not in eth.funding
+    basis = {a: await read(store, "basis", a, ("binanceusdm",)) for a in ("BTC", "ETH", "SOL")}
+    funding = {a: await read(store, "funding", a, ("binanceusdm",)) for a in ("BTC", "ETH")}
+    assert all("binanceusdm" not in b for b in basis.values())
+    assert [s.asset for s in funding["BTC"]["binanceusdm"]] == ["BTC"]
+    assert "binanceusdm" not in funding["ETH"]
 
 
 async def test_new_contracts_appear_after_market_refresh(exchanges: ExchangeDouble, store: MarketStore) -> None:
     client = VenueClient("deribit", timeout_s=1.0, rest_base_url=exchanges.url("deribit"))
     clock = [int(time.time() * 1000)]
-    watcher = MarketWatcher(client, store, MarketWatcherConfig(markets_refresh_s=3600), clock_ms=lambda: clock[0])
+    watcher = MarketWatcher(client, store, default_registry(), MarketWatcherConfig(markets_refresh_s=3600),
+                            clock_ms=lambda: clock[0])
     try:
         await watcher.poll_once()
-        before = {s.symbol for s in (await store.read_asset("BTC", ("deribit",))).basis["deribit"]}
+        before = {s.symbol for s in (await read(store, "basis", "BTC", ("deribit",)))["deribit"]}
         new_expiry = dt.date.today() + dt.timedelta(days=300)
         exchanges.venues["deribit"].futures.append(Future("BTC", new_expiry, 70_000.0, 60_000.0, linear=False))
         await watcher.poll_once()  # markets not reloaded yet: the new contract is unknown
-        assert {s.symbol for s in (await store.read_asset("BTC", ("deribit",))).basis["deribit"]} == before
+        assert {s.symbol for s in (await read(store, "basis", "BTC", ("deribit",)))["deribit"]} == before
         clock[0] += 3601_000
         await watcher.poll_once()
-        after = {s.symbol for s in (await store.read_asset("BTC", ("deribit",))).basis["deribit"]}
+        after = {s.symbol for s in (await read(store, "basis", "BTC", ("deribit",)))["deribit"]}
         assert len(after - before) == 1
     finally:
         await client.close()
