@@ -33,7 +33,8 @@ class EndpointHealth:
 
     @property
     def failing(self) -> bool:
-        return self.error_ms is not None and (self.ok_ms is None or self.error_ms > self.ok_ms)
+        """Its last attempt failed (a success clears the error time)."""
+        return self.error_ms is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,13 +146,17 @@ class MarketStore:
                                    "consecutive_failures": 0}
         if markets is not None:
             mapping["markets"] = markets
+        healed = []
         for name, error in (endpoints or {}).items():
             if error is None:
                 mapping[f"ep:{name}:ok_ms"] = now_ms
+                healed.append(f"ep:{name}:error_ms")  # an error time means "failing now"
             else:
                 mapping[f"ep:{name}:error"] = error[:300]
                 mapping[f"ep:{name}:error_ms"] = now_ms
         pipe = self.redis.pipeline(transaction=False)
+        if healed:
+            pipe.hdel(key, *healed)
         pipe.sadd(self.keys.sources(), source)
         pipe.hset(key, mapping=mapping)
         pipe.hincrby(key, "requests", requests)

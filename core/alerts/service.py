@@ -58,6 +58,22 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def _venue_sums(lv: Level) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for p in lv.points:
+        out[p.venue] = out.get(p.venue, 0.0) + p.value
+    return out
+
+
+def _by_venue(text: str) -> dict[str, float]:
+    out = {}
+    for part in text.split(";"):
+        venue, _, value = part.partition("=")
+        if venue and value:
+            out[venue] = float(value)
+    return out
+
+
 def _sig_selector(field_: str, selector: str) -> str:
     return f"{field_}@{selector}" if field_ else selector
 
@@ -275,12 +291,19 @@ class AlertService:
                 continue
             values = [float(m.decode().split("|")[1]) for m in raw]
             if kind == "change":
+                then, now_value = values[0], lv.value
+                parts = raw[0].decode().split("|")
+                if len(parts) > 2:  # a sum: compare the venues present at both ends, not venues coming and going
+                    old = _by_venue(parts[2])
+                    current = _venue_sums(lv)
+                    common = old.keys() & current.keys()
+                    then, now_value = sum(old[v] for v in common), sum(current[v] for v in common)
                 m = self.registry.find(key[0])
                 if m is not None and m.change_relative:
-                    if values[0]:
-                        out[key] = (lv.value - values[0]) / abs(values[0])
+                    if then:
+                        out[key] = (now_value - then) / abs(then)
                 else:
-                    out[key] = lv.value - values[0]
+                    out[key] = now_value - then
             else:
                 z = zscore(lv.value, values)
                 if z is not None:
@@ -294,12 +317,15 @@ class AlertService:
             hkey = self.keys.signal_history(metric, asset, _sig_selector(field_, sel))
             if now - self._sig_written.get(hkey, 0) >= step_ms:
                 self._sig_written[hkey] = now
-                due.append((hkey, lv.value))
+                member = f"{now}|{lv.value!r}"
+                if sel.endswith("sum"):  # keep each venue's part, so a change compares like with like
+                    member += "|" + ";".join(f"{v}={x!r}" for v, x in sorted(_venue_sums(lv).items()))
+                due.append((hkey, member))
         if not due:
             return
         pipe = self.alerts.redis.pipeline(transaction=False)
-        for hkey, value in due:
-            pipe.zadd(hkey, {f"{now}|{value!r}": now})
+        for hkey, member in due:
+            pipe.zadd(hkey, {member: now})
             pipe.zremrangebyscore(hkey, "-inf", now - self.settings.history_retention_ms)
         await pipe.execute()
 

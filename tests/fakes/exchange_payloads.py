@@ -90,8 +90,17 @@ def _quarter_rank(futures: list[Future], f: Future) -> int:
 # ----------------------------------------------------------------------------------------- binance
 
 
+_STATUS = {  # the double's status words -> each venue's own
+    "binance": {"trading": "TRADING", "settling": "SETTLING", "pending": "PENDING_TRADING"},
+    "okx": {"trading": "live", "settling": "suspend", "pending": "preopen"},
+    "bybit": {"trading": "Trading", "settling": "Settling", "pending": "PreLaunch"},
+}
+
+
 def binance_symbol(x: Perp | Future) -> str:
-    """BTCUSDT / BTCUSDT_261225 (USDⓈ-M), BTCUSD_PERP / BTCUSD_261225 (COIN-M)."""
+    """BTCUSDT / BTCUSDT_261225 (USDⓈ-M), BTCUSD_PERP / BTCUSD_261225 (COIN-M), ETHBTC (coin-quoted)."""
+    if x.quote:
+        return f"{x.asset}{x.quote}"
     quote = "USDT" if x.linear else "USD"
     if hasattr(x, "expiry"):
         return f"{x.asset}{quote}_{x.expiry:%y%m%d}"
@@ -137,8 +146,8 @@ def _binance_exchange_info(venue: str, state: VenueState, now_ms: int) -> Reply:
             "deliveryDate": delivery,
             "onboardDate": _LISTED_MS,
             "baseAsset": x.asset,
-            "quoteAsset": "USDT" if linear else "USD",
-            "marginAsset": "USDT" if linear else x.asset,
+            "quoteAsset": x.quote or ("USDT" if linear else "USD"),
+            "marginAsset": x.quote or ("USDT" if linear else x.asset),
             "maintMarginPercent": "2.5000",
             "requiredMarginPercent": "5.0000",
             "pricePrecision": max(len(tick(x.asset).split(".")[1]), 1),
@@ -164,10 +173,10 @@ def _binance_exchange_info(venue: str, state: VenueState, now_ms: int) -> Reply:
             "timeInForce": ["GTC", "IOC", "FOK", "GTX"],
         }
         if linear:
-            entry |= {"status": "TRADING", "settlePlan": 0, "permissionSet": ["GRID", "COPY"]}
+            entry |= {"status": _STATUS["binance"][x.status], "settlePlan": 0, "permissionSet": ["GRID", "COPY"]}
         else:
             entry |= {
-                "contractStatus": "TRADING",
+                "contractStatus": _STATUS["binance"][x.status],
                 "contractSize": inverse_contract_usd(x.asset),
                 "equalQtyPrecision": 4,
             }
@@ -374,7 +383,7 @@ def _okx_instruments(state: VenueState, q: Mapping[str, str], now_ms: int) -> Re
                 "quoteCcy": "",
                 "ruleType": "normal",
                 "settleCcy": quote if x.linear else x.asset,
-                "state": "live",
+                "state": _STATUS["okx"][x.status],
                 "stk": "",
                 "tickSz": tick(x.asset),
                 "uly": f"{x.asset}-{quote}",
@@ -568,7 +577,7 @@ def _bybit_instrument(x: Perp | Future) -> dict[str, Any]:
     return {
         "symbol": bybit_symbol(x),
         "contractType": kind,
-        "status": "Trading",
+        "status": _STATUS["bybit"][x.status],
         "baseCoin": x.asset,
         "quoteCoin": quote,
         "settleCoin": quote if x.linear else x.asset,
@@ -612,13 +621,12 @@ def _bybit_instruments(state: VenueState, q: Mapping[str, str], now_ms: int) -> 
             "retExtInfo": {},
             "time": now_ms,
         }
-    rows = (
-        []
-        if q.get("status", "Trading") != "Trading"
-        else [
-            _bybit_instrument(x) for x in (_bybit_items(state, category) if category in ("linear", "inverse") else [])
-        ]
-    )
+    wanted = q.get("status", "Trading")  # the venue lists only trading contracts unless asked for another status
+    rows = [
+        row
+        for x in (_bybit_items(state, category) if category in ("linear", "inverse") else [])
+        if (row := _bybit_instrument(x))["status"] == wanted
+    ]
     page = max(1, min(int(q.get("limit", "500")), state.page_size))
     start = int(q.get("cursor", "page_0").rpartition("_")[2] or 0)
     chunk = rows[start : start + page]
@@ -805,7 +813,7 @@ def _deribit_get_instruments(state: VenueState, q: Mapping[str, str], now_ms: in
                 "contract_size": _deribit_contract(x),
                 "min_trade_amount": _deribit_contract(x),
                 "tick_size": float(tick(x.asset)) if x.linear else (0.5 if x.asset == "BTC" else 0.05),
-                "is_active": True,
+                "is_active": x.status == "trading",
                 "rfq": False,
                 "future_type": "linear" if x.linear else "reversed",
                 "instrument_type": "linear" if x.linear else "reversed",

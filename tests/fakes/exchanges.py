@@ -38,6 +38,11 @@ entries, binancecoinm ignores ``linear=True`` ones, deribit ignores linear futur
 ``*_USDC-PERPETUAL`` ones); okx and bybit list both (bybit linear futures are USDC-settled ``BTC-26DEC26``).
 Payload builders and unit conventions live in :mod:`tests.fakes.exchange_payloads`.
 
+``VenueState.path_faults`` fails one endpoint only (``{"/fapi/v1/fundingInfo": "404"}``), with the faults below
+plus ``"404"`` and ``"empty"`` (the right envelope with no rows). ``Perp.status``/``Future.status`` list a contract as
+delisting ("settling") or not yet trading ("pending") in each venue's words, while the bulk price endpoints keep
+returning it, as the real venues do; ``Perp.quote`` lists a coin-quoted perpetual (binance ETHBTC).
+
 Faults apply to every request of the venue (load_markets included) and show these ccxt reactions:
 ``"500"`` -> ``ccxt.ExchangeNotAvailable``; ``"timeout"`` (``delay_s`` > ccxt ``timeout``) ->
 ``ccxt.RequestTimeout``; ``"malformed"`` -> no exception at all, the call parses to ``{}``; ``"garbage"`` ->
@@ -74,6 +79,8 @@ class Perp:
     predicted_rate: float | None = None  # okx nextFundingRate, deribit current_funding; others ignore it
     open_interest_base: float = 1000.0  # in base units; converted to whatever unit the venue reports
     linear: bool = True  # USDT-margined (USDC on deribit) vs inverse coin-margined
+    status: str = "trading"  # "trading", "settling" (delisting) or "pending" (not yet trading), in venue words
+    quote: str | None = None  # a coin-quoted contract (binance ETHBTC: "BTC"); None = the venue's USD quote
 
 
 @dataclass
@@ -85,6 +92,8 @@ class Future:
     last: float | None = None  # defaults to mark
     linear: bool = True
     open_interest_base: float = 100.0
+    status: str = "trading"
+    quote: str | None = None
 
 
 @dataclass
@@ -95,6 +104,7 @@ class VenueState:
     delay_s: float = 0.0  # "timeout": sleep this long before answering normally
     requests: list[str] = field(default_factory=list)  # "GET /fapi/v1/premiumIndex?symbol=..", no venue prefix
     page_size: int = 1000  # bybit instruments-info rows per page (lower it to exercise the cursor)
+    path_faults: dict[str, str] = field(default_factory=dict)  # path -> fault for that endpoint only (+ "404", "empty")
 
 
 FAULTS = (None, "500", "timeout", "malformed", "garbage")
@@ -185,6 +195,21 @@ def default_state(venue: str, now: dt.datetime | None = None) -> VenueState:
     return VenueState([perp(a, False) for a in ("BTC", "ETH")] + linear_perps, [future(a, n, False) for a, n in dated])
 
 
+def empty_like(body: Any) -> Any:
+    """The venue's envelope with its list of rows emptied (what a half-broken endpoint answers)."""
+    if isinstance(body, list):
+        return []
+    if isinstance(body, dict):
+        out = dict(body)
+        for key in ("data", "result"):
+            if isinstance(out.get(key), list):
+                out[key] = []
+            elif isinstance(out.get(key), dict) and isinstance(out[key].get("list"), list):
+                out[key] = {**out[key], "list": []}
+        return out
+    return body
+
+
 class ExchangeDouble:
     """Local HTTP server with one path prefix per venue; see the module docstring."""
 
@@ -236,19 +261,25 @@ class ExchangeDouble:
             self.unknown.append(f"{venue} {line}")
             return web.json_response({"error": f"unknown venue {venue}"}, status=404)
         state.requests.append(line)
-        if state.fault == "timeout":
+        fault = state.path_faults.get(path, state.fault)
+        if fault == "timeout":
             await asyncio.sleep(state.delay_s)
-        elif state.fault == "500":
+        elif fault == "500":
             return web.Response(status=500, text="Internal Server Error")
+        elif fault == "404":
+            return web.Response(status=404, text="<html><body><h1>404 Not Found</h1></body></html>",
+                                content_type="text/html")
         builder = ROUTES[venue].get(path)
         if builder is None or request.method != "GET":
             self.unknown.append(f"{venue} {line}")
             return web.json_response({"error": "not served by ExchangeDouble", "path": path}, status=404)
-        if state.fault == "garbage":
+        if fault == "garbage":
             return web.json_response(GARBAGE)
         status, body = builder(state, dict(request.query), int(time.time() * 1000))
+        if fault == "empty":  # the right envelope with no rows in it
+            body = empty_like(body)
         text = json.dumps(body, separators=(",", ":"))
-        if state.fault == "malformed":
+        if fault == "malformed":
             text = text[: max(1, len(text) // 2)]
         return web.Response(status=status, text=text, content_type="application/json")
 

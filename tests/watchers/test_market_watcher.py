@@ -37,7 +37,7 @@ async def store(redis: Redis, keys: Keys) -> MarketStore:
 async def watchers(exchanges: ExchangeDouble, store: MarketStore) -> AsyncIterator[dict[str, MarketWatcher]]:
     out = {}
     for v in VENUES:
-        client = VenueClient(v, timeout_s=1.0, rest_base_url=exchanges.url(v))
+        client = VenueClient(v, timeout_s=1.0, rest_base_url=exchanges.url(v), oi_assets=("BTC", "ETH"))
         out[v] = MarketWatcher(client, store, default_registry(), MarketWatcherConfig(history_step_s=0))
     try:
         yield out

@@ -139,7 +139,7 @@ class VenueClient:
     """A ccxt exchange for one venue; shared by every watcher of that venue."""
 
     def __init__(self, venue: str, *, timeout_s: float, rest_base_url: str | None = None,
-                 oi_assets: tuple[str, ...] = ("BTC", "ETH"), funding_info_refresh_s: float = 300.0) -> None:
+                 oi_assets: tuple[str, ...] = (), funding_info_refresh_s: float = 300.0) -> None:
         self.venue = venue
         cls = getattr(ccxt, venue)
         self.exchange: Any = cls({
