@@ -1,7 +1,8 @@
-"""Benchmark: /basis btc and /funding btc through the command core against a real Redis.
+"""Benchmark: /basis btc, /funding btc and /oi btc through the command core against a real Redis.
 
-Loads 5 venues x 40 assets of funding and basis (one perp and three dated futures per venue and
-asset), then times 2,000+ calls of each command and counts Redis round trips per command.
+Loads 5 venues x 400 instruments (100 assets, each one perpetual and three dated futures per venue,
+with open interest for every contract and a week of open-interest history for BTC), then times
+3,000 calls of each command and counts Redis round trips per command.
 
     .venv/bin/python -m bench.bench_commands [--redis redis://127.0.0.1:6379/0] [--calls 5000]
 """
@@ -13,21 +14,25 @@ import asyncio
 import statistics
 import time
 import uuid
+from dataclasses import replace
 
 from redis.asyncio import Redis
 
 from core.commands import CommandCore, CoreSettings
 from core.keys import Keys
-from core.models import MS_PER_DAY, BasisSample, FundingSample
+from core.metrics.registry import default_registry
+from core.models import MS_PER_DAY, BasisSample, FundingSample, OpenInterestSample
 from core.store import MarketStore
 
 VENUES = ("binanceusdm", "binancecoinm", "okx", "bybit", "deribit")
-ASSETS = ["BTC", "ETH", "SOL", *(f"A{i:02d}" for i in range(37))]
+ASSETS = ["BTC", "ETH", "SOL", *(f"A{i:02d}" for i in range(97))]
+REGISTRY = default_registry()
 
 
 async def load(store: MarketStore, now: int) -> None:
+    oi_metric = REGISTRY.get("oi")
     for venue in VENUES:
-        funding, basis = [], []
+        funding, basis, oi = [], [], []
         for i, asset in enumerate(ASSETS):
             px = 100.0 + i
             funding.append(FundingSample(venue=venue, symbol=f"{asset}/USDT:USDT", asset=asset, settle="USDT",
@@ -38,7 +43,16 @@ async def load(store: MarketStore, now: int) -> None:
                 basis.append(BasisSample(venue=venue, symbol=f"{asset}/USDT:USDT-Q{q}", asset=asset, settle="USDT",
                                          inverse=False, expiry_ms=now + q * 90 * MS_PER_DAY,
                                          future_usd=px * (1 + 0.01 * q), index_usd=px, ts_ms=now))
-        await store.write_venue(venue, funding, basis, now_ms=now)
+            for sym in (f"{asset}/USDT:USDT", *(f"{asset}/USDT:USDT-Q{q}" for q in range(1, 4))):
+                oi.append(OpenInterestSample(venue=venue, symbol=sym, asset=asset, settle="USDT", inverse=False,
+                                             kind="swap", coins=1000.0 + i, usd=(1000.0 + i) * px, ts_ms=now))
+        await store.write_samples(REGISTRY.get("funding"), venue, funding, now_ms=now)
+        await store.write_samples(REGISTRY.get("basis"), venue, basis, now_ms=now)
+        # a week of BTC totals every 5 minutes, as the watcher keeps them
+        btc = [s for s in oi if s.asset == "BTC"]
+        history = [replace(t, ts_ms=now - k * 300_000, usd=t.usd * (1 - k / 100_000))
+                   for t in oi_metric.history_samples(btc) for k in range(1, 7 * 288)]
+        await store.write_samples(oi_metric, venue, oi, now_ms=now, history=history)
 
 
 def pct(values: list[float], p: float) -> float:
@@ -56,7 +70,8 @@ async def main() -> None:
     store = MarketStore(redis, keys, retention_ms=MS_PER_DAY)
     now = int(time.time() * 1000)
     await load(store, now)
-    core = CommandCore(store, CoreSettings(venues=VENUES))
+    sources = {m.name: VENUES for m in REGISTRY}
+    core = CommandCore(store, CoreSettings(venues=VENUES, sources=sources), REGISTRY)
 
     writes = [0]
     conn_cls = redis.connection_pool.connection_class
@@ -68,9 +83,9 @@ async def main() -> None:
 
     conn_cls.send_packed_command = counting  # counts wire writes (round trips) only
     try:
-        print(f"Redis {args.redis}; {len(VENUES)} venues x {len(ASSETS)} assets loaded "
-              f"({len(VENUES) * len(ASSETS)} perps, {len(VENUES) * len(ASSETS) * 3} futures)")
-        for name in ("basis", "funding"):
+        print(f"Redis {args.redis}; {len(VENUES)} venues x {len(ASSETS) * 4} instruments loaded "
+              f"({len(VENUES) * len(ASSETS)} perps, {len(VENUES) * len(ASSETS) * 3} futures, open interest of each)")
+        for name in ("basis", "funding", "oi"):
             for _ in range(200):  # warm-up
                 await core.run(name, ["btc"])
             lat = []

@@ -2,7 +2,8 @@
 
 200 topics = 100 assets x (funding, basis); 500 rules per topic mixing above/below/crosses,
 aggregates (max/min/mean) and named venues. One batch = one venue's poll: fresh funding and
-basis samples for all 100 assets, handed to ``AlertService.on_samples`` exactly as a watcher does.
+basis samples for all 100 assets, handed to ``AlertService.on_samples`` exactly as the market
+watcher does (one call per metric), including writing the fired alert events to the stream.
 
     .venv/bin/python -m bench.bench_rules [--redis URL] [--batches 200]
 """
@@ -23,12 +24,16 @@ from core.alerts.rules import Rule
 from core.alerts.service import AlertService, AlertSettings
 from core.alerts.store import AlertStore
 from core.keys import Keys
+from core.metrics.registry import default_registry
 from core.models import MS_PER_DAY, BasisSample, FundingSample
 from core.store import MarketStore
 
 VENUES = ("binanceusdm", "binancecoinm", "okx", "bybit", "deribit")
 ASSETS = [f"A{i:03d}" for i in range(100)]
 RULES_PER_TOPIC = 500
+
+
+REGISTRY = default_registry()
 
 
 def make_rules(rng: random.Random) -> list[Rule]:
@@ -43,7 +48,8 @@ def make_rules(rng: random.Random) -> list[Rule]:
                 venue = rng.choice(("max", "min", "mean", *VENUES))
                 rules.append(Rule(id=f"r{n}", metric=metric, asset=asset, kind=kind,
                                   threshold=rng.uniform(-scale, scale), venue=venue, cooldown_s=3600,
-                                  hysteresis=scale * 0.05, scope="global"))
+                                  hysteresis=scale * 0.05, scope="global",
+                                  selector=REGISTRY.get(metric).selector_for(kind, venue)))
     return rules
 
 
@@ -79,13 +85,17 @@ async def main() -> None:
             pipe.hset(keys.rules(), mapping={r.id: r.to_json() for r in rules[i:i + 5000]})
         await pipe.execute()
         clock = [int(time.time() * 1000)]
-        svc = AlertService(store, MarketStore(redis, keys, retention_ms=MS_PER_DAY), keys,
-                           AlertSettings(venues=VENUES, history_assets=()), clock_ms=lambda: clock[0])
+        svc = AlertService(store, MarketStore(redis, keys, retention_ms=MS_PER_DAY), keys, REGISTRY,
+                           AlertSettings(sources={"funding": VENUES, "basis": VENUES}, history_assets=()),
+                           clock_ms=lambda: clock[0])
         t0 = time.perf_counter()
         await svc.start()
         print(f"{len(svc.engine)} rules across {len(ASSETS) * 2} topics loaded in {time.perf_counter() - t0:.2f} s")
+        async def poll(venue: str, funding: list[FundingSample], basis: list[BasisSample]) -> int:
+            return await svc.on_samples("funding", venue, funding) + await svc.on_samples("basis", venue, basis)
+
         for venue in VENUES:  # every venue reports once, so aggregates see all of them
-            await svc.on_samples(venue, *batch(venue, rng, clock[0], 0.0, 0.1))
+            await poll(venue, *batch(venue, rng, clock[0], 0.0, 0.1))
         gc.freeze()  # the bot does the same after loading rules: 100k long-lived objects leave the GC's scans
         scenarios = (
             ("quiet (values move a little between polls)", lambda i: 0.0, 0.1),
@@ -99,7 +109,7 @@ async def main() -> None:
                 venue = VENUES[i % len(VENUES)]
                 funding, basis = batch(venue, rng, clock[0], drift_of(i), noise)
                 t = time.perf_counter()
-                fired += await svc.on_samples(venue, funding, basis)
+                fired += await poll(venue, funding, basis)
                 times.append((time.perf_counter() - t) * 1000)
             times.sort()
             print(f"{label}: {args.batches} batches of {len(ASSETS)} assets x (1 perp + 2 futures): "

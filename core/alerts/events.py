@@ -8,7 +8,7 @@ unit, time, and the context figures the message quotes. Rendering lives with the
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from dataclasses import field as dc_field
 from typing import Any, Self
 
@@ -67,14 +67,23 @@ class AlertEvent:
         return f"{self.metric}:{self.asset}"
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
+        # built by hand: dataclasses.asdict deep-copies every value, which dominated a batch firing hundreds
+        d = {f: getattr(self, f) for f in _SCALARS}
+        d["context"] = [[c.label, c.symbol, c.value] for c in self.context]
+        d["related"] = [[r.metric, r.what, r.value, r.label, r.symbol, r.count] for r in self.related]
+        d["extra"] = self.extra
+        return json.dumps(d, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> Self:
         d = json.loads(raw)
-        d["context"] = tuple(ContextPoint(**c) for c in d.get("context", ()))
-        d["related"] = tuple(Related(**r) for r in d.get("related", ()))
+        d["context"] = tuple(ContextPoint(*c) if isinstance(c, list) else ContextPoint(**c)
+                             for c in d.get("context", ()))
+        d["related"] = tuple(Related(*r) if isinstance(r, list) else Related(**r) for r in d.get("related", ()))
         return cls(**d)
+
+
+_SCALARS = tuple(f.name for f in fields(AlertEvent) if f.name not in ("context", "related", "extra"))
 
 
 def notice(title: str, text: str, ts_ms: int) -> AlertEvent:

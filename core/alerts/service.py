@@ -30,6 +30,7 @@ from core.store import MarketStore
 
 log = logging.getLogger(__name__)
 
+STATE_FLUSH_S = 1.0  # silent state changes reach Redis within this (firings at once, with their event)
 LEASE_TTL_S = 30.0
 LEASE_RENEW_S = 10.0
 _ACQUIRE = """
@@ -94,6 +95,8 @@ class AlertService:
         self.latest: dict[tuple[str, str], dict[str, list[Any]]] = {}  # (metric, asset) -> venue -> samples
         self.watermarks: dict[GroupKey, int] = {}  # discrete groups: the newest row already judged
         self._sig_written: dict[str, int] = {}
+        self._dirty: dict[str, RuleState] = {}  # silent state changes not yet written (see _commit)
+        self._flushed_at = time.monotonic()
         # one evaluation at a time: a reload must never rebuild the engine under an uncommitted evaluation
         self._lock = asyncio.Lock()
         self.instance = uuid.uuid4().hex
@@ -101,10 +104,16 @@ class AlertService:
         self._lease_checked = -1e9
 
     async def start(self) -> None:
+        """Take the evaluator lease if it is free, then load the rules once (a leader's first batch need not)."""
+        if await self._is_leader():
+            self.version = -1
         await self._reload()
 
     async def stop(self) -> None:
-        """Hand the evaluator lease back so another process can take over at once."""
+        """Write the pending state changes, then hand the evaluator lease back so another process takes over."""
+        async with self._lock:
+            if self._dirty:
+                await self._commit([], [], {}, flush=True)
         await self.alerts.redis.eval(_RELEASE, 1, self.keys.evaluator_lease(), self.instance)
         self._leader = False
 
@@ -124,14 +133,32 @@ class AlertService:
         return got
 
     async def _commit(self, transitions: list[Transition], events: list[AlertEvent],
-                      watermarks: dict[GroupKey, int]) -> list[str]:
+                      watermarks: dict[GroupKey, int], *, flush: bool = False) -> list[str]:
+        """Write what must not be lost now: firings (their state, in the same transaction as the events) and
+        watermarks. Silent transitions (a re-arm, a swallowed firing, a side flip) change only what /alerts
+        shows and what a restart starts from; they are coalesced per rule and written every
+        ``STATE_FLUSH_S`` (and on stop), which keeps a batch that moves thousands of rules cheap.
+        """
+        for t in transitions:
+            self._dirty[t.rule.id] = t.state
+        now = time.monotonic()
+        fired = {t.rule.id for t in transitions if t.alert}
+        if flush or now - self._flushed_at >= STATE_FLUSH_S:
+            states, self._dirty, self._flushed_at = self._dirty, {}, now
+        else:
+            states = {rid: self._dirty.pop(rid) for rid in fired}
+        if not states and not events and not watermarks:
+            return []
         try:
-            return await self.alerts.commit(transitions, events, watermarks=watermarks)
+            return await self.alerts.commit(states, events, watermarks=watermarks)
         except BaseException:
             self.version = -1  # the engine moved but Redis did not: rebuild from Redis next time
+            self._dirty = {}
             raise
 
     async def _reload(self) -> None:
+        if self._dirty:  # what this process knows is newer than Redis: write it before reading back
+            await self._commit([], [], {}, flush=True)
         version, rules, states, watermarks = await self.alerts.load_rules()
         engine = RuleEngine()
         for r in rules:
@@ -200,6 +227,7 @@ class AlertService:
         transitions: list[Transition] = []
         events: list[AlertEvent] = []
         watermarks: dict[GroupKey, int] = {}
+        shared: dict[Any, Any] = {}  # context computed once per level and related headline per topic
         keep_all = "*" in self.settings.history_assets
         for metric, asset in topics:
             m = self.registry.find(metric)
@@ -240,7 +268,7 @@ class AlertService:
             else:
                 continue
             transitions += new
-            events += [self._event(t, lv, now) for t in new if t.alert]
+            events += [self._event(t, lv, now, shared) for t in new if t.alert]
         if not transitions and not watermarks:
             return 0
         ids = await self._commit(transitions, events, watermarks)
@@ -330,31 +358,41 @@ class AlertService:
         await pipe.execute()
 
     # events -----------------------------------------------------------------------------
-    def _event(self, t: Transition, lv: Level, now: int) -> AlertEvent:
+    def _event(self, t: Transition, lv: Level, now: int, shared: dict[Any, Any]) -> AlertEvent:
         r = t.rule
         m = self.registry.get(r.metric)
         direction = t.state.mode if r.kind == "crosses" else ("+" if t.value >= 0 else "-") \
             if r.kind in ("change", "zscore") else ""
         p = lv.point
-        others = sorted(lv.points, key=lambda x: -x.value)
-        related = []
-        for name in m.related:
-            other = self.registry.find(name)
-            if other is None:
-                continue
-            hl = other.headline(other.points(self._current(name, r.asset, now), "", now))
-            if hl is not None:
-                what, olv = hl
-                related.append(Related(name, what, olv.value, olv.point.label if olv.point else "",
-                                       olv.point.symbol if olv.point else "", len(olv.points)))
+        context = shared.get(id(lv))
+        if context is None:
+            top = sorted(lv.points, key=lambda x: -x.value)[:8]
+            context = shared[id(lv)] = tuple(ContextPoint(x.label, x.symbol, x.value) for x in top)
+        related = shared.get((r.metric, r.asset))
+        if related is None:
+            related = shared[(r.metric, r.asset)] = self._related(m, r.asset, now)
         return AlertEvent(
             metric=r.metric, asset=r.asset, rule_id=r.id, kind=r.kind, scope=r.scope, target=r.target,
             rule_text=r.describe(), threshold=r.threshold, value=t.value,
             level=lv.value if r.kind in ("change", "zscore") else None, unit=m.unit, ts_ms=now, field=r.field,
             selector=r.selector, venue=p.venue if p else "", instrument=p.symbol if p else "",
             label=p.label if p else "", direction=direction, window_s=r.window_s, count=len(lv.points),
-            context=tuple(ContextPoint(x.label, x.symbol, x.value) for x in others[:8]), related=tuple(related),
+            context=context, related=related,
         )
+
+    def _related(self, m: Metric, asset: str, now: int) -> tuple[Related, ...]:
+        """The headline of each metric the alert's metric names as context (basis in a funding alert)."""
+        out = []
+        for name in m.related:
+            other = self.registry.find(name)
+            if other is None:
+                continue
+            hl = other.headline(other.points(self._current(name, asset, now), "", now))
+            if hl is not None:
+                what, olv = hl
+                out.append(Related(name, what, olv.value, olv.point.label if olv.point else "",
+                                   olv.point.symbol if olv.point else "", len(olv.points)))
+        return tuple(out)
 
     def _discrete_event(self, t: Transition, obs: Observation) -> AlertEvent:
         r = t.rule

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -15,6 +15,7 @@ from core.alerts.rules import Rule
 from core.keys import Keys
 
 RULE_LOG_MAX = 500
+LOAD_PAGE = 5000  # hash entries per HSCAN page when loading rules and states
 STREAM_MAXLEN = 100_000
 
 
@@ -98,14 +99,12 @@ class AlertStore:
 
     async def load_rules(self) -> tuple[int, list[Rule], dict[str, RuleState], dict[GroupKey, int]]:
         """Every rule, state and discrete-group watermark, with the rules version they correspond to."""
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.get(self.keys.rules_version())
-        pipe.hgetall(self.keys.rules())
-        pipe.hgetall(self.keys.alert_state())
-        version, rules, raw_states = await pipe.execute()
+        # the version first: a change made while the pages are read bumps it, and the next batch reloads
+        version = await self.redis.get(self.keys.rules_version())
+        rules = [Rule.from_json(v) async for _k, v in self._scan(self.keys.rules())]
         states: dict[str, RuleState] = {}
         watermarks: dict[GroupKey, int] = {}
-        for k, v in raw_states.items():
+        async for k, v in self._scan(self.keys.alert_state()):
             name = _s(k)
             if name.startswith(_WM):
                 parts = name[len(_WM):].split("|")
@@ -113,7 +112,17 @@ class AlertStore:
                     watermarks[(parts[0], parts[1], parts[2], parts[3], parts[4])] = int(_s(v))
             else:
                 states[name] = RuleState.decode(_s(v))
-        return int(version or 0), [Rule.from_json(v) for v in rules.values()], states, watermarks
+        return int(version or 0), rules, states, watermarks
+
+    async def _scan(self, key: str) -> AsyncIterator[tuple[Any, Any]]:
+        """A big hash in pages, so a million rules never hold one reply past the client's socket timeout."""
+        cursor: Any = 0
+        while True:
+            cursor, page = await self.redis.hscan(key, cursor, count=LOAD_PAGE)
+            for item in page.items():  # type: ignore[union-attr]  # HSCAN pages are mappings
+                yield item
+            if not cursor:
+                return
 
     async def rules_version(self) -> int:
         return int(await self.redis.get(self.keys.rules_version()) or 0)
@@ -123,10 +132,12 @@ class AlertStore:
         return bool(await self.redis.sadd(self.keys.defaults_installed(), text))
 
     # firing ---------------------------------------------------------------------------
-    async def commit(self, transitions: Iterable[Transition], events: Sequence[AlertEvent], *,
+    async def commit(self, states: Mapping[str, RuleState] | Iterable[Transition], events: Sequence[AlertEvent], *,
                      watermarks: dict[GroupKey, int] | None = None) -> list[str]:
-        """Persist new states and watermarks and append the fired events atomically; returns the alert ids."""
-        states: dict[Any, Any] = {t.rule.id: t.state.encode() for t in transitions}
+        """Persist rule states and watermarks and append the fired events atomically; returns the alert ids."""
+        encoded: dict[Any, Any] = {rid: st.encode() for rid, st in states.items()} if isinstance(states, Mapping) \
+            else {t.rule.id: t.state.encode() for t in states}
+        states = encoded
         states |= {_WM + "|".join(k): ts for k, ts in (watermarks or {}).items()}
         if not states and not events:
             return []
