@@ -62,6 +62,11 @@ async def test_basis_funding_status_through_telegram(exchanges: ExchangeDouble, 
         reply = await wait_for_reply(telegram, -1001, "/funding@basiswatch_bot BTC", "funding")
         assert "+0.0250%" in reply and f"{0.00025 * 3 * 365 * 100:+.1f}%" in reply
 
+        # open interest, the third metric, through the same path: the total of the double's BTC contracts
+        reply = await wait_for_reply(telegram, 501, "/oi btc", "on 5 venues")
+        assert "BTC open interest · $" in reply and "Change of the total" in reply
+        assert "receive oi BTC alerts" in await wait_for_reply(telegram, 501, "/subscribe oi btc", "oi BTC")
+
         exchanges.venues["bybit"].fault = "500"
         await asyncio.sleep(1.0)
         reply = await wait_for_reply(telegram, 501, "/status", "bybit: ")

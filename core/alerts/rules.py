@@ -80,13 +80,18 @@ class Rule:
         d = {k: v for k, v in d.items() if k in known}
         d["conditions"] = tuple(cls.from_json(json.dumps(c)) for c in d.get("conditions", ()))
         if not d.get("selector"):  # stored before selectors were computed at parse time
-            v = d.get("venue", "")
-            d["selector"] = v if v in ("max", "min", "mean", "sum") or d.get("metric") == "flows" else \
-                f"{v}/{ {'above': 'max', 'below': 'min'}.get(d.get('kind', ''), 'mean') }"
+            d["selector"] = _legacy_selector(d)
         return cls(**d)
 
     def describe(self) -> str:
         return self.text or f"{self.metric} {self.asset} {self.kind} {self.threshold:g}"
+
+
+def _legacy_selector(d: Mapping[str, Any]) -> str:
+    venue = str(d.get("venue", ""))
+    if venue in ("max", "min", "mean", "sum") or d.get("metric") == "flows":
+        return venue
+    return f"{venue}/{ {'above': 'max', 'below': 'min'}.get(str(d.get('kind', '')), 'mean')}"
 
 
 def usage(registry: Registry) -> str:
