@@ -128,3 +128,36 @@ async def test_read_is_one_round_trip(core: CommandCore, redis: Redis) -> None:
         conn_cls.send_packed_command = original
     assert basis_trips == 1
     assert funding_trips == 1
+
+
+async def test_oi_totals_changes_and_series_from_stored_history(redis: Redis, keys: Keys) -> None:
+    from core.metrics.registry import default_registry
+    from core.models import OpenInterestSample
+
+    reg = default_registry()
+    oi = reg.get("oi")
+    store = MarketStore(redis, keys, retention_ms=30 * MS_PER_DAY)
+
+    def sample(venue: str, symbol: str, coins: float, usd: float, ts: int, inverse: bool = False) -> OpenInterestSample:
+        return OpenInterestSample(venue=venue, symbol=symbol, asset="BTC", settle="BTC" if inverse else "USDT",
+                                  inverse=inverse, kind="swap", coins=coins, usd=usd, ts_ms=ts)
+
+    now = {"binanceusdm": [sample("binanceusdm", "BTC/USDT:USDT", 1000, 60e6, NOW)],
+           "okx": [sample("okx", "BTC/USDT:USDT", 500, 30e6, NOW), sample("okx", "BTC/USD:BTC", 200, 12e6, NOW, True)]}
+    # stored totals: one hour ago both venues had 80% of today's, a day ago only binance reported (half)
+    for venue, ss in now.items():
+        total = sum(s.usd for s in ss)
+        history = [sample(venue, "*total*", 0, total * 0.8, NOW - 3_600_000)]
+        if venue == "binanceusdm":
+            history.append(sample(venue, "*total*", 0, total * 0.5, NOW - 86_400_000))
+        await store.write_samples(oi, venue, ss, now_ms=NOW, history=history)
+    core = command_core(store, ("binanceusdm", "okx"), clock_ms=lambda: NOW, alerts=False, registry=reg)
+    text = to_plain(await core.run("oi", ["btc"]))
+    assert "BTC open interest · $102.0M on 2 venues" in text
+    assert "okx" in text and "inverse" in text and "USDT" in text and "1,700" in text  # coins in total
+    assert f"1h {(102 - 0.8 * 102) / (0.8 * 102) * 100:+.1f}%" in text  # both venues an hour ago
+    assert f"24h {(60 - 30) / 30 * 100:+.1f}%" in text  # only the venue with history a day ago
+    assert "7d —" in text
+    series = to_plain(await core.run("oi", ["btc", "7d"]))
+    assert "Total open interest, last 7d" in series and "$81.60M" in series  # the hour-ago bucket: 0.8 x 102M
+    assert (await core.run("oi", ["btc", "90d"])).error
