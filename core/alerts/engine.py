@@ -67,7 +67,11 @@ class _Group:
 class RuleEngine:
     """All rules and their states, indexed for fast evaluation."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, report_silent: bool = True) -> None:
+        """``report_silent=False``: state changes that fire nothing (re-arms, side flips, firings swallowed by
+        the cooldown) are applied and their rule ids collected in ``dirty`` instead of returned as transitions."""
+        self.report_silent = report_silent
+        self.dirty: set[str] = set()
         self.rules: dict[str, Rule] = {}
         self.states: dict[str, RuleState] = {}
         self._groups: dict[GroupKey, _Group] = {}
@@ -140,6 +144,10 @@ class RuleEngine:
     def _set(self, rule: Rule, mode: str, now_ms: int, value: float, out: list[Transition], *, fires: bool) -> None:
         state = self.states[rule.id]
         alert = fires and (state.last_fired_ms == 0 or now_ms - state.last_fired_ms >= rule.cooldown_s * 1000)
+        if not alert and not self.report_silent:  # the hot path of a sweep: no allocation, remembered as dirty
+            state.mode = mode
+            self.dirty.add(rule.id)
+            return
         new = RuleState(mode, now_ms if alert else state.last_fired_ms)
         self.states[rule.id] = new
         out.append(Transition(rule, new, alert, value))

@@ -30,7 +30,7 @@ from core.store import MarketStore
 
 log = logging.getLogger(__name__)
 
-STATE_FLUSH_S = 1.0  # silent state changes reach Redis within this (firings at once, with their event)
+STATE_FLUSH_PER_BATCH = 2000  # silent state changes written per batch (firings at once, with their event)
 LEASE_TTL_S = 30.0
 LEASE_RENEW_S = 10.0
 _ACQUIRE = """
@@ -90,13 +90,11 @@ class AlertService:
         self.registry = registry
         self.settings = settings
         self.clock_ms = clock_ms
-        self.engine = RuleEngine()
+        self.engine = RuleEngine(report_silent=False)
         self.version = -1
         self.latest: dict[tuple[str, str], dict[str, list[Any]]] = {}  # (metric, asset) -> venue -> samples
         self.watermarks: dict[GroupKey, int] = {}  # discrete groups: the newest row already judged
         self._sig_written: dict[str, int] = {}
-        self._dirty: dict[str, RuleState] = {}  # silent state changes not yet written (see _commit)
-        self._flushed_at = time.monotonic()
         # one evaluation at a time: a reload must never rebuild the engine under an uncommitted evaluation
         self._lock = asyncio.Lock()
         self.instance = uuid.uuid4().hex
@@ -112,7 +110,7 @@ class AlertService:
     async def stop(self) -> None:
         """Write the pending state changes, then hand the evaluator lease back so another process takes over."""
         async with self._lock:
-            if self._dirty:
+            if self.engine.dirty:
                 await self._commit([], [], {}, flush=True)
         await self.alerts.redis.eval(_RELEASE, 1, self.keys.evaluator_lease(), self.instance)
         self._leader = False
@@ -139,28 +137,27 @@ class AlertService:
         shows and what a restart starts from; they are coalesced per rule and written every
         ``STATE_FLUSH_S`` (and on stop), which keeps a batch that moves thousands of rules cheap.
         """
-        for t in transitions:
-            self._dirty[t.rule.id] = t.state
-        now = time.monotonic()
-        fired = {t.rule.id for t in transitions if t.alert}
-        if flush or now - self._flushed_at >= STATE_FLUSH_S:
-            states, self._dirty, self._flushed_at = self._dirty, {}, now
-        else:
-            states = {rid: self._dirty.pop(rid) for rid in fired}
+        engine = self.engine
+        states = {t.rule.id: t.state for t in transitions}
+        engine.dirty.difference_update(states)
+        take = len(engine.dirty) if flush else min(len(engine.dirty), STATE_FLUSH_PER_BATCH)
+        for _ in range(take):  # a bounded share per batch, so a sweep never turns into one huge write
+            rid = engine.dirty.pop()
+            if rid in engine.states:
+                states[rid] = engine.states[rid]
         if not states and not events and not watermarks:
             return []
         try:
             return await self.alerts.commit(states, events, watermarks=watermarks)
         except BaseException:
             self.version = -1  # the engine moved but Redis did not: rebuild from Redis next time
-            self._dirty = {}
             raise
 
     async def _reload(self) -> None:
-        if self._dirty:  # what this process knows is newer than Redis: write it before reading back
+        if self.engine.dirty and self.version >= 0:  # what this process knows is newer than Redis: write it first
             await self._commit([], [], {}, flush=True)
         version, rules, states, watermarks = await self.alerts.load_rules()
-        engine = RuleEngine()
+        engine = RuleEngine(report_silent=False)
         for r in rules:
             m = self.registry.find(r.metric)
             if m is None:
@@ -269,7 +266,7 @@ class AlertService:
                 continue
             transitions += new
             events += [self._event(t, lv, now, shared) for t in new if t.alert]
-        if not transitions and not watermarks:
+        if not transitions and not watermarks and not self.engine.dirty:
             return 0
         ids = await self._commit(transitions, events, watermarks)
         for e, alert_id in zip(events, ids, strict=True):
