@@ -2,10 +2,12 @@ import math
 
 import pytest
 
-from core.models import MS_PER_DAY, BasisSample, FundingSample
-from core.sanity import basis_problem, funding_problem
+from core.metrics.basis import Basis
+from core.metrics.funding import Funding
+from core.models import MS_PER_DAY, BasisSample, FundingSample, OpenInterestSample
 
 NOW = 1_780_000_000_000
+BASIS, FUNDING = Basis(), Funding()  # the metrics' own sanity checks, at their default bounds
 
 
 def fut(price: float, index: float, days: float) -> BasisSample:
@@ -46,21 +48,34 @@ def test_json_round_trip() -> None:
 
 @pytest.mark.parametrize("price", [0.0, -5.0, math.nan, math.inf])
 def test_insane_future_prices_rejected(price: float) -> None:
-    assert basis_problem(fut(price, 60_000.0, 30), max_deviation=0.5) is not None
-    assert basis_problem(fut(60_000.0, price, 30), max_deviation=0.5) is not None
+    assert BASIS.problem(fut(price, 60_000.0, 30)) is not None
+    assert BASIS.problem(fut(60_000.0, price, 30)) is not None
 
 
 def test_absurd_future_rejected_plausible_kept() -> None:
-    assert basis_problem(fut(600_000.0, 60_000.0, 30), max_deviation=0.5) is not None
-    assert basis_problem(fut(61_000.0, 60_000.0, 30), max_deviation=0.5) is None
+    assert BASIS.problem(fut(600_000.0, 60_000.0, 30)) is not None
+    assert BASIS.problem(fut(61_000.0, 60_000.0, 30)) is None
 
 
 @pytest.mark.parametrize("rate", [math.nan, 0.2, -0.2, math.inf])
 def test_insane_funding_rejected(rate: float) -> None:
-    assert funding_problem(perp(rate), max_abs_rate=0.05, max_deviation=0.5) is not None
+    assert FUNDING.problem(perp(rate)) is not None
 
 
 def test_funding_with_bad_mark_rejected() -> None:
-    assert funding_problem(perp(0.0001, mark=0.0), max_abs_rate=0.05, max_deviation=0.5) is not None
-    assert funding_problem(perp(0.0001, mark=None, index=None), max_abs_rate=0.05, max_deviation=0.5) is None
-    assert funding_problem(perp(-0.0003), max_abs_rate=0.05, max_deviation=0.5) is None
+    assert FUNDING.problem(perp(0.0001, mark=0.0)) is not None
+    assert FUNDING.problem(perp(0.0001, mark=None, index=None)) is None
+    assert FUNDING.problem(perp(-0.0003)) is None
+
+
+def test_open_interest_sanity_and_codec() -> None:
+    from core.metrics.open_interest import OpenInterest
+
+    oi = OpenInterest()
+    s = OpenInterestSample(venue="okx", symbol="BTC/USD:BTC", asset="BTC", settle="BTC", inverse=True, kind="swap",
+                           coins=12.5, usd=1_250_000.0, ts_ms=NOW)
+    assert OpenInterestSample.from_json(s.to_json()) == s and oi.problem(s) is None
+    for bad in ({"coins": -1.0}, {"usd": math.nan}, {"usd": 1e308}):
+        from dataclasses import replace
+
+        assert oi.problem(replace(s, **bad)) is not None, bad
