@@ -95,7 +95,7 @@ class MarketWatcher:
         except SourceError as e:
             await self.store.record_failure(self.venue, f"{type(e).__name__}: {e}", now_ms=self.clock_ms(),
                                             requests=self.client.requests - start_req)
-            for metric in snap_metrics(self.registry):  # nothing of this venue is current any more
+            for metric in snap_metrics(self.registry, self.client.metrics):  # nothing of it is current any more
                 for listener in self.listeners:
                     await listener(metric, self.venue, [])
             raise
@@ -134,6 +134,6 @@ class MarketWatcher:
         return out
 
 
-def snap_metrics(registry: Registry) -> list[str]:
-    """The metrics a venue poll produces that this deployment registers."""
-    return [m for m in PARTS if m in registry]
+def snap_metrics(registry: Registry, served: Sequence[str] = PARTS) -> list[str]:
+    """The metrics a venue poll produces (those it serves) that this deployment registers."""
+    return [m for m in served if m in registry]
