@@ -218,6 +218,9 @@ class ExchangeDouble:
     def __init__(self) -> None:
         now = dt.datetime.now(dt.UTC)
         self.venues: dict[str, VenueState] = {v: default_state(v, now) for v in self.VENUES}
+        from tests.fakes.more_venues import more_states  # venues beside the five register their routes there
+
+        self.venues.update(more_states(now))
         self.unknown: list[str] = []  # "<venue> GET /path?query" of every request no route answered
         self._runner: web.AppRunner | None = None
         self._base = ""
@@ -270,12 +273,16 @@ class ExchangeDouble:
             return web.Response(status=404, text="<html><body><h1>404 Not Found</h1></body></html>",
                                 content_type="text/html")
         builder = ROUTES[venue].get(path)
-        if builder is None or request.method != "GET":
+        query: dict[str, Any] = dict(request.query)
+        if request.method == "POST" and request.can_read_body:  # hyperliquid posts its query as JSON
+            posted = await request.json()
+            query.update(posted if isinstance(posted, dict) else {})
+        if builder is None or request.method not in ("GET", "POST"):
             self.unknown.append(f"{venue} {line}")
             return web.json_response({"error": "not served by ExchangeDouble", "path": path}, status=404)
         if fault == "garbage":
             return web.json_response(GARBAGE)
-        status, body = builder(state, dict(request.query), int(time.time() * 1000))
+        status, body = builder(state, query, int(time.time() * 1000))
         if fault == "empty":  # the right envelope with no rows in it
             body = empty_like(body)
         text = json.dumps(body, separators=(",", ":"))
