@@ -47,7 +47,8 @@ from watchers.flows import CoinMetricsProvider, CryptoQuantProvider, FlowProvide
 from watchers.flows.watcher import FlowWatcher
 from watchers.market import MarketWatcher, MarketWatcherConfig
 from watchers.runner import run_periodic
-from watchers.venues import VenueClient
+from watchers.venues import VenueClient, describe
+from watchers.watched import WatchedAssets
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,8 @@ async def build(settings: Settings, stack: AsyncExitStack) -> Wiring:
         sources=sources, bot_admins={"tg": a.telegram_admins, "dc": a.discord_admins},
         default_cooldown_s=a.default_cooldown_s), registry)
     core = CommandCore(store, CoreSettings(venues=w.venues, providers=settings.flows.providers, sources=sources,
-                                           stale_after_s=w.stale_after_s), registry, alerts=alert_commands)
+                                           stale_after_s=w.stale_after_s, venue_notes=settings.venue_notes()),
+                       registry, alerts=alert_commands)
     evaluator = AlertService(alert_store, store, keys, registry, AlertSettings(
         sources=sources, history_assets=h.assets, history_step_s=h.step_s,
         history_retention_ms=int(h.retention_days * 86_400_000),
@@ -150,9 +152,14 @@ def market_loops(wr: Wiring) -> list[Loop]:
     w, h = wr.settings.watchers, wr.settings.history
     cfg = MarketWatcherConfig(markets_refresh_s=w.markets_refresh_s, history_step_s=h.step_s, history_assets=h.assets)
     loops: list[Loop] = []
+    for venue in wr.settings.unknown_venues:
+        log.warning("venue=%s is not polled: %s", venue, describe(venue))
+    watched = WatchedAssets(wr.redis, wr.keys)
     for venue in w.venues:
+        log.info("venue=%s %s", venue, describe(venue))
         client = VenueClient(venue, timeout_s=w.request_timeout_s, rest_base_url=w.rest_base_urls.get(venue),
-                             oi_assets=w.oi_assets, funding_info_refresh_s=w.funding_info_refresh_s)
+                             oi_assets=w.oi_assets, funding_info_refresh_s=w.funding_info_refresh_s,
+                             watched=watched)
         wr.stack.push_async_callback(client.close)
         watcher = MarketWatcher(client, wr.store, wr.registry, cfg, listeners=[wr.evaluator.on_samples])
         loops.append(functools.partial(run_periodic, watcher.name, watcher.poll_once,

@@ -18,8 +18,11 @@ from core.alerts.rules import parse_duration, parse_rule
 from core.metrics.base import Metric
 from core.metrics.registry import Registry, metric_classes
 from core.reply import UserError
+from watchers.venues.adapters import ADAPTERS, summary
+from watchers.venues.common import PARTS
 
-SUPPORTED_VENUES = ("binanceusdm", "binancecoinm", "okx", "bybit", "deribit")
+SUPPORTED_VENUES = tuple(ADAPTERS)  # every venue an adapter serves
+DEFAULT_VENUES = ("binanceusdm", "binancecoinm", "okx", "bybit", "deribit")
 
 
 class ConfigError(Exception):
@@ -96,7 +99,7 @@ class ConsoleSettings:
 
 @dataclass(frozen=True)
 class WatcherSettings:
-    venues: tuple[str, ...] = SUPPORTED_VENUES
+    venues: tuple[str, ...] = DEFAULT_VENUES
     poll_interval_s: float = 30.0
     markets_refresh_s: float = 3600.0
     request_timeout_s: float = 10.0
@@ -150,15 +153,26 @@ class Settings:
     metrics: dict[str, dict[str, Any]] = field(default_factory=lambda: {
         cls.name: {s.key: s.default for s in cls.settings_spec} for cls in metric_classes()})
     log_level: str = "INFO"
+    unknown_venues: tuple[str, ...] = ()  # named in [watchers] venues but served by no adapter: reported, not polled
 
     def registry(self) -> Registry:
         """The metrics of this deployment, configured from their sections."""
         return Registry(cls(self.metrics.get(cls.name)) for cls in metric_classes())
 
     def sources(self, registry: Registry) -> dict[str, tuple[str, ...]]:
-        """Metric -> the sources that serve it here: flow providers for flows, watched venues otherwise."""
-        return {m.name: self.flows.providers if m.source_word == "provider" else self.watchers.venues
+        """Metric -> the sources that serve it here: flow providers for flows, the watched venues whose
+        adapter serves the metric otherwise (no basis from a venue without dated futures)."""
+        return {m.name: self.flows.providers if m.source_word == "provider" else self.venues_serving(m.name)
                 for m in registry}
+
+    def venues_serving(self, metric: str) -> tuple[str, ...]:
+        if metric not in PARTS:  # a metric the venue polls do not produce (streams, derived metrics)
+            return self.watchers.venues
+        return tuple(v for v in self.watchers.venues if metric in ADAPTERS[v].metrics())
+
+    def venue_notes(self) -> dict[str, str]:
+        """Venue -> what it serves and what it does not (for /status), unknown venues included."""
+        return {v: summary(v) for v in (*self.watchers.venues, *self.unknown_venues)}
 
 
 # --- validation helpers ----------------------------------------------------------------
@@ -205,11 +219,16 @@ def _section(raw: dict[str, Any], name: str, known: set[str]) -> dict[str, Any]:
     return d
 
 
-def _venues(d: dict[str, Any], key: str) -> tuple[str, ...]:
-    v = d.get(key, list(SUPPORTED_VENUES))
-    if not isinstance(v, list) or not v or any(x not in SUPPORTED_VENUES for x in v):
+def _venues(d: dict[str, Any], key: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(known venues, unknown names): a name no adapter serves is reported and skipped, not fatal."""
+    v = d.get(key, list(DEFAULT_VENUES))
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
         raise _bad(f"watchers.{key}", v, f"a non-empty list from {list(SUPPORTED_VENUES)}")
-    return tuple(dict.fromkeys(v))
+    names = tuple(dict.fromkeys(v))
+    known = tuple(x for x in names if x in SUPPORTED_VENUES)
+    if not known:
+        raise _bad(f"watchers.{key}", v, f"a non-empty list from {list(SUPPORTED_VENUES)}")
+    return known, tuple(x for x in names if x not in SUPPORTED_VENUES)
 
 
 def _venue_map(d: dict[str, Any], key: str, kind: str) -> dict[str, Any]:
@@ -271,8 +290,9 @@ def parse_settings(raw: dict[str, Any], env: dict[str, str] | None = None) -> Se
     w = _section(raw, "watchers", {"venues", "poll_interval_s", "markets_refresh_s", "request_timeout_s",
                                    "max_backoff_s", "stale_after_s", "funding_info_refresh_s", "oi_assets",
                                    "rest_base_urls", "venue_poll_interval_s"})
+    venues, unknown_venues = _venues(w, "venues")
     watchers = WatcherSettings(
-        venues=_venues(w, "venues"),
+        venues=venues,
         poll_interval_s=_num(w, "watchers", "poll_interval_s", WatcherSettings.poll_interval_s, 0.05, 86_400),
         markets_refresh_s=_num(w, "watchers", "markets_refresh_s", WatcherSettings.markets_refresh_s, 1, 7 * 86_400),
         request_timeout_s=_num(w, "watchers", "request_timeout_s", WatcherSettings.request_timeout_s, 0.1, 120),
@@ -304,7 +324,7 @@ def parse_settings(raw: dict[str, Any], env: dict[str, str] | None = None) -> Se
         raise _bad("log_level", level, '"DEBUG", "INFO", "WARNING" or "ERROR"')
     return Settings(redis=redis, telegram=telegram, discord=discord, flows=flows,
                     console=ConsoleSettings(enabled=enabled), watchers=watchers,
-                    history=history, alerts=alerts, metrics=metrics, log_level=level)
+                    history=history, alerts=alerts, metrics=metrics, log_level=level, unknown_venues=unknown_venues)
 
 
 def _tickers(d: dict[str, Any], section: str, key: str, default: tuple[str, ...]) -> tuple[str, ...]:

@@ -60,6 +60,8 @@ class CoreSettings:
     sources: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # metric -> its venues or providers
     stale_after_s: float = 180.0
     product_name: str = "basiswatch"
+    # venue -> what it serves and what it does not ('funding, oi; no basis (no dated futures listed)')
+    venue_notes: Mapping[str, str] = field(default_factory=dict)
 
 
 log = logging.getLogger(__name__)
@@ -147,6 +149,9 @@ class CommandCore:
         blocks: list[str | Table] = [table]
         if errors:
             blocks.append("Last errors:\n" + "\n".join(errors))
+        if self.settings.venue_notes:
+            blocks.append("What each venue serves:\n" + "\n".join(
+                f"{VENUE_LABELS.get(v, v)}: {note}" for v, note in self.settings.venue_notes.items()))
         return Reply(title="Data sources", blocks=tuple(blocks),
                      footer="'last ok' is the age of the newest successful poll; degraded: one part of the "
                             "source fails while the rest works")

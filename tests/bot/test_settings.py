@@ -47,7 +47,7 @@ def test_env_secrets_win_and_never_print() -> None:
 
 @pytest.mark.parametrize(("raw", "fragments"), [
     ({"watchers": {"poll_interval_s": "fast"}}, ["watchers.poll_interval_s", "'fast'", "a number from"]),
-    ({"watchers": {"venues": ["binance", "okx"]}}, ["watchers.venues", "binanceusdm"]),
+    ({"watchers": {"venues": ["binance", "kraken"]}}, ["watchers.venues", "binanceusdm", "hyperliquid"]),
     ({"watchers": {"rest_base_urls": {"okx": "ftp://x"}}}, ["watchers.rest_base_urls.okx", "http(s) base URL"]),
     ({"watchers": {"rest_base_urls": {"kraken": "http://x"}}}, ["watchers.rest_base_urls.kraken", "a venue from"]),
     ({"telegram": {"base_url": "api.telegram.org"}}, ["telegram.base_url", "http/https URL"]),

@@ -36,7 +36,8 @@ def _contracts(settle: str) -> Builder:
             if p.linear != (settle == "usdt"):
                 continue
             rows.append({
-                "name": f"{p.asset}_USDT" if p.linear else f"{p.asset}_USD", "type": "direct" if p.linear else "inverse",
+                "name": f"{p.asset}_USDT" if p.linear else f"{p.asset}_USD",
+                "type": "direct" if p.linear else "inverse",
                 "quanto_multiplier": num(QUANTO.get(p.asset, 1.0)) if p.linear else "0",
                 "ref_discount_rate": "0", "order_price_deviate": "0.5", "maintenance_rate": "0.005",
                 "mark_type": "index", "last_price": num(p.mark), "mark_price": num(p.mark),

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from tests.fakes.exchange_payloads import _MONTH_CODES, Builder, Reply, expiry_ms, num
+from tests.fakes.exchange_payloads import _MONTH_CODES, Builder, Reply, expiry_ms
 
 if TYPE_CHECKING:
     from tests.fakes.exchanges import Future, Perp, VenueState

@@ -16,7 +16,7 @@ ADAPTERS: dict[str, type[Adapter]] = {a.venue: a for a in (
     Binance, BinanceCoinM, Okx, Bybit, Deribit, Hyperliquid, Bitget, Gate, KucoinFutures,
 )}
 
-__all__ = ["ADAPTERS", "Adapter", "Serving", "UnknownVenue", "describe"]
+__all__ = ["ADAPTERS", "Adapter", "Serving", "UnknownVenue", "describe", "summary"]
 
 
 class UnknownVenue(ValueError):
@@ -31,3 +31,9 @@ def describe(venue: str) -> str:
     """What a venue serves and what it does not, in one line; an unknown venue says so."""
     cls = ADAPTERS.get(venue)
     return cls.describe() if cls is not None else f"unknown venue: known are {', '.join(ADAPTERS)}"
+
+
+def summary(venue: str) -> str:
+    """The short form for /status: the metrics served, and each one not served with why."""
+    cls = ADAPTERS.get(venue)
+    return cls.summary() if cls is not None else f"unknown venue, not polled (known: {', '.join(ADAPTERS)})"

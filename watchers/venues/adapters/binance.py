@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 from core.models import EIGHT_HOURS_S
 from watchers.errors import SourceError, SourceUnavailable
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 class Binance(Adapter):
     venue = "binanceusdm"
     label = "Binance USD-M"
-    serves = {
+    serves: ClassVar[dict[str, Serving]] = {
         FUNDING: Serving(BULK, "premiumIndex, intervals from fundingInfo"),
         BASIS: Serving(BULK, "premiumIndex marks of the quarterlies"),
         OI: Serving(PER_SYMBOL, "openInterest per contract of the watched assets"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from watchers.venues.adapters.base import BULK, Adapter, Serving
 from watchers.venues.common import BASIS, FUNDING, OI, PARTS, Snapshot, mapping, num
 
@@ -15,13 +17,14 @@ class Bitget(Adapter):
 
     venue = "bitget"
     label = "Bitget"
-    serves = {
+    serves: ClassVar[dict[str, Serving]] = {
         FUNDING: Serving(BULK, "mix tickers per product type"),
         BASIS: Serving(BULK, "mix tickers of the COIN-FUTURES quarterlies"),
         OI: Serving(BULK, "mix tickers holdingAmount"),
     }
     units = "holdingAmount in coins (linear and coin-margined alike); USD = coins x mark"
-    ccxt_options = {"fetchMarkets": {"types": ["swap"]}}  # swap lists every mix product type, quarterlies too
+    # swap lists every mix product type, the quarterlies too
+    ccxt_options: ClassVar[dict[str, Any]] = {"fetchMarkets": {"types": ["swap"]}}
     skip_currencies = True
     live_status = frozenset({"normal", ""})
 

@@ -3,6 +3,8 @@ mark, index and open interest in one call."""
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from watchers.venues.adapters.base import BULK, Adapter, Serving
 from watchers.venues.common import BASIS, FUNDING, OI, PARTS, Snapshot, mapping, num
 
@@ -10,13 +12,13 @@ from watchers.venues.common import BASIS, FUNDING, OI, PARTS, Snapshot, mapping,
 class Bybit(Adapter):
     venue = "bybit"
     label = "Bybit"
-    serves = {
+    serves: ClassVar[dict[str, Serving]] = {
         FUNDING: Serving(BULK, "tickers per category, interval from fundingIntervalHour"),
         BASIS: Serving(BULK, "tickers per category"),
         OI: Serving(BULK, "tickers per category"),
     }
     units = "openInterest: linear coins, inverse USD (1 USD contracts)"
-    ccxt_options = {"fetchMarkets": {"types": ["linear", "inverse"]}}
+    ccxt_options: ClassVar[dict[str, Any]] = {"fetchMarkets": {"types": ["linear", "inverse"]}}
 
     async def poll(self, snap: Snapshot) -> None:
         c = self.c

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from core.models import EIGHT_HOURS_S
 from watchers.venues.adapters.base import BULK, Adapter, Serving
 from watchers.venues.common import BASIS, FUNDING, OI, PARTS, Snapshot, mapping, num
@@ -13,7 +15,7 @@ class Deribit(Adapter):
 
     venue = "deribit"
     label = "Deribit"
-    serves = {
+    serves: ClassVar[dict[str, Serving]] = {
         FUNDING: Serving(BULK, "book summary per currency, 8h accrual"),
         BASIS: Serving(BULK, "book summary per currency"),
         OI: Serving(BULK, "book summary per currency"),

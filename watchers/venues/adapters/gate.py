@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from watchers.venues.adapters.base import BULK, NOT_SERVED, Adapter, Serving
 from watchers.venues.common import BASIS, FUNDING, OI, Snapshot, integer, mapping, num
 
@@ -15,13 +17,14 @@ class Gate(Adapter):
 
     venue = "gate"
     label = "Gate"
-    serves = {
+    serves: ClassVar[dict[str, Serving]] = {
         FUNDING: Serving(BULK, "futures contracts per settle currency"),
         BASIS: Serving(NOT_SERVED, "delivery futures not polled (thinly traded)"),
         OI: Serving(BULK, "futures contracts position_size"),
     }
     units = "position_size in contracts: USDT-settled x quanto_multiplier coins, BTC-settled 1 USD each"
-    ccxt_options = {"fetchMarkets": {"types": ["swap"], "swap": {"settlementCurrencies": list(SETTLES)}}}
+    ccxt_options: ClassVar[dict[str, Any]] = {
+        "fetchMarkets": {"types": ["swap"], "swap": {"settlementCurrencies": list(SETTLES)}}}
     skip_currencies = True
     live_status = frozenset({"trading", ""})
 

@@ -3,6 +3,8 @@ oracle price and open interest; funding settles every hour; no dated futures."""
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from watchers.venues.adapters.base import BULK, NOT_SERVED, Adapter, Serving
 from watchers.venues.common import BASIS, FUNDING, OI, Snapshot, interval_s, mapping, num
 
@@ -15,13 +17,14 @@ class Hyperliquid(Adapter):
 
     venue = "hyperliquid"
     label = "Hyperliquid"
-    serves = {
+    serves: ClassVar[dict[str, Serving]] = {
         FUNDING: Serving(BULK, "metaAndAssetCtxs, hourly funding"),
         BASIS: Serving(NOT_SERVED, "no dated futures listed"),
         OI: Serving(BULK, "metaAndAssetCtxs openInterest"),
     }
     units = "openInterest in coins; USD = coins x mark"
-    ccxt_options = {"fetchMarkets": {"types": ["swap"]}}  # perpetuals only: no spot, no builder-deployed dexes
+    # perpetuals only: no spot, no builder-deployed dexes
+    ccxt_options: ClassVar[dict[str, Any]] = {"fetchMarkets": {"types": ["swap"]}}
     skip_currencies = True
 
     async def poll(self, snap: Snapshot) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from watchers.venues.adapters.base import BULK, Adapter, Serving
 from watchers.venues.common import BASIS, FUNDING, OI, Snapshot, integer, mapping, num
@@ -16,13 +16,13 @@ class KucoinFutures(Adapter):
 
     venue = "kucoinfutures"
     label = "KuCoin Futures"
-    serves = {
+    serves: ClassVar[dict[str, Serving]] = {
         FUNDING: Serving(BULK, "funding-rate list"),
         BASIS: Serving(BULK, "contracts/active marks of the quarterlies"),
         OI: Serving(BULK, "open-interest list"),
     }
     units = "openInterest in lots: linear x multiplier coins, inverse x |multiplier| USD"
-    ccxt_options = {"fetchMarkets": {"types": ["swap", "future"], "fetchTickersFees": False}}
+    ccxt_options: ClassVar[dict[str, Any]] = {"fetchMarkets": {"types": ["swap", "future"], "fetchTickersFees": False}}
     skip_currencies = True
     live_status = frozenset({"Open"})
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from watchers.venues.adapters.base import BULK, Adapter, Serving
 from watchers.venues.common import BASIS, FUNDING, OI, Snapshot, interval_s, mapping, num
@@ -15,13 +15,13 @@ class Okx(Adapter):
 
     venue = "okx"
     label = "OKX"
-    serves = {
+    serves: ClassVar[dict[str, Serving]] = {
         FUNDING: Serving(BULK, "funding-rate instId=ANY"),
         BASIS: Serving(BULK, "mark-price FUTURES with index-tickers"),
         OI: Serving(BULK, "open-interest per instType"),
     }
     units = "oi in contracts; oiCcy coins and oiUsd USD are read as they are"
-    ccxt_options = {"fetchMarkets": {"types": ["swap", "future"]}}
+    ccxt_options: ClassVar[dict[str, Any]] = {"fetchMarkets": {"types": ["swap", "future"]}}
 
     async def poll(self, snap: Snapshot) -> None:
         c = self.c
