@@ -39,7 +39,7 @@ entries, binancecoinm ignores ``linear=True`` ones, deribit ignores linear futur
 Payload builders and unit conventions live in :mod:`tests.fakes.exchange_payloads`.
 
 ``VenueState.path_faults`` fails one endpoint only (``{"/fapi/v1/fundingInfo": "404"}``), with the faults below
-plus ``"404"`` and ``"empty"`` (the right envelope with no rows). ``Perp.status``/``Future.status`` list a contract as
+plus ``"404"``, ``"429"`` (rate limited) and ``"empty"`` (the right envelope with no rows). ``Perp.status``/``Future.status`` list a contract as
 delisting ("settling") or not yet trading ("pending") in each venue's words, while the bulk price endpoints keep
 returning it, as the real venues do; ``Perp.quote`` lists a coin-quoted perpetual (binance ETHBTC).
 
@@ -269,6 +269,9 @@ class ExchangeDouble:
             await asyncio.sleep(state.delay_s)
         elif fault == "500":
             return web.Response(status=500, text="Internal Server Error")
+        elif fault == "429":  # rate limited, in gate's error words (the status alone maps to RateLimitExceeded)
+            return web.json_response({"label": "TOO_MANY_REQUESTS", "message": "Request Rate limit Exceeded"},
+                                     status=429)
         elif fault == "404":
             return web.Response(status=404, text="<html><body><h1>404 Not Found</h1></body></html>",
                                 content_type="text/html")

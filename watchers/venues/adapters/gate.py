@@ -19,7 +19,7 @@ class Gate(Adapter):
     label = "Gate"
     serves: ClassVar[dict[str, Serving]] = {
         FUNDING: Serving(BULK, "futures contracts per settle currency"),
-        BASIS: Serving(NOT_SERVED, "delivery futures not polled (thinly traded)"),
+        BASIS: Serving(NOT_SERVED, "delivery futures not polled, thinly traded"),
         OI: Serving(BULK, "futures contracts position_size"),
     }
     units = "position_size in contracts: USDT-settled x quanto_multiplier coins, BTC-settled 1 USD each"
