@@ -36,12 +36,14 @@ ccxt calls served (ccxt 4.5.90), and the endpoints they hit:
 Which contracts a venue lists is derived from its :class:`VenueState`: binanceusdm ignores ``linear=False``
 entries, binancecoinm ignores ``linear=True`` ones, deribit ignores linear futures (its linear perps are the
 ``*_USDC-PERPETUAL`` ones); okx and bybit list both (bybit linear futures are USDC-settled ``BTC-26DEC26``).
-Payload builders and unit conventions live in :mod:`tests.fakes.exchange_payloads`.
+Payload builders and unit conventions live in :mod:`tests.fakes.exchange_payloads`. Hyperliquid (POST /info with a
+JSON body), bitget, gate and kucoinfutures are registered from :mod:`tests.fakes.more_venues`.
 
 ``VenueState.path_faults`` fails one endpoint only (``{"/fapi/v1/fundingInfo": "404"}``), with the faults below
-plus ``"404"``, ``"429"`` (rate limited) and ``"empty"`` (the right envelope with no rows). ``Perp.status``/``Future.status`` list a contract as
-delisting ("settling") or not yet trading ("pending") in each venue's words, while the bulk price endpoints keep
-returning it, as the real venues do; ``Perp.quote`` lists a coin-quoted perpetual (binance ETHBTC).
+plus ``"404"``, ``"429"`` (rate limited) and ``"empty"`` (the right envelope with no rows).
+``Perp.status``/``Future.status`` list a contract as delisting ("settling") or not yet trading ("pending") in
+each venue's words, while the bulk price endpoints keep returning it, as the real venues do; ``Perp.quote``
+lists a coin-quoted perpetual (binance ETHBTC).
 
 Faults apply to every request of the venue (load_markets included) and show these ccxt reactions:
 ``"500"`` -> ``ccxt.ExchangeNotAvailable``; ``"timeout"`` (``delay_s`` > ccxt ``timeout``) ->
