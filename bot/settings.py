@@ -105,7 +105,7 @@ class WatcherSettings:
     request_timeout_s: float = 10.0
     max_backoff_s: float = 300.0
     stale_after_s: float = 180.0  # rows older than this are marked * in replies and leave every figure
-    funding_info_refresh_s: float = 300.0  # binance: re-read funding intervals at least this often
+    funding_info_refresh_s: float = 300.0  # binance, bitget: re-read funding intervals at least this often
     oi_assets: tuple[str, ...] = ("BTC", "ETH", "SOL")  # open interest on venues that need a request per contract
     rest_base_urls: dict[str, str] = field(default_factory=dict)
     venue_poll_interval_s: dict[str, float] = field(default_factory=dict)

@@ -3,8 +3,10 @@
 ``/api/v2/mix/market/contracts?productType=`` lists contracts (``symbolType`` perpetual or delivery,
 ``symbolStatus`` normal / off / listed, ``fundInterval`` hours); ``/api/v2/mix/market/tickers?productType=``
 carries ``fundingRate`` (per interval), ``markPrice``, ``indexPrice`` and ``holdingAmount`` (open interest
-in coins, on coin-margined contracts too). USDT-FUTURES are linear, COIN-FUTURES inverse (``BTCUSD``,
-quarterlies ``BTCUSDH26``); USDC-FUTURES and the demo S* product types answer an empty list here.
+in coins, on coin-margined contracts too); ``/api/v2/mix/market/current-fund-rate?productType=`` the
+interval in force (``fundingRateInterval``, hours) and ``nextUpdate`` (ms). USDT-FUTURES are linear,
+COIN-FUTURES inverse (``BTCUSD``, quarterlies ``BTCUSDH26``); USDC-FUTURES and the demo S* product types
+answer an empty list here.
 """
 
 from __future__ import annotations
@@ -79,7 +81,17 @@ def _tickers(state: VenueState, q: Mapping[str, Any], now_ms: int) -> Reply:
     return _envelope(rows, now_ms)
 
 
+def _current_fund_rate(state: VenueState, q: Mapping[str, Any], now_ms: int) -> Reply:
+    """The interval in force now (hours) and the next settlement, per perpetual of the product type."""
+    rows = [{"symbol": bitget_symbol(x), "fundingRate": num(x.funding_rate),  # type: ignore[union-attr]
+             "fundingRateInterval": str(x.interval_h), "nextUpdate": str(x.next_funding_ms),  # type: ignore[union-attr]
+             "minFundingRate": "-0.003", "maxFundingRate": "0.003"}
+            for x in _items(state, str(q.get("productType", ""))) if not hasattr(x, "expiry")]
+    return _envelope(rows, now_ms)
+
+
 BITGET_ROUTES: dict[str, Builder] = {
     "/api/v2/mix/market/contracts": _contracts,
     "/api/v2/mix/market/tickers": _tickers,
+    "/api/v2/mix/market/current-fund-rate": _current_fund_rate,
 }

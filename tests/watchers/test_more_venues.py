@@ -253,3 +253,25 @@ async def test_rest_urls_rewritten_for_each_shape(venue: str) -> None:
     strings = _rest_strings(rewritten)
     assert strings and all(s.startswith("http://127.0.0.1:9/x") and "{hostname}" not in s for s in strings)
     assert len(strings) == len(_rest_strings(ex.urls["api"]))
+
+
+async def test_bitget_interval_changed_at_runtime_is_read(exchanges: ExchangeDouble) -> None:
+    """Bitget shortens a perpetual's interval at the funding cap; the market list keeps the old one."""
+    client = VenueClient("bitget", timeout_s=2.0, rest_base_url=exchanges.url("bitget"), funding_info_refresh_s=0)
+    try:
+        first = {s.symbol: s for s in (await client.snapshot()).funding}
+        btc = exchanges.venues["bitget"].perps[0]
+        assert first["BTC/USDT:USDT"].interval_s == 8 * 3600
+        assert first["BTC/USDT:USDT"].next_funding_ms == btc.next_funding_ms
+        btc.interval_h, btc.funding_rate = 4, 0.002
+        exchanges.venues["bitget"].path_faults["/api/v2/mix/market/contracts"] = "500"  # no market reload helps
+        second = {s.symbol: s for s in (await client.snapshot()).funding}
+        assert second["BTC/USDT:USDT"].interval_s == 4 * 3600
+        assert second["BTC/USDT:USDT"].rate_per_interval == pytest.approx(0.002)
+        # the intervals endpoint failing keeps the last known ones; the rest of the poll is stored
+        exchanges.venues["bitget"].path_faults["/api/v2/mix/market/current-fund-rate"] = "500"
+        third = await client.snapshot()
+        assert {s.symbol: s.interval_s for s in third.funding}["BTC/USDT:USDT"] == 4 * 3600
+        assert third.aux["funding_intervals"] and all(p.error is None for p in third.parts.values())
+    finally:
+        await client.close()
