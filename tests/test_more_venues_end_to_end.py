@@ -46,12 +46,12 @@ async def test_new_venues_configured_unknown_one_reported(exchanges: ExchangeDou
         funding = await ask(telegram, 7, "/funding btc")
         assert all(v in funding for v in ("hyperliquid", "bitget", "gate", "kucoin")), funding
         basis = await ask(telegram, 7, "/basis btc")
-        assert "futures on 3 venues" in basis, basis  # okx, bitget, kucoinfutures list quarterlies
+        assert "futures on 4 venues" in basis, basis  # okx, bitget, gate, kucoinfutures list quarterlies
         refused = await ask(telegram, 7, "/threshold set basis btc above 10% venue hyperliquid")
         # hyperliquid lists no dated futures, so it is no basis source: the accepted ones are named instead
         assert "not accepted for basis" in refused, refused
         accepted = refused.split(":", 1)[1]
-        assert "bitget" in accepted and "kucoinfutures" in accepted and "hyperliquid" not in accepted, refused
+        assert "gate" in accepted and "kucoinfutures" in accepted and "hyperliquid" not in accepted, refused
     finally:
         stop.set()
         await asyncio.wait_for(app, 15)

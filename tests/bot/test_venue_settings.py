@@ -22,5 +22,5 @@ def test_sources_are_the_venues_that_serve_the_metric() -> None:
     src = s.sources(s.registry())
     assert src["funding"] == ("binanceusdm", *NEW)
     assert src["oi"] == ("binanceusdm", *NEW)
-    assert src["basis"] == ("binanceusdm", "bitget", "kucoinfutures")  # hyperliquid and gate list no quarterlies
+    assert src["basis"] == ("binanceusdm", "bitget", "gate", "kucoinfutures")  # hyperliquid lists no quarterlies
     assert s.venue_notes()["binanceusdm"] == "funding, basis, oi (per-symbol)"

@@ -6,7 +6,7 @@ as the venue really lists contracts:
 
 * hyperliquid: BTC, ETH, SOL USDC perpetuals settling every hour, no dated futures.
 * bitget: BTC, ETH, SOL USDT perpetuals; BTC, ETH coin-margined perpetuals and quarterlies.
-* gate: BTC, ETH, SOL USDT perpetuals; a BTC-settled inverse BTC perpetual.
+* gate: BTC, ETH, SOL USDT perpetuals; a BTC-settled inverse BTC perpetual; BTC, ETH USDT quarterlies.
 * kucoinfutures: BTC, ETH, SOL USDT perpetuals; BTC, ETH inverse perpetuals; inverse BTC quarterlies.
 """
 
@@ -56,7 +56,8 @@ def state(venue: str, now: dt.datetime) -> VenueState:
                                                                          for a in ("BTC", "ETH")],
                           [_future(a, e, n, False) for a in ("BTC", "ETH") for n, e in enumerate(expiries)])
     if venue == "gate":
-        return VenueState([_perp(venue, a, True, now) for a in assets] + [_perp(venue, "BTC", False, now)], [])
+        return VenueState([_perp(venue, a, True, now) for a in assets] + [_perp(venue, "BTC", False, now)],
+                          [_future(a, e, n, True) for a in ("BTC", "ETH") for n, e in enumerate(expiries)])
     if venue == "kucoinfutures":
         return VenueState([_perp(venue, a, True, now) for a in assets] + [_perp(venue, a, False, now)
                                                                          for a in ("BTC", "ETH")],
