@@ -276,3 +276,19 @@ async def test_bitget_interval_changed_at_runtime_is_read(exchanges: ExchangeDou
         assert third.aux["funding_intervals"] and all(p.error is None for p in third.parts.values())
     finally:
         await client.close()
+
+
+@pytest.mark.parametrize("venue", MORE_VENUES)
+@pytest.mark.parametrize("status", ["settling", "pending"])
+async def test_contracts_not_trading_are_dropped(exchanges: ExchangeDouble, venue: str, status: str) -> None:
+    """A delisting or not-yet-trading perpetual, in each venue's own words, is kept out while its price answers."""
+    state = exchanges.venues[venue]
+    sol = next(p for p in state.perps if p.asset == "SOL")
+    sol.status = status
+    client = VenueClient(venue, timeout_s=2.0, rest_base_url=exchanges.url(venue))
+    try:
+        snap = await client.snapshot()
+    finally:
+        await client.close()
+    assert "SOL" not in {s.asset for s in [*snap.funding, *snap.oi]}
+    assert {"BTC", "ETH"} <= {s.asset for s in snap.funding}
