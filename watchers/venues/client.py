@@ -90,8 +90,6 @@ class VenueClient:
         except Exception as e:
             raise translate(self.venue, e) from e
 
-    _call = call
-
     # markets --------------------------------------------------------------------------
     async def load_markets(self, *, reload: bool = False) -> int:
         """(Re)load the venue's market list; returns how many live USD-priced perps and futures it lists."""
