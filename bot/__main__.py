@@ -53,7 +53,14 @@ async def _healthcheck(settings: Settings, role: str) -> int:
     return 0
 
 
+TOOLS = ("replay",)  # commands with options of their own, after the global ones
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    tool = next((i for i, a in enumerate(argv) if a in TOOLS), None)
+    if tool is not None:
+        return _tool(argv[tool], argv[:tool], argv[tool + 1:])
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
     parser.add_argument("--config", type=Path, default=None, help="TOML config file (see config.example.toml)")
     parser.add_argument("--platforms", default=None, metavar="LIST",
@@ -88,6 +95,22 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def _tool(name: str, head: list[str], rest: list[str]) -> int:
+    """``[--config PATH] replay|backfill ...``: one-shot tools sharing the bot's settings."""
+    parser = argparse.ArgumentParser(prog="python -m bot")
+    parser.add_argument("--config", type=Path, default=None)
+    args = parser.parse_args(head)
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    from bot.replay_cli import main as replay_main
+
+    return replay_main(rest, settings)
 
 
 if __name__ == "__main__":

@@ -194,6 +194,10 @@ class Metric:
         """What of a poll goes into history (every sample by default; OI keeps one total per venue)."""
         return list(samples)
 
+    def from_history(self, venue: str, asset: str, ts_ms: int, member: str) -> Any | None:
+        """A stored history member back as a sample, for back-tests; None when the metric keeps no such history."""
+        return None
+
     def sort_key(self, sample: Any) -> Any:
         return sample.symbol
 

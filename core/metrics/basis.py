@@ -71,6 +71,15 @@ class Basis(Metric):
     def history_member(self, s: BasisSample) -> str:
         return f"{s.ts_ms}|{s.symbol}|{s.future_usd!r}|{s.index_usd!r}|{s.expiry_ms}"
 
+    def from_history(self, venue: str, asset: str, ts_ms: int, member: str) -> BasisSample | None:
+        parts = member.split("|")
+        if len(parts) != 5:
+            return None
+        symbol = parts[1]
+        settle = symbol.partition(":")[2].partition("-")[0]
+        return BasisSample(venue=venue, symbol=symbol, asset=asset, settle=settle, inverse=settle == asset,
+                           expiry_ms=int(parts[4]), future_usd=float(parts[2]), index_usd=float(parts[3]), ts_ms=ts_ms)
+
     def sort_key(self, s: BasisSample) -> Any:
         return (s.expiry_ms, s.symbol)
 

@@ -74,6 +74,16 @@ class Funding(Metric):
     def history_member(self, s: FundingSample) -> str:
         return f"{s.ts_ms}|{s.symbol}|{s.rate_per_interval!r}|{s.interval_s}"
 
+    def from_history(self, venue: str, asset: str, ts_ms: int, member: str) -> FundingSample | None:
+        parts = member.split("|")
+        if len(parts) != 4:
+            return None
+        symbol = parts[1]
+        settle = symbol.partition(":")[2].partition("-")[0] or symbol.partition("/")[2]
+        return FundingSample(venue=venue, symbol=symbol, asset=asset, settle=settle, inverse=settle == asset,
+                             rate_per_interval=float(parts[2]), interval_s=int(parts[3]), next_funding_ms=None,
+                             predicted_rate=None, mark_usd=None, index_usd=None, ts_ms=ts_ms)
+
     # units ---------------------------------------------------------------------------------
     def parse_threshold(self, kind: str, text: str, field_: str) -> float:
         what = "hysteresis" if kind == "band" else "threshold"

@@ -71,6 +71,13 @@ class OpenInterest(Metric):
     def history_member(self, s: OpenInterestSample) -> str:
         return f"{s.ts_ms}|{s.usd!r}|{s.coins!r}"
 
+    def from_history(self, venue: str, asset: str, ts_ms: int, member: str) -> OpenInterestSample | None:
+        parts = member.split("|")
+        if len(parts) != 3:
+            return None
+        return OpenInterestSample(venue=venue, symbol=TOTAL, asset=asset, settle="USD", inverse=False, kind="total",
+                                  coins=float(parts[2]), usd=float(parts[1]), ts_ms=ts_ms)
+
     # units ---------------------------------------------------------------------------------
     def parse_threshold(self, kind: str, text: str, field_: str) -> float:
         if kind == "change":

@@ -1,0 +1,1 @@
+"""History: replaying stored or recorded samples through the live evaluation path."""
