@@ -95,8 +95,8 @@ class AlertService:
         self.latest: dict[tuple[str, str], dict[str, list[Any]]] = {}  # (metric, asset) -> venue -> samples
         self.watermarks: dict[GroupKey, int] = {}  # discrete groups: the newest row already judged
         self._sig_written: dict[str, int] = {}
-        # told every committed batch of state changes with the evaluation time (replays chart time in alert)
-        self.transition_listeners: list[Callable[[Sequence[Transition], int], None]] = []
+        # told every committed batch of state changes and fired events, with the evaluation time (replays)
+        self.transition_listeners: list[Callable[[Sequence[Transition], Sequence[AlertEvent], int], None]] = []
         # one evaluation at a time: a reload must never rebuild the engine under an uncommitted evaluation
         self._lock = asyncio.Lock()
         self.instance = uuid.uuid4().hex
@@ -272,7 +272,7 @@ class AlertService:
             return 0
         ids = await self._commit(transitions, events, watermarks)
         for listener in self.transition_listeners:
-            listener(transitions, now)
+            listener(transitions, events, now)
         for e, alert_id in zip(events, ids, strict=True):
             log.info("alert %s fired: rule=%s metric=%s asset=%s value=%r", alert_id, e.rule_id, e.metric, e.asset,
                      e.value)

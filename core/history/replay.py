@@ -5,7 +5,7 @@ would hand it over, with the service's clock set to the moment the batch became 
 day's publication time, a funding settlement), so the rule engine, the metric modules, hysteresis,
 cooldowns, discrete per-day judgement and the alert events are the live ones. The service keeps its
 state in Redis; a replay gives it a scratch key prefix (the caller's Redis, or a throwaway embedded
-one) and reads the fired events back from that prefix's alert stream.
+one) and takes the fired events as the service commits them to that prefix's alert stream.
 """
 
 from __future__ import annotations
@@ -66,15 +66,18 @@ async def drop_keys(redis: Redis, keys: Keys) -> None:
         await redis.delete(*batch)
 
 
-class _Periods:
-    """Follows the committed state changes: a rule is in alert from its firing until it re-arms."""
+class _Recorder:
+    """Follows the committed state changes: the fired events, and each rule in alert from its firing until it
+    re-arms."""
 
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
+        self.events: list[AlertEvent] = []
         self.open: dict[str, int] = {}
         self.closed: dict[str, list[tuple[int, int]]] = {}
 
-    def __call__(self, transitions: Sequence[Transition], now_ms: int) -> None:
+    def __call__(self, transitions: Sequence[Transition], events: Sequence[AlertEvent], now_ms: int) -> None:
+        self.events += events
         for t in transitions:
             m = self.registry.find(t.rule.metric)
             if m is None or m.discrete:  # a day is judged on its own: it never waits to re-arm
@@ -104,25 +107,18 @@ async def replay(redis: Redis, keys: Keys, registry: Registry, rules: Sequence[R
     clock = [start_ms]
     market = MarketStore(redis, keys, retention_ms=max(1, end_ms - start_ms) + settings.history_retention_ms)
     service = AlertService(alerts, market, keys, registry, settings, clock_ms=lambda: clock[0])
-    periods = _Periods(registry)
-    service.transition_listeners.append(periods)
+    recorder = _Recorder(registry)
+    service.transition_listeners.append(recorder)
     await service.start()
     result = ReplayResult(start_ms=start_ms, end_ms=end_ms)
-    last_id = "0-0"
-    stream = keys.alerts()
     try:
         for b in sorted(batches, key=lambda x: x.at_ms):  # stable: equal times keep the caller's order
             clock[0] = b.at_ms
             result.batches += 1
             result.samples += len(b.samples)
-            fired = await service.on_samples(b.metric, b.venue, b.samples, replace=False)
-            if fired:
-                read: Any = await redis.xread({stream: last_id})
-                for _name, entries in read:
-                    for entry_id, fields in entries:
-                        last_id = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
-                        result.events.append(AlertEvent.from_json(fields[b"event"]))
+            await service.on_samples(b.metric, b.venue, b.samples, replace=False)
     finally:
         await service.stop()
-    result.periods = periods.finish(end_ms)
+    result.events = recorder.events
+    result.periods = recorder.finish(end_ms)
     return result
