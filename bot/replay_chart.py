@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from core.alerts.events import AlertEvent
-from core.metrics.registry import Registry
 
 
-def _when(ms: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
+def _days(ms: int) -> float:
+    """Matplotlib's date axis unit: days since 1970-01-01 (its default epoch)."""
+    return ms / 86_400_000
 
 
 def _price_at(prices: Sequence[tuple[int, float]], ms: int) -> float | None:
@@ -24,7 +23,7 @@ def _price_at(prices: Sequence[tuple[int, float]], ms: int) -> float | None:
     return best if best is not None else (prices[0][1] if prices else None)
 
 
-def draw(path: Path, prices: Sequence[tuple[int, float]], events: Sequence[AlertEvent], registry: Registry, *,
+def draw(path: Path, prices: Sequence[tuple[int, float]], events: Sequence[AlertEvent], labels: Mapping[str, str], *,
          title: str) -> None:
     """Write a PNG: price (when the data has a spot file), one marker colour per rule, a legend naming them."""
     import matplotlib
@@ -35,16 +34,17 @@ def draw(path: Path, prices: Sequence[tuple[int, float]], events: Sequence[Alert
     fig, ax = plt.subplots(figsize=(12, 5), dpi=100)
     try:
         if prices:
-            ax.plot([_when(t) for t, _ in prices], [p for _, p in prices], color="#444444", linewidth=1, label="price")
+            ax.plot([_days(t) for t, _ in prices], [p for _, p in prices], color="#444444", linewidth=1, label="price")
         by_rule: dict[str, list[AlertEvent]] = {}
         for e in events:
             by_rule.setdefault(e.rule_id, []).append(e)
         markers = "v^os*Dxp"
         for i, (rule_id, es) in enumerate(by_rule.items()):
             ys = [_price_at(prices, e.ts_ms) for e in es] if prices else [float(i + 1)] * len(es)
-            pts = [(_when(e.ts_ms), y) for e, y in zip(es, ys, strict=True) if y is not None]
+            pts = [(_days(e.ts_ms), y) for e, y in zip(es, ys, strict=True) if y is not None]
             ax.scatter([x for x, _ in pts], [y for _, y in pts], marker=markers[i % len(markers)], s=60, zorder=3,
-                       label=f"{rule_id}: {es[0].rule_text[:60]} ({len(es)})")
+                       label=f"{rule_id}: {labels.get(rule_id, es[0].rule_text)[:70]} ({len(es)} alerts)")
+        ax.xaxis_date(tz="UTC")
         ax.set_title(title)
         ax.set_xlabel("UTC")
         ax.set_ylabel("price (USD)" if prices else "rule")

@@ -17,7 +17,7 @@ from core.alerts.service import AlertSettings
 from core.history.csvdata import load_dir, parse_utc_ms
 from core.history.replay import ReplayResult, drop_keys, replay, scratch_keys
 from core.history.report import alert_line, stale_after_ms
-from core.history.rulesfile import parse_rules_toml
+from core.history.rulesfile import parse_rules_toml, rule_texts
 from core.keys import Keys
 from core.reply import UserError
 
@@ -55,7 +55,7 @@ async def run_replay(args: argparse.Namespace, settings: Settings, out: list[str
         raise UserError(f"--rules {args.rules}: {e.strerror}") from None
     rules = parse_rules_toml(text, registry=registry, sources=sources,
                              default_cooldown_s=settings.alerts.default_cooldown_s, name=args.rules.name)
-    words = {r.id: line for r, line in zip(rules, _rule_texts(text), strict=False)}
+    words = {r.id: line for r, line in zip(rules, rule_texts(text), strict=True)}
     alert_settings = AlertSettings(sources=sources, history_assets=(), history_step_s=settings.history.step_s,
                                    history_retention_ms=int(settings.history.retention_days * DAY_MS),
                                    stale_after_ms=stale_after_ms(data.batches, registry))
@@ -80,17 +80,11 @@ async def run_replay(args: argparse.Namespace, settings: Settings, out: list[str
     if args.chart is not None:
         from bot.replay_chart import draw
 
-        draw(args.chart, data.prices, result.events, registry,
+        draw(args.chart, data.prices, result.events, words,
              title=f"{args.start} to {args.end}: {len(result.events)} alerts from {len(rules)} rules")
     print(f"# {len(result.events)} alerts from {len(rules)} rules over {result.samples} samples "
           f"({', '.join(data.files)}; {data.skipped} rows failed sanity checks)", file=sys.stderr)
     return result
-
-
-def _rule_texts(text: str) -> list[str]:
-    import tomllib
-
-    return [" ".join(r.split()) for r in tomllib.loads(text).get("rules", [])]
 
 
 def main(argv: list[str], settings: Settings) -> int:

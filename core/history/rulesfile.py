@@ -31,12 +31,21 @@ def parse_rules_toml(text: str, *, registry: Registry, sources: Mapping[str, tup
         raise UserError(f'{name}: expected rules = ["funding btc above 0.05%", ...] (the words of /threshold set)')
     rules = []
     for n, text_ in enumerate(raw, start=1):
-        words = text_.split()
-        if words[:2] == ["/threshold", "set"]:
-            words = words[2:]
+        words = rule_words(text_).split()
         try:
             rules.append(parse_rule(words, registry=registry, sources=sources, rule_id=f"r{n}",
                                     default_cooldown_s=default_cooldown_s, now_ms=0, created_by="replay"))
         except UserError as e:
             raise UserError(f"{name}: rule {n} ('{text_[:60]}'): {e}") from None
     return rules
+
+
+def rule_words(text: str) -> str:
+    """A rule as typed, without a leading '/threshold set' and with single spaces."""
+    words = text.split()
+    return " ".join(words[2:] if [w.lower() for w in words[:2]] == ["/threshold", "set"] else words)
+
+
+def rule_texts(text: str) -> list[str]:
+    """The rules of a valid rules file as typed, in order (r1, r2, ...)."""
+    return [rule_words(r) for r in tomllib.loads(text).get("rules", [])]
