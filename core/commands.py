@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from core.alert_commands import AlertCommands
 from core.context import CONSOLE, ChatContext
+from core.history.backtest import Backtester
 from core.metrics.base import Metric, Query
 from core.metrics.registry import Registry
 from core.render import VENUE_LABELS, fmt_age
@@ -43,6 +44,8 @@ def command_specs(registry: Registry, metrics: Sequence[str]) -> tuple[CommandSp
         CommandSpec("mute", "<duration|off>", "/mute 2h", "silence this chat's alerts for a while"),
         CommandSpec("threshold", "set|list|del|history", "/threshold set funding btc above 0.05%",
                     "alert rules (admins); funding in % per 8h, basis in annualized %, oi in USD"),
+        CommandSpec("backtest", "<rule> [period]", "/backtest funding btc above 0.1% 90d",
+                    "how often and when a rule would have fired on stored history"),
         CommandSpec("admin", "add|remove|list <user id>", "/admin add 123456789", "bot admins (bot admins only)"),
         CommandSpec("help", "", "/help", "this list"),
     )
@@ -96,6 +99,8 @@ class CommandCore:
                      "start": _ignore_ctx(self.help)}
         if alerts is not None:
             handlers.update({name: getattr(alerts, name) for name in ALERT_COMMANDS})
+            handlers["backtest"] = Backtester(store, registry, settings.sources, clock_ms=clock_ms,
+                                              default_cooldown_s=alerts.settings.default_cooldown_s).backtest
         self._handlers = handlers
 
     def _metric_reply(self, m: Metric) -> Callable[[list[str]], Awaitable[Reply]]:
