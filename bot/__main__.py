@@ -53,7 +53,7 @@ async def _healthcheck(settings: Settings, role: str) -> int:
     return 0
 
 
-TOOLS = ("replay",)  # commands with options of their own, after the global ones
+TOOLS = ("replay", "backfill")  # commands with options of their own, after the global ones
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,6 +108,10 @@ def _tool(name: str, head: list[str], rest: list[str]) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if name == "backfill":
+        from bot.backfill_cli import main as backfill_main
+
+        return backfill_main(rest, settings)
     from bot.replay_cli import main as replay_main
 
     return replay_main(rest, settings)

@@ -46,6 +46,10 @@ class Keys:
         """SET of source names that have reported health."""
         return f"{self.base}:sources"
 
+    def backfill(self, job: str) -> str:
+        """HASH part ('funding|okx|BTC/USDT:USDT', 'flows|coinmetrics') -> ms up to which a backfill job stored it."""
+        return f"{self.base}:backfill:{job}"
+
     def discord_commands(self) -> str:
         """STRING: hash of the slash-command definitions last synced, so start-up syncs only on change."""
         return f"{self.base}:discord:commands"

@@ -66,6 +66,9 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes.exchange_payloads import GARBAGE, ROUTES
+from tests.fakes.history_payloads import register as register_history_routes
+
+register_history_routes(ROUTES)
 
 __all__ = ["ExchangeDouble", "Future", "Perp", "VenueState", "default_state", "quarterly_expiries"]
 

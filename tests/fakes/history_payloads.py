@@ -1,0 +1,142 @@
+"""History routes of the exchange double: funding rate history, paged as the venues page it, rate limited.
+
+Registered into :data:`tests.fakes.exchange_payloads.ROUTES` by :func:`register` (one line in
+``tests/fakes/exchanges.py``). Each listed perpetual settles every ``interval_h`` hours since
+``HISTORY_START_MS``; its settled rate at ``ts`` is :func:`funding_at` (deterministic, so a test computes
+what a backfill must have stored). Per venue, :func:`history_of` holds the knobs:
+
+* ``min_interval_s``: a request closer than this to the previous history request answers HTTP 429 in
+  the venue's shape (ccxt raises ``RateLimitExceeded``/``DDoSProtection``); ``rejected`` counts them.
+* ``fail_after``: history requests after this many answer 500 (an interruption), until set back to None.
+* ``served``: the history requests answered, as (path, query).
+
+Paging, as the real venues do it:
+
+* binanceusdm ``/fapi/v1/fundingRate``, binancecoinm ``/dapi/v1/fundingRate``
+  (``symbol, startTime, endTime, limit`` <= 1000, default 100): oldest first from ``startTime``::
+
+    [{"symbol":"BTCUSDT","fundingTime":1704067200000,"fundingRate":"0.00010000","markPrice":"42000.0"}]
+
+* bybit ``/v5/market/funding/history`` (``category, symbol, startTime, endTime, limit`` <= 200): the NEWEST
+  ``limit`` rows of the window, newest first::
+
+    {"retCode":0,"result":{"category":"linear","list":[{"symbol":"BTCUSDT","fundingRate":"0.0001",
+     "fundingRateTimestamp":"1704067200000"}]}}
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from tests.fakes.exchange_payloads import ROUTES, Builder, Reply, binance_symbol, bybit_symbol, listed_perps, num
+
+if TYPE_CHECKING:
+    from tests.fakes.exchanges import Perp, VenueState
+
+HOUR_MS = 3_600_000
+HISTORY_START_MS = 1_672_531_200_000  # 2023-01-01T00:00:00Z: the first settlement the double knows
+
+
+@dataclass
+class HistoryState:
+    min_interval_s: float = 0.0
+    fail_after: int | None = None
+    rejected: int = 0
+    served: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    last_s: float = -1e9
+
+
+def history_of(state: VenueState) -> HistoryState:
+    """The history knobs of one venue of one double (created on first use)."""
+    h = getattr(state, "history_state", None)
+    if h is None:
+        h = HistoryState()
+        state.history_state = h  # type: ignore[attr-defined]  # the double's state carries it from here on
+    return h
+
+
+def funding_at(perp: Perp, ts_ms: int) -> float:
+    """The rate settled at ``ts_ms``: the perp's current rate plus a slow wave, rounded as venues send it."""
+    return round(perp.funding_rate + 0.0002 * math.sin(ts_ms / (7 * 86_400_000) * 2 * math.pi), 8)
+
+
+def settlements(perp: Perp, start_ms: int, end_ms: int, now_ms: int) -> list[int]:
+    """Settlement times in [start_ms, end_ms], never after now."""
+    step = perp.interval_h * HOUR_MS
+    first = max(HISTORY_START_MS, start_ms)
+    t = HISTORY_START_MS + -(-(first - HISTORY_START_MS) // step) * step
+    out = []
+    while t <= min(end_ms, now_ms):
+        out.append(t)
+        t += step
+    return out
+
+
+def _gate(state: VenueState, path: str, q: Mapping[str, str]) -> Reply | None:
+    """Rate limit and interruption, before any answer."""
+    h = history_of(state)
+    now_s = time.monotonic()
+    if now_s - h.last_s < h.min_interval_s:
+        h.rejected += 1
+        h.last_s = now_s
+        return 429, {"code": -1003, "msg": "Too many requests; current limit is exceeded.",
+                     "retCode": 10006, "retMsg": "Too many visits!"}
+    h.last_s = now_s
+    if h.fail_after is not None and len(h.served) >= h.fail_after:
+        return 500, {"code": -1001, "msg": "Internal error", "retCode": 10016, "retMsg": "Server error"}
+    h.served.append((path, dict(q)))
+    return None
+
+
+def _int(q: Mapping[str, str], key: str, default: int) -> int:
+    try:
+        return int(q[key])
+    except (KeyError, ValueError):
+        return default
+
+
+def _binance_funding_rate(venue: str, path: str) -> Builder:
+    def build(state: VenueState, q: Mapping[str, str], now_ms: int) -> Reply:
+        if (stop := _gate(state, path, q)) is not None:
+            return stop
+        perp = next((p for p in listed_perps(venue, state) if binance_symbol(p) == q.get("symbol")), None)
+        if perp is None:
+            return 400, {"code": -1121, "msg": "Invalid symbol."}
+        limit = min(1000, _int(q, "limit", 100))
+        times = settlements(perp, _int(q, "startTime", 0), _int(q, "endTime", now_ms), now_ms)[:limit]
+        return 200, [{"symbol": binance_symbol(perp), "fundingTime": t, "fundingRate": num(funding_at(perp, t)),
+                      "markPrice": num(perp.mark)} for t in times]
+
+    return build
+
+
+def _bybit_funding_history(state: VenueState, q: Mapping[str, str], now_ms: int) -> Reply:
+    path = "/v5/market/funding/history"
+    if (stop := _gate(state, path, q)) is not None:
+        return stop
+    linear = q.get("category") == "linear"
+    perp = next((p for p in listed_perps("bybit", state) if bybit_symbol(p) == q.get("symbol") and p.linear == linear),
+                None)
+    if perp is None:
+        return 200, {"retCode": 10001, "retMsg": "params error: symbol invalid", "result": {}, "time": now_ms}
+    limit = min(200, _int(q, "limit", 200))
+    times = settlements(perp, _int(q, "startTime", 0), _int(q, "endTime", now_ms), now_ms)[-limit:]
+    rows = [{"symbol": bybit_symbol(perp), "fundingRate": num(funding_at(perp, t)), "fundingRateTimestamp": str(t)}
+            for t in reversed(times)]
+    return 200, {"retCode": 0, "retMsg": "OK", "result": {"category": q.get("category"), "list": rows},
+                 "retExtInfo": {}, "time": now_ms}
+
+
+def register(routes: dict[str, dict[str, Builder]] = ROUTES) -> None:
+    """Add the history routes to the double's route table."""
+    routes["binanceusdm"]["/fapi/v1/fundingRate"] = _binance_funding_rate("binanceusdm", "/fapi/v1/fundingRate")
+    routes["binancecoinm"]["/dapi/v1/fundingRate"] = _binance_funding_rate("binancecoinm", "/dapi/v1/fundingRate")
+    routes["bybit"]["/v5/market/funding/history"] = _bybit_funding_history
+
+
+def answered(state: VenueState) -> list[tuple[str, dict[str, Any]]]:
+    return history_of(state).served

@@ -1,0 +1,79 @@
+"""Public history endpoints of one venue through its ccxt exchange: settled funding, page by page.
+
+``fetch_funding_rate_history(symbol, since, limit, {"until": ...})`` on every venue that pages by
+time (binanceusdm and binancecoinm ``/fundingRate``: oldest first from ``startTime``; bybit
+``/v5/market/funding/history``: the newest ``limit`` rows of the window). A page asks for a window
+of ``limit`` hours at most, so even a 1h-interval perpetual cannot overflow a page and the answer is
+the whole window on every venue. Requests are spaced by ``min_interval_s`` (well inside the public
+limits), and the errors are translated like the live poll's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from core.models import EIGHT_HOURS_S, FundingSample
+from watchers.errors import MalformedResponse
+from watchers.venues.client import VenueClient, _f, _i
+
+HOUR_MS = 3_600_000
+
+# venue -> rows per page of its funding history endpoint
+FUNDING_PAGE = {"binanceusdm": 1000, "binancecoinm": 1000, "bybit": 200}
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    samples: list[FundingSample]
+    window_end_ms: int  # everything up to here is fetched
+
+
+class HistoryClient:
+    """Paged history of one venue; shares the live client's ccxt exchange, market list and error mapping."""
+
+    def __init__(self, client: VenueClient, *, min_interval_s: float = 0.25) -> None:
+        self.client = client
+        self.venue = client.venue
+        self.min_interval_s = min_interval_s
+        self._last_s = -1e18
+
+    @property
+    def supports_funding(self) -> bool:
+        return self.venue in FUNDING_PAGE
+
+    async def _pace(self) -> None:
+        wait = self._last_s + self.min_interval_s - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        self._last_s = time.monotonic()
+
+    async def perpetuals(self, asset: str) -> list[str]:
+        """The venue's live USD-priced perpetuals of ``asset`` (markets loaded on first use)."""
+        if not self.client.instruments:
+            await self.client.load_markets()
+        return sorted(s for s, i in self.client.derivatives().items() if i.kind == "swap" and i.asset == asset)
+
+    async def funding_page(self, symbol: str, since_ms: int, end_ms: int) -> Page:
+        """Settled funding of ``symbol`` in [since_ms, min(end_ms, since_ms + one page of hours))."""
+        limit = FUNDING_PAGE[self.venue]
+        window_end = min(end_ms, since_ms + limit * HOUR_MS - 1)
+        await self._pace()
+        rows: Any = await self.client._call(self.client.exchange.fetch_funding_rate_history, symbol, since_ms, limit,
+                                            {"until": window_end})
+        if not isinstance(rows, list):
+            raise MalformedResponse(f"{self.venue} funding history for {symbol} is not a list")
+        inst = self.client.instruments.get(symbol)
+        settled = sorted({t: r for row in rows if isinstance(row, dict) and (t := _i(row.get("timestamp"))) is not None
+                          and since_ms <= t <= window_end and (r := _f(row.get("fundingRate"))) is not None}.items())
+        gaps = [b[0] - a[0] for a, b in itertools.pairwise(settled)]
+        interval_s = int(statistics.median(gaps) / 1000) if gaps else EIGHT_HOURS_S
+        samples = [FundingSample(venue=self.venue, symbol=symbol, asset=inst.asset if inst else symbol.split("/")[0],
+                                 settle=inst.settle if inst else "", inverse=bool(inst and inst.inverse),
+                                 rate_per_interval=r, interval_s=interval_s, next_funding_ms=None,
+                                 predicted_rate=None, mark_usd=None, index_usd=None, ts_ms=t) for t, r in settled]
+        return Page(samples, window_end)
