@@ -17,7 +17,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from core.alerts.engine import ARMED, FIRED, Transition
+from core.alerts.engine import FIRED, Transition
 from core.alerts.events import AlertEvent
 from core.alerts.rules import Rule
 from core.alerts.service import AlertService, AlertSettings
@@ -67,26 +67,30 @@ async def drop_keys(redis: Redis, keys: Keys) -> None:
 
 
 class _Recorder:
-    """Follows the committed state changes: the fired events, and each rule in alert from its firing until it
-    re-arms."""
+    """Follows the committed evaluations: the fired events, and each rule in alert from its alert until it
+    re-arms (the engine reports only firings; a re-arm is read from the engine's state of the rules in alert)."""
 
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, service: AlertService) -> None:
         self.registry = registry
+        self.service = service
         self.events: list[AlertEvent] = []
         self.open: dict[str, int] = {}
         self.closed: dict[str, list[tuple[int, int]]] = {}
 
     def __call__(self, transitions: Sequence[Transition], events: Sequence[AlertEvent], now_ms: int) -> None:
         self.events += events
+        states = self.service.engine.states
+        for rid, start in list(self.open.items()):
+            st = states.get(rid)
+            if st is None or st.mode != FIRED:
+                self.closed.setdefault(rid, []).append((start, now_ms))
+                del self.open[rid]
         for t in transitions:
             m = self.registry.find(t.rule.metric)
             if m is None or m.discrete:  # a day is judged on its own: it never waits to re-arm
                 continue
-            rid = t.rule.id
-            if t.state.mode == FIRED and rid not in self.open:
-                self.open[rid] = now_ms
-            elif t.state.mode == ARMED and rid in self.open:
-                self.closed.setdefault(rid, []).append((self.open.pop(rid), now_ms))
+            if t.state.mode == FIRED and t.rule.id not in self.open:
+                self.open[t.rule.id] = now_ms
 
     def finish(self, end_ms: int) -> dict[str, list[tuple[int, int]]]:
         for rid, start in self.open.items():
@@ -107,7 +111,7 @@ async def replay(redis: Redis, keys: Keys, registry: Registry, rules: Sequence[R
     clock = [start_ms]
     market = MarketStore(redis, keys, retention_ms=max(1, end_ms - start_ms) + settings.history_retention_ms)
     service = AlertService(alerts, market, keys, registry, settings, clock_ms=lambda: clock[0])
-    recorder = _Recorder(registry)
+    recorder = _Recorder(registry, service)
     service.transition_listeners.append(recorder)
     await service.start()
     result = ReplayResult(start_ms=start_ms, end_ms=end_ms)
