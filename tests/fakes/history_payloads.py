@@ -22,6 +22,12 @@ Paging, as the real venues do it:
 
     {"retCode":0,"result":{"category":"linear","list":[{"symbol":"BTCUSDT","fundingRate":"0.0001",
      "fundingRateTimestamp":"1704067200000"}]}}
+
+* deribit ``/api/v2/public/get_funding_rate_history`` (``instrument_name, start_timestamp, end_timestamp``):
+  one row an hour, oldest first, at most 744, each with the accrual over the last 8h::
+
+    {"jsonrpc":"2.0","result":[{"timestamp":1704067200000,"index_price":42000.0,"prev_index_price":42000.0,
+     "interest_8h":0.0001,"interest_1h":0.0000125}]}
 """
 
 from __future__ import annotations
@@ -32,7 +38,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tests.fakes.exchange_payloads import ROUTES, Builder, Reply, binance_symbol, bybit_symbol, listed_perps, num
+from tests.fakes.exchange_payloads import (
+    ROUTES,
+    Builder,
+    Reply,
+    binance_symbol,
+    bybit_symbol,
+    deribit_name,
+    listed_perps,
+    num,
+)
 
 if TYPE_CHECKING:
     from tests.fakes.exchanges import Perp, VenueState
@@ -64,9 +79,9 @@ def funding_at(perp: Perp, ts_ms: int) -> float:
     return round(perp.funding_rate + 0.0002 * math.sin(ts_ms / (7 * 86_400_000) * 2 * math.pi), 8)
 
 
-def settlements(perp: Perp, start_ms: int, end_ms: int, now_ms: int) -> list[int]:
-    """Settlement times in [start_ms, end_ms], never after now."""
-    step = perp.interval_h * HOUR_MS
+def settlements(perp: Perp, start_ms: int, end_ms: int, now_ms: int, *, step_h: int | None = None) -> list[int]:
+    """Settlement times in [start_ms, end_ms], never after now (every ``step_h`` hours: deribit's hourly rows)."""
+    step = (step_h or perp.interval_h) * HOUR_MS
     first = max(HISTORY_START_MS, start_ms)
     t = HISTORY_START_MS + -(-(first - HISTORY_START_MS) // step) * step
     out = []
@@ -131,11 +146,27 @@ def _bybit_funding_history(state: VenueState, q: Mapping[str, str], now_ms: int)
                  "retExtInfo": {}, "time": now_ms}
 
 
+def _deribit_funding_history(state: VenueState, q: Mapping[str, str], now_ms: int) -> Reply:
+    path = "/api/v2/public/get_funding_rate_history"
+    if (stop := _gate(state, path, q)) is not None:
+        return stop
+    perp = next((p for p in listed_perps("deribit", state) if deribit_name(p) == q.get("instrument_name")), None)
+    us = now_ms * 1000
+    if perp is None:
+        return 400, {"jsonrpc": "2.0", "error": {"message": "Invalid params", "code": -32602}, "usIn": us,
+                     "usOut": us, "usDiff": 0, "testnet": False}
+    times = settlements(perp, _int(q, "start_timestamp", 0), _int(q, "end_timestamp", now_ms), now_ms, step_h=1)[:744]
+    rows = [{"timestamp": t, "index_price": perp.index, "prev_index_price": perp.index,
+             "interest_8h": funding_at(perp, t), "interest_1h": funding_at(perp, t) / 8} for t in times]
+    return 200, {"jsonrpc": "2.0", "result": rows, "usIn": us, "usOut": us + 150, "usDiff": 150, "testnet": False}
+
+
 def register(routes: dict[str, dict[str, Builder]] = ROUTES) -> None:
     """Add the history routes to the double's route table."""
     routes["binanceusdm"]["/fapi/v1/fundingRate"] = _binance_funding_rate("binanceusdm", "/fapi/v1/fundingRate")
     routes["binancecoinm"]["/dapi/v1/fundingRate"] = _binance_funding_rate("binancecoinm", "/dapi/v1/fundingRate")
     routes["bybit"]["/v5/market/funding/history"] = _bybit_funding_history
+    routes["deribit"]["/api/v2/public/get_funding_rate_history"] = _deribit_funding_history
 
 
 def answered(state: VenueState) -> list[tuple[str, dict[str, Any]]]:

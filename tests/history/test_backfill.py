@@ -32,7 +32,7 @@ DAY = 86_400_000
 NOW = int(time.time() * 1000)
 START = (NOW // DAY - 60) * DAY  # 60 days ago, 00:00 UTC
 END = (NOW // DAY - 1) * DAY - 1  # the end of the day before yesterday
-VENUES = ("binanceusdm", "bybit")
+VENUES = ("binanceusdm", "bybit", "deribit")
 
 
 def iso_day(ms: int) -> str:
@@ -46,7 +46,9 @@ async def command(*argv: str) -> tuple[bytes, bytes, int | None]:
     return out, err, proc.returncode
 
 
-def unified(p: Perp) -> str:
+def unified(venue: str, p: Perp) -> str:
+    if venue == "deribit" and p.linear:
+        return f"{p.asset}/USDC:USDC"
     return f"{p.asset}/USDT:USDT" if p.linear else f"{p.asset}/USD:{p.asset}"
 
 
@@ -55,8 +57,12 @@ def expected_members(exchanges: ExchangeDouble, venue: str) -> dict[str, set[str
     out = {}
     for p in listed_perps(venue, exchanges.venues[venue]):
         if p.asset == "BTC":
-            out[unified(p)] = {f"{t}|{unified(p)}|{funding_at(p, t)!r}|{p.interval_h * 3600}"
-                               for t in settlements(p, START, END, NOW)}
+            sym = unified(venue, p)
+            if venue == "deribit":  # an hourly row of the 8h accrual, stored per 8h
+                out[sym] = {f"{t}|{sym}|{funding_at(p, t)!r}|28800" for t in settlements(p, START, END, NOW, step_h=1)}
+            else:
+                out[sym] = {f"{t}|{sym}|{funding_at(p, t)!r}|{p.interval_h * 3600}"
+                            for t in settlements(p, START, END, NOW)}
     return out
 
 
@@ -108,7 +114,9 @@ async def test_paging_within_rate_limits_and_flows(exchanges: ExchangeDouble, cl
     bybit_pages = [q for _p, q in history_of(exchanges.venues["bybit"]).served]
     assert len(bybit_pages) == 8 * len(expected_members(exchanges, "bybit"))
     assert all(int(q["endTime"]) - int(q["startTime"]) < 200 * HOUR for q in bybit_pages)
-    assert progress[-1][0] == progress[-1][1] == len(binance_pages) + len(bybit_pages) + 1
+    deribit_pages = history_of(exchanges.venues["deribit"]).served  # 744 hourly rows a page: 2 per perp
+    assert len(deribit_pages) == 2 * len(expected_members(exchanges, "deribit"))
+    assert progress[-1][0] == progress[-1][1] == len(binance_pages) + len(bybit_pages) + len(deribit_pages) + 1
     first, last = dt.datetime.fromtimestamp(START / 1000, dt.UTC).date(), dt.datetime.fromtimestamp(END / 1000,
                                                                                                        dt.UTC).date()
     days = await MarketStore(redis, keys, retention_ms=90 * DAY).read_latest(REGISTRY.get("flows"), "BTC",
@@ -168,7 +176,7 @@ async def test_command_plain_progress_then_resume(exchanges: ExchangeDouble, red
                       f'[watchers]\nvenues = {list(VENUES)!r}\nrequest_timeout_s = 2\n[watchers.rest_base_urls]\n'
                       f'{urls}\n'.replace("'", '"'))
     argv = [sys.executable, "-m", "bot", "--config", str(config), "backfill", "--asset", "btc",
-            "--from", iso_day(START), "--to", iso_day(END), "--no-flows", "--min-interval", "0.01"]
+            "--from", iso_day(START), "--to", iso_day(END), "--no-flows", "--min-interval", "0.01", "--venues", "bybit"]
     history_of(exchanges.venues["bybit"]).fail_after = 3
     out, err, code = await command(*argv, "--retries", "0")
     assert code == 1, err.decode()
@@ -178,8 +186,7 @@ async def test_command_plain_progress_then_resume(exchanges: ExchangeDouble, red
     assert code == 0, err.decode()
     text = out.decode()
     assert "backfill: 0/" in text and "(100%)" in text and "resumed" in text and "\r" not in text
-    for v in VENUES:
-        assert await stored(redis, keys, v) == expected_members(exchanges, v)
+    assert await stored(redis, keys, "bybit") == expected_members(exchanges, "bybit")
     # a start older than the store keeps is refused with what to change
     config.write_text(config.read_text().replace("retention_days = 90", "retention_days = 35"))
     out, err, code = await command(*argv)

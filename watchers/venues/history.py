@@ -1,11 +1,12 @@
 """Public history endpoints of one venue through its ccxt exchange: settled funding, page by page.
 
 ``fetch_funding_rate_history(symbol, since, limit, {"until": ...})`` on every venue that pages by
-time (binanceusdm and binancecoinm ``/fundingRate``: oldest first from ``startTime``; bybit
-``/v5/market/funding/history``: the newest ``limit`` rows of the window). A page asks for a window
-of ``limit`` hours at most, so even a 1h-interval perpetual cannot overflow a page and the answer is
-the whole window on every venue. Requests are spaced by ``min_interval_s`` (well inside the public
-limits), and the errors are translated like the live poll's.
+time: binanceusdm and binancecoinm ``/fundingRate`` (oldest first from ``startTime``), bybit
+``/v5/market/funding/history`` (the newest ``limit`` rows of the window), deribit
+``get_funding_rate_history`` (hourly rows of the 8h accrual, stored per 8h as the live poll does).
+A page asks for a window of ``limit`` hours at most, so even a 1h-interval perpetual cannot
+overflow a page and the answer is the whole window on every venue. Requests are spaced by
+``min_interval_s`` (well inside the public limits); errors are translated like the live poll's.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from watchers.venues.client import VenueClient, _f, _i
 HOUR_MS = 3_600_000
 
 # venue -> rows per page of its funding history endpoint
-FUNDING_PAGE = {"binanceusdm": 1000, "binancecoinm": 1000, "bybit": 200}
+FUNDING_PAGE = {"binanceusdm": 1000, "binancecoinm": 1000, "bybit": 200, "deribit": 744}
+# venues whose history rows are the accrual over the last 8h (hourly on deribit), as the live poll stores them
+ACCRUED_8H = frozenset({"deribit"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +74,7 @@ class HistoryClient:
         settled = sorted({t: r for row in rows if isinstance(row, dict) and (t := _i(row.get("timestamp"))) is not None
                           and since_ms <= t <= window_end and (r := _f(row.get("fundingRate"))) is not None}.items())
         gaps = [b[0] - a[0] for a, b in itertools.pairwise(settled)]
-        interval_s = int(statistics.median(gaps) / 1000) if gaps else EIGHT_HOURS_S
+        interval_s = EIGHT_HOURS_S if self.venue in ACCRUED_8H or not gaps else int(statistics.median(gaps) / 1000)
         samples = [FundingSample(venue=self.venue, symbol=symbol, asset=inst.asset if inst else symbol.split("/")[0],
                                  settle=inst.settle if inst else "", inverse=bool(inst and inst.inverse),
                                  rate_per_interval=r, interval_s=interval_s, next_funding_ms=None,
