@@ -23,6 +23,12 @@ Paging, as the real venues do it:
     {"retCode":0,"result":{"category":"linear","list":[{"symbol":"BTCUSDT","fundingRate":"0.0001",
      "fundingRateTimestamp":"1704067200000"}]}}
 
+* okx ``/api/v5/public/funding-rate-history`` (``instId, before, after, limit`` <= 100): rows with
+  ``before < fundingTime < after``, the newest ``limit`` of them, newest first::
+
+    {"code":"0","msg":"","data":[{"instId":"BTC-USDT-SWAP","fundingRate":"0.0001","realizedRate":"0.0001",
+     "fundingTime":"1704067200000","method":"current_period"}]}
+
 * deribit ``/api/v2/public/get_funding_rate_history`` (``instrument_name, start_timestamp, end_timestamp``):
   one row an hour, oldest first, at most 744, each with the accrual over the last 8h::
 
@@ -47,6 +53,7 @@ from tests.fakes.exchange_payloads import (
     deribit_name,
     listed_perps,
     num,
+    okx_inst_id,
 )
 
 if TYPE_CHECKING:
@@ -161,12 +168,28 @@ def _deribit_funding_history(state: VenueState, q: Mapping[str, str], now_ms: in
     return 200, {"jsonrpc": "2.0", "result": rows, "usIn": us, "usOut": us + 150, "usDiff": 150, "testnet": False}
 
 
+def _okx_funding_history(state: VenueState, q: Mapping[str, str], now_ms: int) -> Reply:
+    path = "/api/v5/public/funding-rate-history"
+    if (stop := _gate(state, path, q)) is not None:
+        return stop
+    perp = next((p for p in listed_perps("okx", state) if okx_inst_id(p) == q.get("instId")), None)
+    if perp is None:
+        return 200, {"code": "51001", "msg": "Instrument ID does not exist", "data": []}
+    limit = min(100, _int(q, "limit", 100))
+    times = [t for t in settlements(perp, _int(q, "before", -1) + 1, _int(q, "after", now_ms + 1) - 1, now_ms)]
+    rows = [{"instId": okx_inst_id(perp), "instType": "SWAP", "fundingRate": num(funding_at(perp, t)),
+             "realizedRate": num(funding_at(perp, t)), "fundingTime": str(t), "method": "current_period"}
+            for t in reversed(times[-limit:])]
+    return 200, {"code": "0", "msg": "", "data": rows}
+
+
 def register(routes: dict[str, dict[str, Builder]] = ROUTES) -> None:
     """Add the history routes to the double's route table."""
     routes["binanceusdm"]["/fapi/v1/fundingRate"] = _binance_funding_rate("binanceusdm", "/fapi/v1/fundingRate")
     routes["binancecoinm"]["/dapi/v1/fundingRate"] = _binance_funding_rate("binancecoinm", "/dapi/v1/fundingRate")
     routes["bybit"]["/v5/market/funding/history"] = _bybit_funding_history
     routes["deribit"]["/api/v2/public/get_funding_rate_history"] = _deribit_funding_history
+    routes["okx"]["/api/v5/public/funding-rate-history"] = _okx_funding_history
 
 
 def answered(state: VenueState) -> list[tuple[str, dict[str, Any]]]:

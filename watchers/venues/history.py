@@ -3,7 +3,8 @@
 ``fetch_funding_rate_history(symbol, since, limit, {"until": ...})`` on every venue that pages by
 time: binanceusdm and binancecoinm ``/fundingRate`` (oldest first from ``startTime``), bybit
 ``/v5/market/funding/history`` (the newest ``limit`` rows of the window), deribit
-``get_funding_rate_history`` (hourly rows of the 8h accrual, stored per 8h as the live poll does).
+``get_funding_rate_history`` (hourly rows of the 8h accrual, stored per 8h as the live poll does),
+okx ``funding-rate-history`` (rows between the ``before`` and ``after`` cursors, newest first).
 A page asks for a window of ``limit`` hours at most, so even a 1h-interval perpetual cannot
 overflow a page and the answer is the whole window on every venue. Requests are spaced by
 ``min_interval_s`` (well inside the public limits); errors are translated like the live poll's.
@@ -25,7 +26,7 @@ from watchers.venues.client import VenueClient, _f, _i
 HOUR_MS = 3_600_000
 
 # venue -> rows per page of its funding history endpoint
-FUNDING_PAGE = {"binanceusdm": 1000, "binancecoinm": 1000, "bybit": 200, "deribit": 744}
+FUNDING_PAGE = {"binanceusdm": 1000, "binancecoinm": 1000, "bybit": 200, "deribit": 744, "okx": 100}
 # venues whose history rows are the accrual over the last 8h (hourly on deribit), as the live poll stores them
 ACCRUED_8H = frozenset({"deribit"})
 
@@ -66,8 +67,10 @@ class HistoryClient:
         limit = FUNDING_PAGE[self.venue]
         window_end = min(end_ms, since_ms + limit * HOUR_MS - 1)
         await self._pace()
+        # okx pages by cursors (rows older than ``after``); ccxt sends ``since`` as ``before`` (newer than)
+        until = {"after": window_end + 1} if self.venue == "okx" else {"until": window_end}
         rows: Any = await self.client._call(self.client.exchange.fetch_funding_rate_history, symbol, since_ms, limit,
-                                            {"until": window_end})
+                                            until)
         if not isinstance(rows, list):
             raise MalformedResponse(f"{self.venue} funding history for {symbol} is not a list")
         inst = self.client.instruments.get(symbol)
