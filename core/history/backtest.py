@@ -21,6 +21,7 @@ from core.alerts.rules import Rule, parse_rule
 from core.alerts.service import AlertSettings
 from core.context import ChatContext
 from core.history.replay import Batch, ReplayResult, drop_keys, replay, scratch_keys
+from core.history.report import stale_after_ms
 from core.metrics.base import Metric, fmt_duration_s
 from core.metrics.registry import Registry
 from core.render import fmt_duration
@@ -89,7 +90,9 @@ class Backtester:
                                   "read what the watchers keep (see /status, and python -m bot backfill).")
             settings = AlertSettings(sources=self.sources, history_assets=(), history_step_s=step_ms / 1000,
                                      history_retention_ms=(days + 1) * DAY_MS + max(rule.window_s, 0) * 1000,
-                                     stale_after_ms=2 * step_ms + MIN_STEP_MS)
+                                     # a stored value counts until its series' next one (history is sparse)
+                                     stale_after_ms=max(2 * step_ms + MIN_STEP_MS,
+                                                        stale_after_ms(batches, self.registry)))
             keys = scratch_keys(self.store.keys, "backtest")
             try:
                 result = await replay(self.store.redis, keys, self.registry, [rule], batches, settings=settings,

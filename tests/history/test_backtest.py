@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 from bot.app import run
 from core.keys import Keys
 from core.metrics.registry import default_registry
-from core.models import FlowDay, FundingSample
+from core.models import FlowDay, FundingSample, OpenInterestSample
 from core.render import fmt_duration, to_plain
 from core.store import MarketStore
 from tests.builders import command_core
@@ -136,3 +136,26 @@ async def test_backtest_on_telegram(exchanges: ExchangeDouble, telegram: BotApiD
     finally:
         stop.set()
         await asyncio.wait_for(app, 15)
+
+
+async def test_backtest_open_interest_totals(redis: Redis, keys: Keys) -> None:
+    """Open interest keeps one total per venue in history: a rule on the sum across venues replays from it."""
+    store = MarketStore(redis, keys, retention_ms=40 * 86_400_000)
+    now = int(time.time() * 1000)
+    oi = REGISTRY.get("oi")
+    times = [now - (48 - h) * HOUR for h in range(48)]
+    totals = {"okx": [10e9] * 48, "bybit": [15e9] * 48}
+    for h in range(20, 26):
+        totals["bybit"][h] = 21e9  # the sum crosses 30b for six hours
+    for venue, usd in totals.items():
+        await store.write_samples(oi, venue, [], now_ms=now, replace=False, history=[
+            OpenInterestSample(venue, "*total*", "BTC", "USD", False, "total", u / 50_000, u, t)
+            for u, t in zip(usd, times, strict=True)])
+    core = command_core(store, ("okx", "bybit"), clock_ms=lambda: now)
+    text = to_plain(await core.run("backtest", ["oi", "btc", "above", "30b", "3d"]))
+    assert "Would have fired 1 time over" in text, text
+    # the sum is first above 30b once bybit's hour 20 total is in (okx's total of that hour is already there,
+    # or bybit's arrives first and okx's previous total still counts: either way the first alert is hour 20)
+    assert f"first {stamp(times[20])}" in text
+    # in alert until the sum is back under 30b less the 2% band, at hour 26
+    assert f"Longest time in alert: {fmt_duration((times[26] - times[20]) / 1000)}" in text
