@@ -6,6 +6,9 @@ above/below/crosses thresholds where admins set them on each venue and on the ag
 change rules, and flow rules on every series. The timed run is the
 command's own path: load the CSVs, start a throwaway embedded Redis, replay, print.
 
+Then ``/backtest funding btc above 0.05% 90d`` through the command core over 35 days of stored
+history (the default retention) at the live 5-minute step: 5 venues x 4 BTC perpetuals.
+
     .venv/bin/python -m bench.bench_replay [--rules 1000] [--redis-url URL]
 """
 
@@ -97,6 +100,56 @@ async def main() -> None:
     print(f"replay: {rows:,} CSV rows ({DAYS} days of 8h funding on {len(VENUES)} venues + daily flows), "
           f"{opts.rules:,} rules, {result.batches:,} batches -> {len(result.events):,} alerts in {elapsed:.2f} s "
           f"(goal < 5 s; includes reading the CSVs and starting the embedded Redis)")
+    await bench_backtest(opts.redis_url)
+
+
+async def bench_backtest(redis_url: str | None) -> None:
+    from redis.asyncio import Redis
+
+    from bot.embedded_redis import EmbeddedRedis
+    from core.history.replay import drop_keys, scratch_keys
+    from core.keys import Keys
+    from core.metrics.registry import default_registry
+    from core.models import FundingSample
+    from core.store import MarketStore
+    from tests.builders import command_core
+
+    registry = default_registry()
+    funding = registry.get("funding")
+    rng = random.Random(15)
+    with tempfile.TemporaryDirectory() as tmp:
+        embedded = None if redis_url else EmbeddedRedis(tmp)
+        url = redis_url or await embedded.start()  # type: ignore[union-attr]
+        client = Redis.from_url(url, decode_responses=False)
+        keys = scratch_keys(Keys(prefix="bench"))
+        try:
+            store = MarketStore(client, keys, retention_ms=40 * 86_400_000)
+            now = int(time.time() * 1000)
+            step = 300_000
+            n = 35 * 86_400_000 // step
+            symbols = ("BTC/USDT:USDT", "BTC/USDC:USDC", "BTC/USD:BTC", "BTC/USDT:USDT-2")
+            for v in VENUES:
+                level = 0.0001
+                history = []
+                for i in range(n):
+                    level = max(-0.003, min(0.003, level * 0.999 + 0.0000001 + rng.gauss(0, 0.00001)))
+                    for sym in symbols:
+                        history.append(FundingSample(v, sym, "BTC", sym.split(":")[1], sym.endswith("BTC"), level,
+                                                     28_800, None, None, None, None, now - (n - i) * step))
+                for k in range(0, len(history), 20_000):
+                    await store.write_samples(funding, v, [], now_ms=now, replace=False, history=history[k:k + 20_000])
+            core = command_core(store, VENUES, clock_ms=lambda: now)
+            t0 = time.perf_counter()
+            reply = await core.run("backtest", ["funding", "btc", "above", "0.05%", "90d"])
+            elapsed = time.perf_counter() - t0
+        finally:
+            await drop_keys(client, keys)
+            await client.aclose()
+            if embedded is not None:
+                await embedded.stop()
+    print(f"backtest: /backtest funding btc above 0.05% 90d over {n * len(VENUES) * len(symbols):,} stored samples "
+          f"(35 days, 5 min, {len(VENUES)} venues x {len(symbols)} perps) answered in {elapsed:.2f} s: "
+          f"{reply.blocks[0] if reply.blocks else reply.title}")
 
 
 if __name__ == "__main__":
