@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import io
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -13,6 +14,7 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
+from bot.backfill_cli import Progress
 from core.keys import Keys
 from core.metrics.registry import default_registry
 from core.store import MarketStore
@@ -196,3 +198,20 @@ async def test_command_plain_progress_then_resume(exchanges: ExchangeDouble, red
     config.write_text(config.read_text().replace("retention_days = 90", "retention_days = 35"))
     out, err, code = await command(*argv)
     assert code == 2 and "retention_days" in err.decode() and "raise it to at least 61" in err.decode()
+
+
+def test_progress_bar_on_a_terminal_lines_otherwise() -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty, plain = Terminal(), io.StringIO()
+    for out in (tty, plain):
+        p = Progress(out)
+        for done in range(21):
+            p(done, 20, f"bybit BTC/USDT:USDT {done}")
+    assert tty.getvalue().count("\r") == 21 and tty.getvalue().endswith("\n")
+    assert "[" + "#" * 30 + "] 20/20" in tty.getvalue()
+    lines = plain.getvalue().splitlines()
+    assert "\r" not in plain.getvalue() and len(lines) == 11  # one per tenth
+    assert lines[0].startswith("backfill: 0/20 steps (0%)") and lines[-1].startswith("backfill: 20/20 steps (100%)")
