@@ -1,7 +1,7 @@
 """Backfill: the venues' public history and the flow providers' past days, into the live history keys.
 
-Funding settlements go into the same history ZSETs the market watcher writes (``MarketStore``,
-member format of the funding metric), flow days into the same rows the flow watcher upserts, so
+Funding settlements and the dated futures' hourly basis go into the same history ZSETs the market
+watcher writes (``MarketStore``, each metric's member format), flow days into the same rows the flow watcher upserts, so
 ``/backtest``, change and z-score rules and the charts read them like live data. Each part (a
 venue's perpetual, a provider) advances page by page; after every stored page its checkpoint in
 Redis moves, so an interrupted run resumes where it stopped, and writing the same history again
@@ -25,12 +25,13 @@ from core.metrics.registry import Registry
 from core.store import MarketStore
 from watchers.errors import SourceError, SourceRejected
 from watchers.flows.models import FlowProvider
-from watchers.venues.history import FUNDING_PAGE, HOUR_MS, HistoryClient
+from watchers.venues.history import BASIS_PAGE, FUNDING_PAGE, HOUR_MS, HistoryClient
 
 log = logging.getLogger(__name__)
 
 DAY_MS = 86_400_000
 T = TypeVar("T")
+FUNDING, BASIS = "funding", "basis"
 Progress = Callable[[int, int, str], None]  # done, total, what is being fetched
 
 
@@ -40,6 +41,10 @@ class BackfillReport:
     skipped: list[str] = field(default_factory=list)  # parts not available, with why
     resumed: list[str] = field(default_factory=list)  # parts that continued from a checkpoint
     requests: int = 0
+
+
+def _page_hours(metric: str, venue: str) -> int:
+    return (FUNDING_PAGE if metric == FUNDING else BASIS_PAGE)[venue]
 
 
 def _now_ms() -> int:
@@ -92,33 +97,37 @@ class Backfill:
 
     async def run(self) -> BackfillReport:
         report = BackfillReport()
-        funding = self.registry.get("funding")
-        plan: list[tuple[HistoryClient, str, int]] = []  # venue, symbol, resume from
+        plan: list[tuple[str, HistoryClient, str, int]] = []  # metric, venue, symbol, resume from
         for hc in self.venues:
-            if not hc.supports_funding:
-                report.skipped.append(f"{hc.venue}: funding history not supported yet")
-                continue
-            symbols = await self._retrying(f"{hc.venue} markets", functools.partial(hc.perpetuals, self.asset))
-            for symbol in symbols:
-                part = f"funding|{hc.venue}|{symbol}"
-                since = await self._checkpoint(part)
-                if since is not None:
-                    report.resumed.append(part)
-                plan.append((hc, symbol, self.start_ms if since is None else since))
-        page_ms = {hc.venue: FUNDING_PAGE[hc.venue] * HOUR_MS for hc, _, _ in plan}
-        self._total = sum(math.ceil(max(0, self.end_ms - since + 1) / page_ms[hc.venue]) for hc, _, since in plan) \
-            + len(self.providers)
+            wanted = [(FUNDING, hc.supports_funding, hc.perpetuals), (BASIS, hc.supports_basis, hc.futures)]
+            for metric, supported, listed in wanted:
+                if metric not in self.registry:
+                    continue
+                if not supported:
+                    report.skipped.append(f"{hc.venue}: {metric} history not supported yet")
+                    continue
+                symbols = await self._retrying(f"{hc.venue} markets", functools.partial(listed, self.asset))
+                for symbol in symbols:
+                    part = f"{metric}|{hc.venue}|{symbol}"
+                    since = await self._checkpoint(part)
+                    if since is not None:
+                        report.resumed.append(part)
+                    plan.append((metric, hc, symbol, self.start_ms if since is None else since))
+        self._total = sum(math.ceil(max(0, self.end_ms - since + 1) / (_page_hours(metric, hc.venue) * HOUR_MS))
+                          for metric, hc, _, since in plan) + len(self.providers)
         self.progress(0, self._total, "starting")
-        for hc, symbol, since in plan:
-            part = f"funding|{hc.venue}|{symbol}"
+        for metric, hc, symbol, since in plan:
+            m = self.registry.get(metric)
+            part = f"{metric}|{hc.venue}|{symbol}"
+            fetch = hc.funding_page if metric == FUNDING else hc.basis_page
             stored = 0
             while since <= self.end_ms:
                 before = hc.client.requests
-                page = await self._retrying(part, functools.partial(hc.funding_page, symbol, since, self.end_ms))
+                page = await self._retrying(part, functools.partial(fetch, symbol, since, self.end_ms))
                 report.requests += hc.client.requests - before
-                good = [s for s in page.samples if funding.problem(s) is None]
+                good = [s for s in page.samples if m.problem(s) is None]
                 if good:
-                    await self.store.write_samples(funding, hc.venue, [], history=good, replace=False,
+                    await self.store.write_samples(m, hc.venue, [], history=good, replace=False,
                                                    now_ms=self.clock_ms())
                 stored += len(good)
                 since = page.window_end_ms + 1

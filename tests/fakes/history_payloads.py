@@ -29,6 +29,12 @@ Paging, as the real venues do it:
     {"code":"0","msg":"","data":[{"instId":"BTC-USDT-SWAP","fundingRate":"0.0001","realizedRate":"0.0001",
      "fundingTime":"1704067200000","method":"current_period"}]}
 
+* binanceusdm ``/fapi/v1/markPriceKlines?symbol=BTCUSDT_261225`` and ``/fapi/v1/indexPriceKlines?pair=BTCUSDT``
+  (binancecoinm on ``/dapi/v1``; ``interval, startTime, endTime, limit`` <= 1500): hourly candles, oldest
+  first, complete ones only; the mark closes at :func:`mark_at`, the index at the future's index::
+
+    [[1704067200000,"42000.0","42000.0","42000.0","42000.0","0",1704070799999,"0",60,"0","0","0"]]
+
 * deribit ``/api/v2/public/get_funding_rate_history`` (``instrument_name, start_timestamp, end_timestamp``):
   one row an hour, oldest first, at most 744, each with the accrual over the last 8h::
 
@@ -51,13 +57,14 @@ from tests.fakes.exchange_payloads import (
     binance_symbol,
     bybit_symbol,
     deribit_name,
+    listed_futures,
     listed_perps,
     num,
     okx_inst_id,
 )
 
 if TYPE_CHECKING:
-    from tests.fakes.exchanges import Perp, VenueState
+    from tests.fakes.exchanges import Future, Perp, VenueState
 
 HOUR_MS = 3_600_000
 HISTORY_START_MS = 1_672_531_200_000  # 2023-01-01T00:00:00Z: the first settlement the double knows
@@ -183,6 +190,42 @@ def _okx_funding_history(state: VenueState, q: Mapping[str, str], now_ms: int) -
     return 200, {"code": "0", "msg": "", "data": rows}
 
 
+def mark_at(f: Future, ts_ms: int) -> float:
+    """A dated future's hourly mark close at the candle opening ``ts_ms``: its mark with a small daily wave."""
+    return round(f.mark * (1 + 0.002 * math.sin(ts_ms / 86_400_000 * 2 * math.pi)), 2)
+
+
+def _kline(t: int, close: float) -> list[Any]:
+    c = num(close)
+    return [t, c, c, c, c, "0", t + HOUR_MS - 1, "0", 60, "0", "0", "0"]
+
+
+def _hours(q: Mapping[str, str], now_ms: int, limit_max: int) -> list[int]:
+    """Hourly candle opens from startTime to endTime (at most ``limit``), only complete ones."""
+    limit = min(limit_max, _int(q, "limit", 500))
+    start = -(-max(HISTORY_START_MS, _int(q, "startTime", HISTORY_START_MS)) // HOUR_MS) * HOUR_MS
+    end = min(_int(q, "endTime", now_ms), now_ms - HOUR_MS)
+    return list(range(start, end + 1, HOUR_MS))[:limit]
+
+
+def _binance_klines(venue: str, path: str, price: str) -> Builder:
+    def build(state: VenueState, q: Mapping[str, str], now_ms: int) -> Reply:
+        if (stop := _gate(state, path, q)) is not None:
+            return stop
+        futures = listed_futures(venue, state)
+        if price == "mark":
+            f = next((x for x in futures if binance_symbol(x) == q.get("symbol")), None)
+            if f is None:
+                return 400, {"code": -1121, "msg": "Invalid symbol."}
+            return 200, [_kline(t, mark_at(f, t)) for t in _hours(q, now_ms, 1500)]
+        f = next((x for x in futures if binance_symbol(x).split("_")[0] == q.get("pair")), None)
+        if f is None:
+            return 400, {"code": -1121, "msg": "Invalid pair."}
+        return 200, [_kline(t, f.index) for t in _hours(q, now_ms, 1500)]
+
+    return build
+
+
 def register(routes: dict[str, dict[str, Builder]] = ROUTES) -> None:
     """Add the history routes to the double's route table."""
     routes["binanceusdm"]["/fapi/v1/fundingRate"] = _binance_funding_rate("binanceusdm", "/fapi/v1/fundingRate")
@@ -190,6 +233,9 @@ def register(routes: dict[str, dict[str, Builder]] = ROUTES) -> None:
     routes["bybit"]["/v5/market/funding/history"] = _bybit_funding_history
     routes["deribit"]["/api/v2/public/get_funding_rate_history"] = _deribit_funding_history
     routes["okx"]["/api/v5/public/funding-rate-history"] = _okx_funding_history
+    for venue, prefix in (("binanceusdm", "/fapi/v1"), ("binancecoinm", "/dapi/v1")):
+        for price, name in (("mark", "markPriceKlines"), ("index", "indexPriceKlines")):
+            routes[venue][f"{prefix}/{name}"] = _binance_klines(venue, f"{prefix}/{name}", price)
 
 
 def answered(state: VenueState) -> list[tuple[str, dict[str, Any]]]:

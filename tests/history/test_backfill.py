@@ -18,10 +18,10 @@ from bot.backfill_cli import Progress
 from core.keys import Keys
 from core.metrics.registry import default_registry
 from core.store import MarketStore
-from tests.fakes.exchange_payloads import listed_perps
+from tests.fakes.exchange_payloads import expiry_ms, listed_futures, listed_perps
 from tests.fakes.exchanges import ExchangeDouble, Perp
 from tests.fakes.flow_providers import DaySpec, FlowProvidersDouble
-from tests.fakes.history_payloads import funding_at, history_of, settlements
+from tests.fakes.history_payloads import funding_at, history_of, mark_at, settlements
 from watchers.backfill import Backfill
 from watchers.errors import SourceUnavailable
 from watchers.flows import CoinMetricsProvider
@@ -68,9 +68,9 @@ def expected_members(exchanges: ExchangeDouble, venue: str) -> dict[str, set[str
     return out
 
 
-async def stored(redis: Redis, keys: Keys, venue: str) -> dict[str, set[str]]:
+async def stored(redis: Redis, keys: Keys, venue: str, metric: str = "funding") -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
-    for raw in await redis.zrange(keys.history("funding", "BTC", venue), 0, -1):
+    for raw in await redis.zrange(keys.history(metric, "BTC", venue), 0, -1):
         member = raw.decode()
         out.setdefault(member.split("|")[1], set()).add(member)
     return out
@@ -113,8 +113,19 @@ async def test_paging_within_rate_limits_and_flows(exchanges: ExchangeDouble, cl
         assert await stored(redis, keys, v) == expected_members(exchanges, v)
         assert history_of(exchanges.venues[v]).rejected == 0  # paced under the venue's limit: never a 429
     # binance pages 1000 rows (1000h windows): 2 pages per perp for 60 days; bybit 200h windows: 8 per perp
-    binance_pages = [q for _p, q in history_of(exchanges.venues["binanceusdm"]).served]
+    binance = history_of(exchanges.venues["binanceusdm"]).served
+    binance_pages = [q for p, q in binance if p.endswith("fundingRate")]
     assert len(binance_pages) == 2 * len(expected_members(exchanges, "binanceusdm"))
+    # the dated futures' basis: hourly mark and index closes, 1000 candles a page, stamped when the hour closes
+    futures = [f for f in listed_futures("binanceusdm", exchanges.venues["binanceusdm"]) if f.asset == "BTC"]
+    basis: dict[str, set[str]] = {}
+    for f in futures:
+        sym = f"BTC/USDT:USDT-{f.expiry:%y%m%d}"
+        basis[sym] = {f"{t + HOUR}|{sym}|{mark_at(f, t)!r}|{f.index!r}|{expiry_ms(f)}"
+                      for t in range(START, END + 1, HOUR)}
+    assert await stored(redis, keys, "binanceusdm", "basis") == basis
+    kline_pages = [q for p, q in binance if "Klines" in p]
+    assert len(kline_pages) == 2 * 2 * len(futures)  # mark and index, two pages each
     bybit_pages = [q for _p, q in history_of(exchanges.venues["bybit"]).served]
     assert len(bybit_pages) == 8 * len(expected_members(exchanges, "bybit"))
     assert all(int(q["endTime"]) - int(q["startTime"]) < 200 * HOUR for q in bybit_pages)
@@ -122,7 +133,7 @@ async def test_paging_within_rate_limits_and_flows(exchanges: ExchangeDouble, cl
     assert len(deribit_pages) == 2 * len(expected_members(exchanges, "deribit"))
     okx_pages = history_of(exchanges.venues["okx"]).served  # 100h windows between cursors: 15 per perp
     assert len(okx_pages) == 15 * len(expected_members(exchanges, "okx"))
-    pages = len(binance_pages) + len(bybit_pages) + len(deribit_pages) + len(okx_pages)
+    pages = len(binance_pages) + len(kline_pages) // 2 + len(bybit_pages) + len(deribit_pages) + len(okx_pages)
     assert progress[-1][0] == progress[-1][1] == pages + 1
     first, last = dt.datetime.fromtimestamp(START / 1000, dt.UTC).date(), dt.datetime.fromtimestamp(END / 1000,
                                                                                                        dt.UTC).date()

@@ -1,4 +1,5 @@
-"""Public history endpoints of one venue through its ccxt exchange: settled funding, page by page.
+"""Public history endpoints of one venue through its ccxt exchange: settled funding and the dated
+futures' basis (hourly mark and index klines, binance), page by page.
 
 ``fetch_funding_rate_history(symbol, since, limit, {"until": ...})`` on every venue that pages by
 time: binanceusdm and binancecoinm ``/fundingRate`` (oldest first from ``startTime``), bybit
@@ -7,33 +8,42 @@ time: binanceusdm and binancecoinm ``/fundingRate`` (oldest first from ``startTi
 okx ``funding-rate-history`` (rows between the ``before`` and ``after`` cursors, newest first).
 A page asks for a window of ``limit`` hours at most, so even a 1h-interval perpetual cannot
 overflow a page and the answer is the whole window on every venue. Requests are spaced by
-``min_interval_s`` (well inside the public limits); errors are translated like the live poll's.
+``min_interval_s`` (well inside the public limits; a 429 doubles it, up to 5 s); errors are
+translated like the live poll's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import statistics
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from core.models import EIGHT_HOURS_S, FundingSample
-from watchers.errors import MalformedResponse
+import ccxt.async_support as ccxt
+
+from core.models import EIGHT_HOURS_S, BasisSample, FundingSample
+from watchers.errors import MalformedResponse, SourceUnavailable
 from watchers.venues.client import VenueClient, _f, _i
 
+log = logging.getLogger(__name__)
+
 HOUR_MS = 3_600_000
+MAX_INTERVAL_S = 5.0
 
 # venue -> rows per page of its funding history endpoint
 FUNDING_PAGE = {"binanceusdm": 1000, "binancecoinm": 1000, "bybit": 200, "deribit": 744, "okx": 100}
+# venue -> hourly candles per page of its mark and index price klines (the dated futures' basis)
+BASIS_PAGE = {"binanceusdm": 1000, "binancecoinm": 1000}
 # venues whose history rows are the accrual over the last 8h (hourly on deribit), as the live poll stores them
 ACCRUED_8H = frozenset({"deribit"})
 
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    samples: list[FundingSample]
+    samples: list[Any]  # FundingSample or BasisSample
     window_end_ms: int  # everything up to here is fetched
 
 
@@ -50,6 +60,22 @@ class HistoryClient:
     def supports_funding(self) -> bool:
         return self.venue in FUNDING_PAGE
 
+    @property
+    def supports_basis(self) -> bool:
+        return self.venue in BASIS_PAGE
+
+    async def _get(self, fn: Any, *args: Any) -> Any:
+        """One request through the live client's error mapping; a 429 doubles this venue's spacing for good."""
+        await self._pace()
+        try:
+            return await self.client._call(fn, *args)
+        except SourceUnavailable as e:
+            if isinstance(e.__cause__, ccxt.DDoSProtection):  # RateLimitExceeded is one
+                self.min_interval_s = min(MAX_INTERVAL_S, max(0.1, 2 * self.min_interval_s))
+                log.warning("venue=%s rate limited: history requests now every %.2fs", self.venue,
+                            self.min_interval_s)
+            raise
+
     async def _pace(self) -> None:
         wait = self._last_s + self.min_interval_s - time.monotonic()
         if wait > 0:
@@ -58,9 +84,40 @@ class HistoryClient:
 
     async def perpetuals(self, asset: str) -> list[str]:
         """The venue's live USD-priced perpetuals of ``asset`` (markets loaded on first use)."""
+        return await self._listed(asset, "swap")
+
+    async def futures(self, asset: str) -> list[str]:
+        """The venue's live USD-priced dated futures of ``asset`` (expired ones are no longer listed)."""
+        return await self._listed(asset, "future")
+
+    async def _listed(self, asset: str, kind: str) -> list[str]:
         if not self.client.instruments:
             await self.client.load_markets()
-        return sorted(s for s, i in self.client.derivatives().items() if i.kind == "swap" and i.asset == asset)
+        return sorted(s for s, i in self.client.derivatives().items() if i.kind == kind and i.asset == asset)
+
+    async def basis_page(self, symbol: str, since_ms: int, end_ms: int) -> Page:
+        """A dated future's hourly mark and index closes in one page window, joined into basis samples.
+
+        A candle's close is known when its hour ends: the sample is stamped then (never earlier)."""
+        limit = BASIS_PAGE[self.venue]
+        window_end = min(end_ms, since_ms + limit * HOUR_MS - 1)
+        inst = self.client.instruments.get(symbol)
+        if inst is None or inst.expiry_ms is None:
+            return Page([], window_end)
+        ex = self.client.exchange
+        closes = []
+        for fetch in (ex.fetch_mark_ohlcv, ex.fetch_index_ohlcv):
+            rows: Any = await self._get(fetch, symbol, "1h", since_ms, limit, {"until": window_end})
+            if not isinstance(rows, list):
+                raise MalformedResponse(f"{self.venue} klines for {symbol} are not a list")
+            closes.append({t: c for row in rows if isinstance(row, list) and len(row) > 4
+                           and (t := _i(row[0])) is not None and (c := _f(row[4])) is not None})
+        mark, index = closes
+        samples = [BasisSample(venue=self.venue, symbol=symbol, asset=inst.asset, settle=inst.settle,
+                               inverse=inst.inverse, expiry_ms=inst.expiry_ms, future_usd=mark[t],
+                               index_usd=index[t], ts_ms=t + HOUR_MS)
+                   for t in sorted(mark.keys() & index.keys()) if since_ms <= t <= window_end]
+        return Page(samples, window_end)
 
     async def funding_page(self, symbol: str, since_ms: int, end_ms: int) -> Page:
         """Settled funding of ``symbol`` in [since_ms, min(end_ms, since_ms + one page of hours))."""
