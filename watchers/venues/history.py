@@ -26,7 +26,8 @@ import ccxt.async_support as ccxt
 
 from core.models import EIGHT_HOURS_S, BasisSample, FundingSample
 from watchers.errors import MalformedResponse, SourceUnavailable
-from watchers.venues.client import VenueClient, _f, _i
+from watchers.venues.client import VenueClient
+from watchers.venues.common import integer, num
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ class HistoryClient:
         """One request through the live client's error mapping; a 429 doubles this venue's spacing for good."""
         await self._pace()
         try:
-            return await self.client._call(fn, *args)
+            return await self.client.call(fn, *args)
         except SourceUnavailable as e:
             if isinstance(e.__cause__, ccxt.DDoSProtection):  # RateLimitExceeded is one
                 self.min_interval_s = min(MAX_INTERVAL_S, max(0.1, 2 * self.min_interval_s))
@@ -111,7 +112,7 @@ class HistoryClient:
             if not isinstance(rows, list):
                 raise MalformedResponse(f"{self.venue} klines for {symbol} are not a list")
             closes.append({t: c for row in rows if isinstance(row, list) and len(row) > 4
-                           and (t := _i(row[0])) is not None and (c := _f(row[4])) is not None})
+                           and (t := integer(row[0])) is not None and (c := num(row[4])) is not None})
         mark, index = closes
         samples = [BasisSample(venue=self.venue, symbol=symbol, asset=inst.asset, settle=inst.settle,
                                inverse=inst.inverse, expiry_ms=inst.expiry_ms, future_usd=mark[t],
@@ -126,13 +127,19 @@ class HistoryClient:
         await self._pace()
         # okx pages by cursors (rows older than ``after``); ccxt sends ``since`` as ``before`` (newer than)
         until = {"after": window_end + 1} if self.venue == "okx" else {"until": window_end}
-        rows: Any = await self.client._call(self.client.exchange.fetch_funding_rate_history, symbol, since_ms, limit,
+        rows: Any = await self.client.call(self.client.exchange.fetch_funding_rate_history, symbol, since_ms, limit,
                                             until)
         if not isinstance(rows, list):
             raise MalformedResponse(f"{self.venue} funding history for {symbol} is not a list")
         inst = self.client.instruments.get(symbol)
-        settled = sorted({t: r for row in rows if isinstance(row, dict) and (t := _i(row.get("timestamp"))) is not None
-                          and since_ms <= t <= window_end and (r := _f(row.get("fundingRate"))) is not None}.items())
+        by_time: dict[int, float] = {}
+        for row in rows:
+            if not isinstance(row, dict):
+                continue
+            t, r = integer(row.get("timestamp")), num(row.get("fundingRate"))
+            if t is not None and r is not None and since_ms <= t <= window_end:
+                by_time[t] = r
+        settled = sorted(by_time.items())
         gaps = [b[0] - a[0] for a, b in itertools.pairwise(settled)]
         interval_s = EIGHT_HOURS_S if self.venue in ACCRUED_8H or not gaps else int(statistics.median(gaps) / 1000)
         samples = [FundingSample(venue=self.venue, symbol=symbol, asset=inst.asset if inst else symbol.split("/")[0],
