@@ -50,6 +50,10 @@ class Keys:
         """STRING: hash of the slash-command definitions last synced, so start-up syncs only on change."""
         return f"{self.base}:discord:commands"
 
+    def source_lease(self, source: str) -> str:
+        """STRING with TTL: the id of the data process polling ``source`` (e.g. ``market:okx``) now."""
+        return f"{self.base}:lease:source:{source}"
+
     def heartbeat(self, role: str) -> str:
         """STRING with TTL written by a running process role."""
         return f"{self.base}:health:{role}"

@@ -1,0 +1,112 @@
+"""One active poller per source across data replicas: a Redis lease per source, renewed while alive.
+
+Every ``--role data`` process runs a :class:`LeaseKeeper` for the sources it could poll. The keeper
+renews the leases it holds every ``ttl/3`` and tries to take free ones; a watcher's step waits until
+its source's lease is held here (``LeaseKeeper.polling``), so a standby polls nothing until the active
+process dies or stops. A stopped process hands its leases back at once; a killed one loses them when
+the TTL runs out, and a standby polls within ``ttl + ttl/3`` seconds.
+
+A keeper that cannot reach Redis drops its claims (its watchers pause) rather than risk a second
+poller; Redis flushed or restarted empty, the keeper simply takes the leases again. ``still_held``
+asks Redis whether a lease is still ours, for a caller that wants to re-check right before writing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+from redis.asyncio import Redis
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# take or renew: ours -> extend; free -> take; someone else's -> no
+_ACQUIRE = """
+local v = redis.call('GET', KEYS[1])
+if v == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
+if not v then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+DEFAULT_TTL_S = 6.0
+
+
+class LeaseKeeper:
+    """Holds, renews and takes the leases of ``sources`` (a lease key per source)."""
+
+    def __init__(self, redis: Redis, key_of: Callable[[str], str], sources: Sequence[str], *,
+                 ttl_s: float = DEFAULT_TTL_S, instance: str | None = None) -> None:
+        self.redis = redis
+        self.key_of = key_of
+        self.sources = list(sources)
+        self.ttl_ms = int(ttl_s * 1000)
+        self.instance = instance or uuid.uuid4().hex
+        self.held: set[str] = set()
+        self._changed = asyncio.Condition()
+
+    async def tick(self) -> None:
+        """Renew what we hold, take what is free; a Redis error drops our claims (another may take them)."""
+        now_held: set[str] = set()
+        try:
+            for source in self.sources:
+                if await self.redis.eval(_ACQUIRE, 1, self.key_of(source), self.instance, self.ttl_ms):
+                    now_held.add(source)
+        except Exception as e:  # Redis down or frozen: stop polling rather than risk a second poller
+            log.warning("leases: cannot renew (%s: %s); polling paused", type(e).__name__, e)
+            now_held = set()
+        for source in sorted(now_held - self.held):
+            log.info("source=%s lease taken: this process polls it", source)
+        for source in sorted(self.held - now_held):
+            log.warning("source=%s lease lost: another process polls it", source)
+        async with self._changed:
+            self.held = now_held
+            self._changed.notify_all()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Tick every ttl/3 until ``stop``; then hand every lease back."""
+        try:
+            while not stop.is_set():
+                await self.tick()
+                try:
+                    await asyncio.wait_for(stop.wait(), self.ttl_ms / 3000)
+                except TimeoutError:
+                    pass
+        finally:
+            await self.release()
+
+    async def release(self) -> None:
+        for source in list(self.held):
+            try:
+                await self.redis.eval(_RELEASE, 1, self.key_of(source), self.instance)
+            except Exception as e:  # the TTL frees it anyway
+                log.warning("source=%s lease not released (%s)", source, e)
+        async with self._changed:
+            self.held = set()
+            self._changed.notify_all()
+
+    async def wait_held(self, source: str) -> None:
+        """Return once this process holds ``source``'s lease."""
+        async with self._changed:
+            await self._changed.wait_for(lambda: source in self.held)
+
+    async def still_held(self, source: str) -> bool:
+        """Ask Redis whether the lease is still ours (right before writing a poll's answer)."""
+        raw = await self.redis.get(self.key_of(source))
+        return raw is not None and (raw.decode() if isinstance(raw, bytes) else str(raw)) == self.instance
+
+    def polling(self, source: str, step: Callable[[], Awaitable[T]]) -> Callable[[], Awaitable[T]]:
+        """``step`` run only while this process holds ``source``'s lease (waits for it otherwise)."""
+        async def guarded() -> T:
+            await self.wait_held(source)
+            return await step()
+
+        return guarded
