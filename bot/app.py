@@ -56,7 +56,7 @@ from watchers.watched import WatchedAssets
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_EVERY_S = 15
+HEARTBEAT_EVERY_S = 5  # cheap, and a Redis restarted empty has the key back within seconds
 HEARTBEAT_TTL_S = 60
 HEARTBEAT_RETRY_S = 1
 CONSOLE_LIMITS = Limits(global_per_s=50.0, private=(), group=())
@@ -123,7 +123,7 @@ async def heartbeat(redis: Redis, keys: Keys, role: str, stop: asyncio.Event) ->
             await redis.set(keys.heartbeat(role), int(time.time() * 1000), ex=HEARTBEAT_TTL_S)
         except Exception as e:  # a Redis hiccup must not end the process; the healthcheck sees the gap
             log.warning("heartbeat: %s", e)
-            every_s = HEARTBEAT_RETRY_S  # Redis back (maybe empty): recreate the key soon, not in 15 s
+            every_s = HEARTBEAT_RETRY_S  # Redis back (maybe empty): recreate the key at once
         else:
             every_s = HEARTBEAT_EVERY_S
         try:

@@ -56,17 +56,19 @@ class LeaseKeeper:
     async def tick(self) -> None:
         """Renew what we hold, take what is free; a Redis error drops our claims (another may take them)."""
         now_held: set[str] = set()
+        why = "another process polls it"
         try:
             for source in self.sources:
                 if await self.redis.eval(_ACQUIRE, 1, self.key_of(source), self.instance, self.ttl_ms):
                     now_held.add(source)
         except Exception as e:  # Redis down or frozen: stop polling rather than risk a second poller
-            log.warning("leases: cannot renew (%s: %s); polling paused", type(e).__name__, e)
+            why = f"Redis unreachable ({type(e).__name__}); polling paused"
             now_held = set()
         for source in sorted(now_held - self.held):
             log.info("source=%s lease taken: this process polls it", source)
-        for source in sorted(self.held - now_held):
-            log.warning("source=%s lease lost: another process polls it", source)
+        lost = sorted(self.held - now_held)
+        if lost:
+            log.warning("leases lost for %s: %s", ", ".join(lost), why)
         async with self._changed:
             self.held = now_held
             self._changed.notify_all()

@@ -49,6 +49,14 @@ def start_redis(port: int, *args: str) -> subprocess.Popen[bytes]:
     return proc
 
 
+def start_sentinel(conf: Path, port: int) -> subprocess.Popen[bytes]:
+    """A real redis-sentinel (redis-server --sentinel) reading ``conf``, listening on ``port``."""
+    proc = subprocess.Popen([redis_binary(), str(conf), "--sentinel"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    wait_port(port)
+    return proc
+
+
 def stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.kill()
