@@ -29,17 +29,20 @@ class Quotas:
         self.flow_assets = frozenset(a.upper() for a in flow_assets)
         self.settings = settings
 
-    async def listed(self, metric: str) -> frozenset[str]:
-        """The assets a watched venue (funding, basis) or a configured flow provider (flows) lists."""
+    async def listed(self, metric: str) -> frozenset[str] | None:
+        """The assets a watched venue (funding, basis) or a configured flow provider (flows) lists; None while
+        no venue has reported the metric yet."""
         if metric == "flows":
             return self.flow_assets
-        return frozenset(await self.store.known_assets(metric))
+        return frozenset(await self.store.known_assets(metric)) or None
 
     async def check_asset(self, metric: str, asset: str) -> None:
         """UserError unless some source lists ``asset`` for ``metric``."""
         known = await self.listed(metric)
-        if asset in known or not known:  # nothing listed yet: a fresh deployment's first poll is still running
+        if known is None or asset in known:  # None: a fresh deployment's first poll is still running
             return
+        if not known:
+            raise UserError(f"No {metric} source is configured: accepted topics are the other metrics.")
         sample = ", ".join(sorted(a.lower() for a in known)[:8])
         raise UserError(f"No watched source lists {asset} for {metric}. Accepted: a listed asset, e.g. {sample} "
                         f"({len(known)} known).")
