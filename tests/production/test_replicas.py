@@ -1,0 +1,87 @@
+"""Two --role data processes: one polls each source, the standby takes over within seconds of a SIGKILL."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import aiohttp
+from redis.asyncio import Redis
+
+from core.keys import Keys
+from tests.fakes.exchanges import ExchangeDouble
+from tests.production.helpers import free_port, spawn_bot, write_config
+from tests.production.test_observability import scrape, value
+
+SOURCES = [f"market:{v}" for v in ExchangeDouble.VENUES]
+
+
+async def polls(session: aiohttp.ClientSession, port: int) -> float:
+    samples = await scrape(session, port)
+    return sum(value(samples, "basiswatch_source_poll_seconds_count", source=s) for s in SOURCES)
+
+
+async def holders(redis: Redis, keys: Keys) -> set[bytes | None]:
+    return {await redis.get(keys.source_lease(s)) for s in SOURCES}
+
+
+async def test_standby_takes_over_when_the_active_data_process_dies(
+        exchanges: ExchangeDouble, redis_url: str, redis: Redis, keys: Keys, tmp_path: Path) -> None:
+    for p in exchanges.venues["okx"].perps:
+        if p.asset == "BTC":
+            p.funding_rate = 0.0007  # above the rule from the first poll: it fires exactly once
+    ports = [free_port(), free_port()]
+
+    def config(i: int) -> Path:
+        return write_config(tmp_path / f"data{i}.toml", {
+            "redis": {"url": redis_url, "key_prefix": keys.prefix}, "console": {"enabled": "off"},
+            "flows": {"providers": []}, "observability": {"port": ports[i], "host": "127.0.0.1"},
+            "alerts": {"default_rules": ["funding btc above 0.05% venue okx"]},
+            "watchers": {"poll_interval_s": 0.3, "request_timeout_s": 1.0, "max_backoff_s": 0.5,
+                         "rest_base_urls": {v: exchanges.url(v) for v in ExchangeDouble.VENUES}},
+        })
+
+    active = await spawn_bot("--config", str(config(0)), "--role", "data")
+    standby = None
+    try:
+        async with aiohttp.ClientSession() as session:
+            deadline = time.monotonic() + 20
+            while None in await holders(redis, keys):
+                assert time.monotonic() < deadline, "the first data process took no lease"
+                await asyncio.sleep(0.1)
+            (first_holder,) = await holders(redis, keys)
+            assert first_holder is not None
+            standby = await spawn_bot("--config", str(config(1)), "--role", "data")
+            deadline = time.monotonic() + 20
+            while True:  # both up, scraped
+                try:
+                    a0, b0 = await polls(session, ports[0]), await polls(session, ports[1])
+                    break
+                except aiohttp.ClientConnectionError:
+                    assert time.monotonic() < deadline, "the data processes did not serve /metrics"
+                    await asyncio.sleep(0.1)
+            await asyncio.sleep(1.5)
+            a1, b1 = await polls(session, ports[0]), await polls(session, ports[1])
+            assert a1 > a0 and b1 == b0 == 0  # only the active process polls
+            assert await redis.xlen(keys.alerts()) == 1
+
+            active.kill()  # SIGKILL: no lease handed back, the TTL has to run out
+            await active.wait()
+            killed_at = time.monotonic()
+            while await holders(redis, keys) == {first_holder}:
+                assert time.monotonic() - killed_at < 10, "no takeover"
+                await asyncio.sleep(0.1)
+            took_s = time.monotonic() - killed_at
+            while await polls(session, ports[1]) < 3 * len(SOURCES):
+                assert time.monotonic() - killed_at < 15, "the standby does not poll"
+                await asyncio.sleep(0.1)
+            (second_holder,) = await holders(redis, keys)
+            assert second_holder not in (None, first_holder)
+            assert took_s < 9, f"takeover took {took_s:.1f}s"
+            assert await redis.xlen(keys.alerts()) == 1  # the fired rule's state is in Redis: no second alert
+    finally:
+        for proc in (active, standby):
+            if proc is not None and proc.returncode is None:
+                proc.terminate()
+                await proc.wait()
