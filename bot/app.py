@@ -27,6 +27,7 @@ from redis.asyncio import Redis
 from bot import observability as obs
 from bot import redis_connect
 from bot.embedded_redis import EmbeddedRedis
+from bot.leases import LeaseKeeper, while_leased
 from bot.settings import Settings
 from core.alert_commands import AlertCommands, AlertCommandSettings
 from core.alerts.delivery import DeliveryWorker, Sender, ensure_group
@@ -48,7 +49,6 @@ from handlers.telegram.bot import TelegramFrontend
 from handlers.telegram.push import TelegramSender
 from watchers.flows import CoinMetricsProvider, CryptoQuantProvider, FlowProvider, GlassnodeProvider
 from watchers.flows.watcher import FlowWatcher
-from watchers.lease import LeaseKeeper
 from watchers.market import MarketWatcher, MarketWatcherConfig
 from watchers.runner import run_periodic
 from watchers.venues import VenueClient, describe
@@ -163,7 +163,7 @@ async def build(settings: Settings, stack: AsyncExitStack, stop: asyncio.Event |
     session = aiohttp.ClientSession()
     stack.push_async_callback(session.close)
     return Wiring(settings, stack, redis, keys, registry, sources, store, alert_store, core, evaluator, session,
-                  metrics, LeaseKeeper(redis, keys.source_lease, []))
+                  metrics, LeaseKeeper(redis, keys.lease, []))
 
 
 def _polled(wr: Wiring, name: str, step: Callable[[], Coroutine[Any, Any, object]]) -> Callable[[], Any]:
@@ -236,11 +236,15 @@ async def chat_loops(wr: Wiring, *, telegram: bool, discord: bool, console: bool
     """Front ends (started here) and one delivery worker per platform."""
     s, a = wr.settings, wr.settings.alerts
     senders: list[tuple[str, Sender, Limits, frozenset[str]]] = []
+    loops: list[Loop] = []
     if telegram:
         tg = TelegramFrontend(wr.core, token=s.telegram.token.get(), base_url=s.telegram.base_url,
                               base_file_url=s.telegram.base_file_url, poll_timeout_s=s.telegram.poll_timeout_s)
-        await tg.start()
+        await tg.start(poll=False)  # polling starts once this process holds the poller lease
         wr.stack.push_async_callback(tg.stop)
+        # chat replicas: one polls Telegram, the others stand by (and deliver)
+        loops.append(functools.partial(while_leased, LeaseKeeper(wr.redis, wr.keys.lease, ["telegram-poller"]),
+                                       "telegram-poller", tg.start_polling, tg.stop_polling))
         senders.append(("telegram", TelegramSender(tg.app.bot),
                         replace(TELEGRAM_LIMITS, global_per_s=a.telegram_rate_per_s), a.telegram_admins))
     if discord:
@@ -253,7 +257,6 @@ async def chat_loops(wr: Wiring, *, telegram: bool, discord: bool, console: bool
                         replace(DISCORD_LIMITS, global_per_s=a.discord_rate_per_s), a.discord_admins))
     if console:
         senders.append(("console", ConsoleSender(_write_stdout), CONSOLE_LIMITS, frozenset()))
-    loops: list[Loop] = []
     for group, sender, limits, admins in senders:
         sender = obs.ObservedSender(sender, group, wr.metrics)
         worker = DeliveryWorker(wr.alert_store, sender, group=group, consumer=consumer, limits=limits,

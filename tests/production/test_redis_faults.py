@@ -87,7 +87,7 @@ async def test_redis_restarted_empty_while_running_recreates_heartbeat_lease_and
     probe = Redis.from_url(url)
     stop_event = asyncio.Event()
     app = asyncio.create_task(run(settings, stop_event, role="data"))
-    wanted = [keys.heartbeat("data"), keys.source_lease("market:okx"), keys.latest("funding", "BTC", "okx")]
+    wanted = [keys.heartbeat("data"), keys.lease("market:okx"), keys.latest("funding", "BTC", "okx")]
 
     async def all_present(within_s: float) -> None:
         deadline = time.monotonic() + within_s

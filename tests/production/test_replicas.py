@@ -1,4 +1,5 @@
-"""Two --role data processes: one polls each source, the standby takes over within seconds of a SIGKILL."""
+"""Replicas: one active process per source (data) and per Telegram token (chat); a standby takes over within
+seconds of a SIGKILL."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from redis.asyncio import Redis
 
 from core.keys import Keys
 from tests.fakes.exchanges import ExchangeDouble
-from tests.production.helpers import free_port, spawn_bot, write_config
+from tests.fakes.telegram import TOKEN, BotApiDouble
+from tests.production.helpers import bot_env, free_port, read_until, spawn_bot, write_config
 from tests.production.test_observability import scrape, value
 
 SOURCES = [f"market:{v}" for v in ExchangeDouble.VENUES]
@@ -23,7 +25,7 @@ async def polls(session: aiohttp.ClientSession, port: int) -> float:
 
 
 async def holders(redis: Redis, keys: Keys) -> set[bytes | None]:
-    return {await redis.get(keys.source_lease(s)) for s in SOURCES}
+    return {await redis.get(keys.lease(s)) for s in SOURCES}
 
 
 async def test_standby_takes_over_when_the_active_data_process_dies(
@@ -85,3 +87,40 @@ async def test_standby_takes_over_when_the_active_data_process_dies(
             if proc is not None and proc.returncode is None:
                 proc.terminate()
                 await proc.wait()
+
+
+async def test_chat_replicas_one_telegram_poller_standby_takes_over(
+        telegram: BotApiDouble, redis_url: str, redis: Redis, keys: Keys, tmp_path: Path) -> None:
+    """Two --role chat processes on one token: one polls (no 409), the other answers once the first is killed."""
+    cfg = write_config(tmp_path / "chat.toml", {
+        "redis": {"url": redis_url, "key_prefix": keys.prefix}, "console": {"enabled": "off"},
+        "flows": {"providers": []}, "observability": {"port": 0}, "alerts": {"default_rules": []},
+        "telegram": {"base_url": telegram.base_url, "base_file_url": telegram.base_file_url, "poll_timeout_s": 1},
+    })
+    env = bot_env(TELEGRAM_BOT_TOKEN=TOKEN)
+    procs = [await spawn_bot("--config", str(cfg), "--role", "chat", env=env)]
+    try:
+        assert "/basis <asset>" in await ask(telegram, 501, "/help", within_s=20)
+        procs.append(await spawn_bot("--config", str(cfg), "--role", "chat", env=env))
+        assert procs[1].stderr is not None
+        await read_until(procs[1].stderr, b"running:", 20)
+        await asyncio.sleep(1.0)  # the standby is up and waiting for the poller lease
+        assert "/basis <asset>" in await ask(telegram, 502, "/help", within_s=5)
+        procs[0].kill()
+        await procs[0].wait()
+        killed_at = time.monotonic()
+        assert "/basis <asset>" in await ask(telegram, 503, "/help", within_s=12)
+        assert time.monotonic() - killed_at < 10
+        assert not [e for e in telegram.errors if e[0] == "getUpdates" and e[1] == 409], telegram.errors
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                proc.terminate()
+                await proc.wait()
+
+
+async def ask(tg: BotApiDouble, chat_id: int, text: str, *, within_s: float) -> str:
+    seen = len(tg.sent_to(chat_id))
+    tg.push_message(chat_id, text, user_id=chat_id, chat_type="private")
+    sent = await tg.wait_sent(seen + 1, chat_id=chat_id, timeout=within_s)
+    return sent[seen].plain

@@ -1,4 +1,7 @@
-"""One active poller per source across data replicas: a Redis lease per source, renewed while alive.
+"""One active process per job across replicas: a Redis lease per job, renewed while alive.
+
+Jobs are the sources data replicas poll (``market:okx``, ``flows:coinmetrics``) and the Telegram poller
+of chat replicas (Telegram answers 409 to a second ``getUpdates`` on one token).
 
 Every ``--role data`` process runs a :class:`LeaseKeeper` for the sources it could poll. The keeper
 renews the leases it holds every ``ttl/3`` and tries to take free ones; a watcher's step waits until
@@ -16,8 +19,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 
@@ -100,6 +103,11 @@ class LeaseKeeper:
         async with self._changed:
             await self._changed.wait_for(lambda: source in self.held)
 
+    async def wait_lost(self, source: str) -> None:
+        """Return once this process no longer holds ``source``'s lease."""
+        async with self._changed:
+            await self._changed.wait_for(lambda: source not in self.held)
+
     async def still_held(self, source: str) -> bool:
         """Ask Redis whether the lease is still ours (right before writing a poll's answer)."""
         raw = await self.redis.get(self.key_of(source))
@@ -112,3 +120,42 @@ class LeaseKeeper:
             return await step()
 
         return guarded
+
+
+async def _until(job: Coroutine[Any, Any, None], stop: asyncio.Event) -> bool:
+    """Run ``job`` until it returns (True) or ``stop`` is set first (False)."""
+    task = asyncio.ensure_future(job)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in (task, stopped):
+            t.cancel()
+        await asyncio.gather(task, stopped, return_exceptions=True)
+    return task.done() and not task.cancelled() and task.exception() is None
+
+
+async def while_leased(keeper: LeaseKeeper, name: str, begin: Callable[[], Awaitable[object]],
+                       end: Callable[[], Awaitable[object]], stop: asyncio.Event) -> None:
+    """Do ``begin`` while this process holds ``name``'s lease and ``end`` when it loses it, until ``stop``.
+
+    On the way out ``end`` runs before the lease is handed back, so a standby never overlaps.
+    """
+    keeper_stop = asyncio.Event()
+    runner = asyncio.create_task(keeper.run(keeper_stop))
+    active = False
+    try:
+        while not stop.is_set():
+            if not await _until(keeper.wait_held(name), stop):
+                break
+            await begin()
+            active = True
+            if not await _until(keeper.wait_lost(name), stop):
+                break
+            await end()
+            active = False
+    finally:
+        if active:
+            await end()
+        keeper_stop.set()
+        await runner
