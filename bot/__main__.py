@@ -44,7 +44,7 @@ async def _healthcheck(settings: Settings, role: str) -> int:
     from redis.exceptions import RedisError
 
     from bot.embedded_redis import EmbeddedRedis
-    from bot.redis_connect import RedisUnavailable, client_for, describe, ping_once
+    from bot.redis_connect import RedisUnavailable, client_for, close, describe, ping_once
     from core.keys import Keys
 
     url = settings.redis.url or EmbeddedRedis(settings.redis.data_dir).url
@@ -59,7 +59,7 @@ async def _healthcheck(settings: Settings, role: str) -> int:
         print(f"unhealthy: {describe(url, e)}")
         return 1
     finally:
-        await client.aclose()
+        await close(client)
     if raw is None:
         print("unhealthy: no heartbeat in Redis")
         return 1

@@ -97,7 +97,7 @@ async def open_redis(settings: Settings, stack: AsyncExitStack, stop: asyncio.Ev
         stack.push_async_callback(embedded.stop)
     client = await redis_connect.connect(url, stop)
     if client is not None:
-        stack.push_async_callback(client.aclose)
+        stack.push_async_callback(redis_connect.close, client)
     return client
 
 

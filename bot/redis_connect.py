@@ -71,8 +71,23 @@ def client_for(url: str) -> Redis:
         sentinel = Sentinel(hosts, sentinel_kwargs=sentinel_kw, db=db, password=password,  # type: ignore[no-untyped-call]
                             **node_kw)
         client: Redis = sentinel.master_for(master, decode_responses=False)
+        _SENTINELS[id(client)] = sentinel
         return client
     return Redis.from_url(url, **kw)
+
+
+# the Sentinel manager behind each client from client_for: its own connections to the sentinels are closed
+# with the client (closing the client alone leaves them open)
+_SENTINELS: dict[int, Sentinel] = {}
+
+
+async def close(client: Redis) -> None:
+    """Close a client from :func:`client_for` and, for a Sentinel URL, its connections to the sentinels."""
+    await client.aclose()
+    sentinel = _SENTINELS.pop(id(client), None)
+    if sentinel is not None:
+        for s in sentinel.sentinels:
+            await s.aclose()
 
 
 def describe(url: str, e: BaseException) -> str:
@@ -111,7 +126,7 @@ async def connect(url: str, stop: asyncio.Event | None = None, *, first_retry_s:
                 await asyncio.wait_for(stop.wait(), wait)
             except TimeoutError:
                 continue
-            await client.aclose()
+            await close(client)
             return None
         if attempt > 1:
             log.info("Redis at %s is up after %d attempt(s)", safe_url(url), attempt)
