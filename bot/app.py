@@ -163,7 +163,7 @@ async def build(settings: Settings, stack: AsyncExitStack, stop: asyncio.Event |
     session = aiohttp.ClientSession()
     stack.push_async_callback(session.close)
     return Wiring(settings, stack, redis, keys, registry, sources, store, alert_store, core, evaluator, session,
-                  metrics, LeaseKeeper(redis, keys.lease, []))
+                  metrics, LeaseKeeper(redis, keys.lease, [], ttl_s=settings.replicas.lease_ttl_s))
 
 
 def _polled(wr: Wiring, name: str, step: Callable[[], Coroutine[Any, Any, object]]) -> Callable[[], Any]:
@@ -243,8 +243,8 @@ async def chat_loops(wr: Wiring, *, telegram: bool, discord: bool, console: bool
         await tg.start(poll=False)  # polling starts once this process holds the poller lease
         wr.stack.push_async_callback(tg.stop)
         # chat replicas: one polls Telegram, the others stand by (and deliver)
-        loops.append(functools.partial(while_leased, LeaseKeeper(wr.redis, wr.keys.lease, ["telegram-poller"]),
-                                       "telegram-poller", tg.start_polling, tg.stop_polling))
+        poller = LeaseKeeper(wr.redis, wr.keys.lease, ["telegram-poller"], ttl_s=s.replicas.lease_ttl_s)
+        loops.append(functools.partial(while_leased, poller, "telegram-poller", tg.start_polling, tg.stop_polling))
         senders.append(("telegram", TelegramSender(tg.app.bot),
                         replace(TELEGRAM_LIMITS, global_per_s=a.telegram_rate_per_s), a.telegram_admins))
     if discord:

@@ -148,6 +148,11 @@ class ObservabilitySettings:
 
 
 @dataclass(frozen=True)
+class ReplicaSettings:
+    lease_ttl_s: float = 6.0  # a dead process's sources (and Telegram poller) move after at most this long
+
+
+@dataclass(frozen=True)
 class Settings:
     redis: RedisSettings = field(default_factory=RedisSettings)
     telegram: TelegramSettings = field(default_factory=TelegramSettings)
@@ -162,6 +167,7 @@ class Settings:
         cls.name: {s.key: s.default for s in cls.settings_spec} for cls in metric_classes()})
     quotas: QuotaSettings = field(default_factory=QuotaSettings)
     observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
+    replicas: ReplicaSettings = field(default_factory=ReplicaSettings)
     log_level: str = "INFO"
     unknown_venues: tuple[str, ...] = ()  # named in [watchers] venues but served by no adapter: reported, not polled
 
@@ -262,7 +268,7 @@ def parse_settings(raw: dict[str, Any], env: dict[str, str] | None = None) -> Se
     env = dict(os.environ) if env is None else env
     classes = metric_classes()
     top_known = {"redis", "telegram", "discord", "flows", "console", "watchers", "history", "alerts", "log_level",
-                 "quotas", "observability", *(cls.name for cls in classes)}
+                 "quotas", "observability", "replicas", *(cls.name for cls in classes)}
     unknown = set(raw) - top_known
     if unknown:
         raise ConfigError(f"config has unknown section(s) {sorted(unknown)}: accepted are {sorted(top_known)}")
@@ -336,7 +342,9 @@ def parse_settings(raw: dict[str, Any], env: dict[str, str] | None = None) -> Se
     return Settings(redis=redis, telegram=telegram, discord=discord, flows=flows,
                     console=ConsoleSettings(enabled=enabled), watchers=watchers,
                     history=history, alerts=alerts, metrics=metrics, log_level=level, unknown_venues=unknown_venues,
-                    quotas=_quotas(raw), observability=_observability(raw))
+                    quotas=_quotas(raw), observability=_observability(raw),
+                    replicas=ReplicaSettings(lease_ttl_s=_num(_section(raw, "replicas", {"lease_ttl_s"}), "replicas",
+                                                              "lease_ttl_s", 6.0, 1, 60)))
 
 
 def _tickers(d: dict[str, Any], section: str, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
