@@ -11,7 +11,7 @@ import logging
 from collections.abc import Iterable
 
 from bot.settings import Settings
-from core.redaction import scrub, url_secrets
+from core.redaction import basic_auth, scrub, split_userinfo, url_secrets
 
 
 def configured_secrets(settings: Settings) -> list[str]:
@@ -25,6 +25,9 @@ def configured_secrets(settings: Settings) -> list[str]:
             *settings.watchers.rest_base_urls.values(), *settings.flows.base_urls.values()]
     for url in urls:
         out += url_secrets(url)
+        _, creds = split_userinfo(url)
+        if creds is not None:  # the header a relay's credentials travel in, should a library log headers
+            out.append(basic_auth(creds).split(" ", 1)[1])
     return [s for s in out if s]
 
 

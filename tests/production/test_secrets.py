@@ -14,6 +14,7 @@ from bot.settings import parse_settings
 from bot.startup_errors import describe
 from core.commands import CommandCore, CoreSettings
 from core.keys import Keys
+from core.redaction import basic_auth
 from core.store import MarketStore
 from tests.fakes.discord_server import DiscordDouble
 from tests.fakes.exchanges import ExchangeDouble
@@ -143,8 +144,9 @@ def test_log_filter_masks_every_configured_secret(caplog: pytest.LogCaptureFixtu
     except RuntimeError:
         logging.getLogger("watchers").exception("okx at http://u:okx-url-pass@relay.example:8443 failed")
     logging.getLogger("redis").warning("cannot reach redis://:redis-PW-secret@127.0.0.1:6379/0")
+    logging.getLogger("ccxt").debug("GET /api, Request: {'Authorization': '%s'}", basic_auth(("u", "okx-url-pass")))
     text = caplog.text
     for s in ("TOKEN-secret-part", "discord-token-secret", "glassnode-key-secret", "gn-url-pass", "okx-url-pass",
-              "redis-PW-secret"):
+              "redis-PW-secret", basic_auth(("u", "okx-url-pass")).split()[1]):
         assert s not in text, s
     assert text.count("***") >= 7 and "Traceback" in text
