@@ -52,14 +52,28 @@ class JsonFormatter(logging.Formatter):
 
 
 class NoticeHandler(logging.Handler):
-    """Warnings and errors as one short line for the console user (the details are in the log file)."""
+    """Warnings and errors as one short line for the console user (the details are in the log file).
 
-    def __init__(self, write: Callable[[str], None]) -> None:
+    The same line (same logger and format string, e.g. a venue's retries) shows at most once a minute.
+    """
+
+    def __init__(self, write: Callable[[str], None], *, repeat_after_s: float = 60.0) -> None:
         super().__init__(logging.WARNING)
         self.write = write
+        self.repeat_after_s = repeat_after_s
+        self._shown: dict[tuple[str, str, str], float] = {}
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
+            template = getattr(record, "template", None)  # set by SecretFilter, which formats the message first
+            if template is None:
+                template = (str(record.msg), str(record.args[0]) if isinstance(record.args, tuple) and record.args
+                            else "")
+            key = (record.name, *template)
+            now = time.monotonic()
+            if now - self._shown.get(key, -1e9) < self.repeat_after_s:
+                return
+            self._shown[key] = now
             text = " ".join(record.getMessage().split())
             if len(text) > NOTICE_MAX_CHARS:
                 text = text[: NOTICE_MAX_CHARS - 1] + "…"

@@ -43,6 +43,9 @@ class SecretFilter(logging.Filter):
             message = record.getMessage()
         except Exception:  # a malformed %-format: keep what we can show
             message = f"{record.msg!r} {record.args!r}"
+        if not hasattr(record, "template"):  # the format string, for handlers grouping alike lines
+            record.template = (str(record.msg), str(record.args[0]) if isinstance(record.args, tuple) and record.args
+                               else "")
         record.msg, record.args = scrub(message, self.secrets), None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)

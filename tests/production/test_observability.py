@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bot.app import run
 from bot.logsetup import JsonFormatter, NoticeHandler, parse_levels
+from bot.redaction import SecretFilter
 from core.keys import Keys
 from tests.fakes.exchanges import ExchangeDouble
 from tests.fakes.telegram import BotApiDouble
@@ -114,13 +115,17 @@ def test_log_levels_per_component_and_console_notices() -> None:
         raise AssertionError("a bad level was accepted")
     lines: list[str] = []
     handler = NoticeHandler(lines.append)
+    handler.addFilter(SecretFilter(["s3cret-value"]))  # as installed: the filter formats the message first
     log = logging.getLogger("tests.notice")
     log.addHandler(handler)
     log.propagate = False
     try:
         log.info("routine line, not for the console")
-        log.warning("market:bybit: poll failed (SourceUnavailable: %s)", "x" * 500)
+        log.warning("%s: poll failed (SourceUnavailable: %s); retry %d", "market:bybit", "x" * 500, 1)
+        log.warning("%s: poll failed (SourceUnavailable: %s); retry %d", "market:bybit", "y", 2)  # again: not shown
+        log.warning("market:okx: poll failed with s3cret-value")
     finally:
         log.removeHandler(handler)
         log.propagate = True
-    assert len(lines) == 1 and lines[0].startswith("! market:bybit: poll failed") and len(lines[0]) <= 143
+    assert len(lines) == 2 and lines[0].startswith("! market:bybit: poll failed") and len(lines[0]) <= 143
+    assert lines[1] == "! market:okx: poll failed with ***\n"
