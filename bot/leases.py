@@ -4,8 +4,10 @@ Jobs are the sources data replicas poll (``market:okx``, ``flows:coinmetrics``) 
 of chat replicas (Telegram answers 409 to a second ``getUpdates`` on one token).
 
 Every ``--role data`` process runs a :class:`LeaseKeeper` for the sources it could poll. The keeper
-renews the leases it holds every ``ttl/3`` and tries to take free ones; a watcher's step waits until
-its source's lease is held here (``LeaseKeeper.polling``), so a standby polls nothing until the active
+renews the leases it holds every ``ttl/3`` and takes them when all of them are free, all or nothing in
+one script: rule evaluation runs in the process that polls, so one process polls every source, and two
+standbys racing for a dead process's leases never split them. A watcher's step waits until its
+source's lease is held here (``LeaseKeeper.polling``), so a standby polls nothing until the active
 process dies or stops. A stopped process hands its leases back at once; a killed one loses them when
 the TTL runs out, and a standby polls within ``ttl + ttl/3`` seconds.
 
@@ -28,12 +30,27 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# take or renew: ours -> extend; free -> take; someone else's -> no
+# all or nothing, atomically: when every lease is ours or free, take or renew them all; otherwise renew only
+# ours. Two standbys racing for a dead process's leases never split them.
 _ACQUIRE = """
-local v = redis.call('GET', KEYS[1])
-if v == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
-if not v then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
-return 0
+local taken = 0
+for _, k in ipairs(KEYS) do
+  local v = redis.call('GET', k)
+  if v == ARGV[1] or not v then taken = taken + 1 end
+end
+local out = {}
+for i, k in ipairs(KEYS) do
+  if taken == #KEYS then
+    redis.call('SET', k, ARGV[1], 'PX', ARGV[2])
+    out[i] = 1
+  elseif redis.call('GET', k) == ARGV[1] then
+    redis.call('PEXPIRE', k, ARGV[2])
+    out[i] = 1
+  else
+    out[i] = 0
+  end
+end
+return out
 """
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -61,9 +78,9 @@ class LeaseKeeper:
         now_held: set[str] = set()
         why = "another process polls it"
         try:
-            for source in self.sources:
-                if await self.redis.eval(_ACQUIRE, 1, self.key_of(source), self.instance, self.ttl_ms):
-                    now_held.add(source)
+            flags = await self.redis.eval(_ACQUIRE, len(self.sources), *map(self.key_of, self.sources), self.instance,
+                                          self.ttl_ms) if self.sources else []
+            now_held = {source for source, flag in zip(self.sources, flags, strict=True) if flag}
         except Exception as e:  # Redis down or frozen: stop polling rather than risk a second poller
             why = f"Redis unreachable ({type(e).__name__}); polling paused"
             now_held = set()

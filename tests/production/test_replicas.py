@@ -10,6 +10,7 @@ from pathlib import Path
 import aiohttp
 from redis.asyncio import Redis
 
+from bot.leases import LeaseKeeper
 from core.keys import Keys
 from tests.fakes.exchanges import ExchangeDouble
 from tests.fakes.telegram import TOKEN, BotApiDouble
@@ -126,3 +127,20 @@ async def ask(tg: BotApiDouble, chat_id: int, text: str, *, within_s: float) -> 
     tg.push_message(chat_id, text, user_id=chat_id, chat_type="private")
     sent = await tg.wait_sent(seen + 1, chat_id=chat_id, timeout=within_s)
     return sent[seen].plain
+
+
+async def test_leases_are_taken_all_or_nothing(redis: Redis, keys: Keys) -> None:
+    """A standby never takes part of an active process's sources, even when one of its leases lapses."""
+    names = ["market:okx", "market:bybit", "flows:coinmetrics"]
+    a, b = (LeaseKeeper(redis, keys.lease, names, ttl_s=5) for _ in range(2))
+    await a.tick()
+    await b.tick()
+    assert a.held == set(names) and b.held == set()
+    await redis.delete(keys.lease("market:bybit"))  # one lease lapsed, the others are still a's
+    await b.tick()
+    assert b.held == set()
+    await a.tick()
+    assert a.held == set(names)
+    await a.release()
+    await b.tick()
+    assert b.held == set(names) and a.held == set()
