@@ -147,7 +147,8 @@ async def build(settings: Settings, stack: AsyncExitStack, stop: asyncio.Event |
     alert_commands = AlertCommands(alert_store, AlertCommandSettings(
         sources=sources, bot_admins={"tg": a.telegram_admins, "dc": a.discord_admins},
         default_cooldown_s=a.default_cooldown_s), registry,
-        quotas=Quotas(store, settings.flows.assets if settings.flows.providers else (), settings.quotas))
+        quotas=Quotas(store, settings.flows.assets if settings.flows.providers else (), settings.quotas,
+                      market_metrics=[m.name for m in registry if m.source_word != "provider"]))
     core = obs.TimedCommandCore(store, CoreSettings(venues=w.venues, providers=settings.flows.providers,
                                                     sources=sources, stale_after_s=w.stale_after_s,
                                                     venue_notes=settings.venue_notes()),

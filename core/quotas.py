@@ -2,8 +2,8 @@
 
 Without this, any user could subscribe to any string (2,000 ``/subscribe all`` made 6,000 keys).
 Every refusal is a one-line UserError saying what is accepted. The listed assets are those the watchers
-last reported (kept in Redis across restarts); only before a deployment's very first poll, when no asset
-at all is known for a metric, is any well-formed ticker accepted.
+last reported (kept in Redis across restarts); only before a deployment's very first poll, when no venue
+has reported any market metric yet, is any well-formed ticker accepted.
 """
 
 from __future__ import annotations
@@ -24,17 +24,25 @@ class QuotaSettings:
 class Quotas:
     """Checks subscriptions and rules against what the sources list and the per-chat caps."""
 
-    def __init__(self, store: MarketStore, flow_assets: Sequence[str], settings: QuotaSettings) -> None:
+    def __init__(self, store: MarketStore, flow_assets: Sequence[str], settings: QuotaSettings,
+                 market_metrics: Sequence[str] = ("funding", "basis", "oi")) -> None:
         self.store = store
         self.flow_assets = frozenset(a.upper() for a in flow_assets)
         self.settings = settings
+        self.market_metrics = tuple(market_metrics)
 
     async def listed(self, metric: str) -> frozenset[str] | None:
-        """The assets a watched venue (funding, basis) or a configured flow provider (flows) lists; None while
-        no venue has reported the metric yet."""
+        """The assets a watched venue (market metrics) or a configured flow provider (flows) lists; None while
+        no venue has reported anything yet (a fresh deployment's first poll)."""
         if metric == "flows":
             return self.flow_assets
-        return frozenset(await self.store.known_assets(metric)) or None
+        known = frozenset(await self.store.known_assets(metric))
+        if known:
+            return known
+        for other in self.market_metrics:
+            if other != metric and await self.store.known_assets(other):
+                return known  # the venues report, just not this metric for any asset
+        return None
 
     async def check_asset(self, metric: str, asset: str) -> None:
         """UserError unless some source lists ``asset`` for ``metric``."""
@@ -42,7 +50,7 @@ class Quotas:
         if known is None or asset in known:  # None: a fresh deployment's first poll is still running
             return
         if not known:
-            raise UserError(f"No {metric} source is configured: accepted topics are the other metrics.")
+            raise UserError(f"No watched source reports {metric} for any asset: accepted topics are the other metrics.")
         sample = ", ".join(sorted(a.lower() for a in known)[:8])
         raise UserError(f"No watched source lists {asset} for {metric}. Accepted: a listed asset, e.g. {sample} "
                         f"({len(known)} known).")

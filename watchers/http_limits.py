@@ -41,16 +41,19 @@ async def read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:
     if resp.content_length is not None and resp.content_length > cap:
         resp.close()
         raise _too_large(resp.url, cap, resp.content_length)
-    buf = bytearray()
+    chunks: list[bytes] = []  # joined once at the end: growing one buffer would copy it over and over
+    size = 0
     try:
         async for chunk in resp.content.iter_any():
-            buf += chunk
-            if len(buf) > cap:
+            size += len(chunk)
+            if size > cap:
                 raise _too_large(resp.url, cap)
+            chunks.append(chunk)
     except BaseException:
+        chunks.clear()
         resp.close()  # drop the connection: the rest of the body is never read
         raise
-    return bytes(buf)
+    return b"".join(chunks)
 
 
 class CappedResponse(aiohttp.ClientResponse):

@@ -109,7 +109,7 @@ class VenueState:
     retry_after: str | None = None  # "429"/"418": the Retry-After header sent (seconds or an HTTP date)
     huge_bytes: int = 50 * 1024 * 1024  # "huge": a JSON body this long, streamed in 1 MB chunks, no length
     clock_skew_ms: int = 0  # added to every timestamp the venue reports (a venue clock running ahead)
-    huge_sent: int = 0  # bytes of "huge" bodies actually written before the client hung up
+    huge_sent: int = 0  # bytes of "huge" bodies actually written (all requests) before the client hung up
     requests: list[str] = field(default_factory=list)  # "GET /fapi/v1/premiumIndex?symbol=..", no venue prefix
     page_size: int = 1000  # bybit instruments-info rows per page (lower it to exercise the cursor)
     path_faults: dict[str, str] = field(default_factory=dict)  # path -> fault for that endpoint only (+ "404", "empty")
@@ -268,9 +268,11 @@ class ExchangeDouble:
         resp.enable_chunked_encoding()
         await resp.prepare(request)
         chunk = b"[" + b"1," * (512 * 1024 - 1)
+        sent = 0
         try:
-            while state.huge_sent < state.huge_bytes:
+            while sent < state.huge_bytes:
                 await resp.write(chunk)
+                sent += len(chunk)
                 state.huge_sent += len(chunk)
                 chunk = b"1," * (512 * 1024)
             await resp.write(b"1]")

@@ -10,10 +10,12 @@ from core.alerts.store import AlertStore
 from core.commands import CommandCore, CoreSettings
 from core.context import ChatContext
 from core.keys import Keys
+from core.metrics.registry import default_registry
 from core.models import BasisSample, FundingSample
 from core.quotas import Quotas, QuotaSettings
 from core.render import to_plain
 from core.store import MarketStore
+from tests.builders import sources, write_venue
 
 VENUES = ("okx",)
 BOT_ADMIN = 42
@@ -43,12 +45,15 @@ def future(asset: str) -> BasisSample:
 @pytest.fixture
 async def core(redis: Redis, keys: Keys) -> CommandCore:
     market = MarketStore(redis, keys, retention_ms=86_400_000)
-    await market.write_venue("okx", [funding(a) for a in ("BTC", "ETH", "SOL", "DOGE")],
-                             [future(a) for a in ("BTC", "ETH", "SOL")], history=[], now_ms=1_000)
+    await write_venue(market, "okx", [funding(a) for a in ("BTC", "ETH", "SOL", "DOGE")],
+                      [future(a) for a in ("BTC", "ETH", "SOL")], now_ms=1_000)
     quotas = Quotas(market, ["BTC"], QuotaSettings(max_subscriptions_per_chat=3, max_rules_per_chat=2))
+    registry = default_registry()
+    src = sources(registry, VENUES)
     alerts = AlertCommands(AlertStore(redis, keys), AlertCommandSettings(
-        venues=VENUES, bot_admins={"tg": frozenset({str(BOT_ADMIN)})}, providers=("coinmetrics",)), quotas=quotas)
-    return CommandCore(market, CoreSettings(venues=VENUES), alerts=alerts)
+        sources=src, bot_admins={"tg": frozenset({str(BOT_ADMIN)})}), registry, quotas=quotas)
+    return CommandCore(market, CoreSettings(venues=VENUES, providers=("coinmetrics",), sources=src), registry,
+                       alerts=alerts)
 
 
 async def test_only_listed_assets_can_be_subscribed_or_ruled(core: CommandCore, redis: Redis, keys: Keys) -> None:

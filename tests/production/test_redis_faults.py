@@ -42,7 +42,7 @@ async def test_unreachable_at_start_waits_with_one_line_then_runs(tmp_path: Path
         assert proc.stderr is not None
         err = await read_until(proc.stderr, b"retry 2 in", 15)
         server = start_redis(port, "--requirepass", PASSWORD)
-        err += await read_until(proc.stderr, b"running:", 15)
+        err += await read_until(proc.stderr, b"running role=", 15)
         proc.send_signal(signal.SIGTERM)
         out, rest = await asyncio.wait_for(proc.communicate(), 15)
         printed = (err + rest + out).decode()

@@ -106,7 +106,7 @@ async def test_chat_replicas_one_telegram_poller_standby_takes_over(
         assert "/basis <asset>" in await ask(telegram, 501, "/help", within_s=20)
         procs.append(await spawn_bot("--config", str(cfg), "--role", "chat", env=env))
         assert procs[1].stderr is not None
-        await read_until(procs[1].stderr, b"running:", 20)
+        await read_until(procs[1].stderr, b"running role=", 20)
         await asyncio.sleep(1.0)  # the standby is up and waiting for the poller lease
         assert "/basis <asset>" in await ask(telegram, 502, "/help", within_s=5)
         procs[0].kill()

@@ -12,10 +12,11 @@ from bot.app import run
 from bot.redaction import SecretFilter, configured_secrets
 from bot.settings import parse_settings
 from bot.startup_errors import describe
-from core.commands import CommandCore, CoreSettings
 from core.keys import Keys
+from core.metrics.registry import default_registry
 from core.redaction import basic_auth
 from core.store import MarketStore
+from tests.builders import command_core
 from tests.fakes.discord_server import DiscordDouble
 from tests.fakes.exchanges import ExchangeDouble
 from tests.fakes.flow_providers import FlowProvidersDouble
@@ -78,7 +79,7 @@ async def test_url_credentials_never_reach_errors_status_or_logs(
     store = MarketStore(redis, keys, retention_ms=86_400_000)
     url = exchanges.url("okx").replace("http://", f"http://relay-user:{URL_PASSWORD}@")
     client = VenueClient("okx", timeout_s=1.0, rest_base_url=url)
-    watcher = MarketWatcher(client, store, MarketWatcherConfig())
+    watcher = MarketWatcher(client, store, default_registry(), MarketWatcherConfig())
     try:
         assert await watcher.poll_once() > 0  # the credentials did not break the URL
         for fault in ("500", "timeout"):
@@ -92,7 +93,7 @@ async def test_url_credentials_never_reach_errors_status_or_logs(
         assert "127.0.0.1" in str(info.value) and URL_PASSWORD not in str(info.value)
     finally:
         await client.close()
-    status = await CommandCore(store, CoreSettings(venues=("okx",), providers=())).run("status", [])
+    status = await command_core(store, ("okx",), providers=(), alerts=False).run("status", [])
     text = str(status)
     assert "okx" in text and URL_PASSWORD not in text and "relay-user" not in text
     assert URL_PASSWORD not in caplog.text
