@@ -75,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
                              "the config enables, console when no chat token is set or stdin is a terminal)")
     parser.add_argument("--role", default="all", choices=["all", "data", "chat"],
                         help="all (default): everything in one process; data: watchers and rule evaluation only "
-                             "(run exactly one); chat: chat front ends and alert delivery only")
+                             "(any number: one polls, the others stand by); chat: chat front ends and alert delivery "
+                             "only (any number)")
     parser.add_argument("--log-format", default="text", choices=["text", "json"],
                         help="text (default) or json: one JSON object per line with venue, asset, chat, alert fields")
     parser.add_argument("--log-level", default="", metavar="SPEC",

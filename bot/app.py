@@ -274,8 +274,9 @@ async def run(settings: Settings, stop: asyncio.Event, *, console: bool | None =
     """Run watchers and front ends until ``stop`` is set; release everything on the way out.
 
     ``platforms`` (telegram, discord, console) narrows what the config enables, as the CLI flag does.
-    ``role``: "data" runs the watchers and rule evaluation only (run exactly one per Redis), "chat" the
-    front ends and alert delivery only (delivery may run in several), "all" both.
+    ``role``: "data" runs the watchers and rule evaluation only (any number per Redis: one holds the sources'
+    leases and polls, the others stand by), "chat" the front ends and alert delivery only (any number; one
+    polls Telegram), "all" both.
     """
     data_role, chat_role = role in ("all", "data"), role in ("all", "chat")
     async with AsyncExitStack() as stack:
