@@ -47,7 +47,7 @@ async def test_retry_after_holds_the_next_poll(exchanges: ExchangeDouble, store:
         loop = asyncio.create_task(run_periodic(watcher.name, watcher.poll_once, interval_s=0.05, max_backoff_s=0.1,
                                                 stop=stop))
         await asyncio.sleep(0.8)
-        assert len(state.requests) == 1, state.requests  # the first poll, then nothing for 1 s
+        assert state.requests == []  # held: not one request reaches the venue during its Retry-After
         state.fault = None
         await asyncio.sleep(0.8)
         stop.set()
@@ -140,3 +140,25 @@ async def test_absurd_prices_are_rejected_even_when_mark_and_index_agree(
     assert not (await read(store, "funding", "BTC", [venue])).get(venue)
     assert (await read(store, "funding", "ETH", [venue]))[venue]
     assert "outside the possible range" in caplog.text
+
+
+async def test_retry_after_on_one_endpoint_holds_every_request_to_the_venue(exchanges: ExchangeDouble,
+                                                                            store: MarketStore) -> None:
+    """okx rate-limits open interest only: that poll still stores funding, then nothing is asked for 1 s."""
+    venue = "okx"
+    state = exchanges.venues[venue]
+    client = VenueClient(venue, timeout_s=1.0, rest_base_url=exchanges.url(venue))
+    watcher = MarketWatcher(client, store, default_registry(), MarketWatcherConfig())
+    try:
+        await client.load_markets()
+        state.path_faults, state.retry_after = {"/api/v5/public/open-interest": "429"}, "1"
+        assert await watcher.poll_once() > 0  # funding and basis stored, open interest rate limited
+        state.requests.clear()
+        with pytest.raises(RateLimited) as info:
+            await watcher.poll_once()
+        assert state.requests == [] and 0 < info.value.retry_after_s <= 1
+        await asyncio.sleep(info.value.retry_after_s + 0.05)
+        state.path_faults = {}
+        assert await watcher.poll_once() > 0 and state.requests
+    finally:
+        await client.close()

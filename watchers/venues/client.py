@@ -23,7 +23,7 @@ import ccxt.async_support as ccxt
 from core.bounds import clamp_ts_ms
 from core.models import EIGHT_HOURS_S, BasisSample, FundingSample, Instrument, OpenInterestSample
 from core.redaction import basic_auth, split_userinfo
-from watchers.errors import MalformedResponse, SourceError
+from watchers.errors import MalformedResponse, RateLimited, SourceError
 from watchers.http_limits import capped_session, limit_error
 from watchers.venues.adapters import ADAPTERS, UnknownVenue
 from watchers.venues.adapters.base import Adapter
@@ -78,6 +78,15 @@ class VenueClient:
         self.instruments: dict[str, Instrument] = {}
         self.markets_loaded_ms: int | None = None
         self.requests = 0
+        self._hold_until = 0.0  # monotonic time before which a Retry-After forbids requests
+        self._last_status: int | None = None  # HTTP status of the last answer (okx reports a 429 as ExchangeError)
+        parse_answer = self.exchange.on_rest_response
+
+        def on_rest_response(code: Any, *rest: Any) -> Any:
+            self._last_status = integer(code)
+            return parse_answer(code, *rest)
+
+        self.exchange.on_rest_response = on_rest_response
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -89,7 +98,12 @@ class VenueClient:
 
     async def call(self, fn: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Any:
         """One ccxt call, counted; its exceptions translated into source errors."""
+        held_s = self._hold_until - time.monotonic()
+        if held_s > 0:  # the venue asked for a pause (Retry-After): no request of any part until it is over
+            raise RateLimited(f"{self.venue}: holding requests {held_s:.0f}s more, as its Retry-After asked",
+                              retry_after_s=held_s)
         self.requests += 1
+        self._last_status = None
         if self.exchange.session is None:  # ccxt keeps (and closes) a session it finds; ours caps answer sizes
             self.exchange.session = capped_session()
         try:
@@ -98,7 +112,10 @@ class VenueClient:
             raise
         except Exception as e:
             limited = limit_error(self.venue, e, self.exchange.last_response_headers,
-                                  isinstance(e, ccxt.DDoSProtection | ccxt.RateLimitExceeded))
+                                  isinstance(e, ccxt.DDoSProtection | ccxt.RateLimitExceeded)
+                                  or self._last_status in (418, 429))
+            if limited is not None and limited.retry_after_s > 0:
+                self._hold_until = time.monotonic() + limited.retry_after_s
             raise (limited or translate(self.venue, e)) from e
 
     # markets --------------------------------------------------------------------------
