@@ -78,12 +78,12 @@ async def test_url_credentials_never_reach_errors_status_or_logs(
     assert isinstance(redis, Redis)
     store = MarketStore(redis, keys, retention_ms=86_400_000)
     url = exchanges.url("okx").replace("http://", f"http://relay-user:{URL_PASSWORD}@")
-    client = VenueClient("okx", timeout_s=1.0, rest_base_url=url)
+    client = VenueClient("okx", timeout_s=0.3, rest_base_url=url)
     watcher = MarketWatcher(client, store, default_registry(), MarketWatcherConfig())
     try:
         assert await watcher.poll_once() > 0  # the credentials did not break the URL
         for fault in ("500", "timeout"):
-            exchanges.venues["okx"].fault, exchanges.venues["okx"].delay_s = fault, 1.5
+            exchanges.venues["okx"].fault, exchanges.venues["okx"].delay_s = fault, 0.5
             with pytest.raises(SourceError) as info:
                 await watcher.poll_once()
             assert URL_PASSWORD not in str(info.value)
