@@ -25,6 +25,7 @@ from bot.redaction import SecretFilter
 
 FIELDS = ("venue", "asset", "chat", "alert", "provider", "symbol", "rule", "source", "platform", "command")
 _KV = re.compile(r"\b(" + "|".join(FIELDS) + r")=([^\s,;]+)")
+_SOURCE = re.compile(r"^(market|flows):([\w.-]+):")  # the runner's "market:okx: poll failed ..."
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 NOTICE_MAX_CHARS = 140
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -41,6 +42,9 @@ class JsonFormatter(logging.Formatter):
         }
         for key, value in _KV.findall(msg):
             doc.setdefault(key, value)
+        if m := _SOURCE.match(msg):
+            doc.setdefault("source", f"{m[1]}:{m[2]}")
+            doc.setdefault("venue" if m[1] == "market" else "provider", m[2])
         for key in FIELDS:
             if key in record.__dict__:
                 doc[key] = record.__dict__[key]

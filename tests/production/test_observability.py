@@ -102,6 +102,10 @@ def test_json_log_lines_carry_ids_as_fields() -> None:
     assert doc["venue"] == "okx" and doc["symbol"] == "BTC/USDT:USDT" and doc["level"] == "WARNING"
     assert doc["chat"] == "tg:501" and doc["alert"] == "1700000000000-0" and doc["logger"] == "watchers.market"
     assert doc["msg"] == "venue=okx symbol=BTC/USDT:USDT rejected: bad"
+    runner = logging.LogRecord("watchers.runner", logging.WARNING, __file__, 1,
+                               "%s: poll failed (%s); retry %d in %.1fs", ("market:bybit", "500", 2, 1.5), None)
+    doc = json.loads(JsonFormatter().format(runner))
+    assert doc["source"] == "market:bybit" and doc["venue"] == "bybit"
 
 
 def test_log_levels_per_component_and_console_notices() -> None:
