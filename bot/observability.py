@@ -33,7 +33,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from redis.asyncio import Redis
 
 from core.alerts.delivery import Outcome, Sender, SendResult
-from core.alerts.engine import GroupKey, Transition
 from core.alerts.events import AlertEvent
 from core.alerts.store import AlertStore
 from core.commands import CommandCore
@@ -131,9 +130,10 @@ class ObservedAlertStore(AlertStore):
         super().__init__(redis, keys)
         self.metrics = metrics
 
-    async def commit(self, transitions: Iterable[Transition], events: Sequence[AlertEvent], *,
-                     watermarks: dict[GroupKey, int] | None = None) -> list[str]:
-        ids = await super().commit(transitions, events, watermarks=watermarks)
+    async def commit(self, *args: Any, **kwargs: Any) -> list[str]:
+        """``AlertStore.commit(states, events, ...)``; counts the events it committed."""
+        ids = await super().commit(*args, **kwargs)
+        events: Sequence[AlertEvent] = args[1] if len(args) > 1 else kwargs.get("events", ())
         for event in events:
             self.metrics.alerts_fired.labels(event.metric).inc()
         return ids
