@@ -17,6 +17,7 @@ import asyncio
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 
 from redis.asyncio import Redis
@@ -90,7 +91,8 @@ def _start_server(port: int) -> subprocess.Popen[bytes]:
         from bot.embedded_redis import find_redis_server
 
         binary = find_redis_server()
-    return subprocess.Popen([binary, "--port", str(port), "--save", "", "--appendonly", "no"],
+    return subprocess.Popen([binary, "--port", str(port), "--save", "", "--appendonly", "no",
+                             "--dir", tempfile.mkdtemp(prefix="bw-bench-")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

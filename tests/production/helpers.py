@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -43,8 +44,10 @@ def wait_port(port: int, timeout_s: float = 10.0) -> None:
 
 def start_redis(port: int, *args: str) -> subprocess.Popen[bytes]:
     """A redis-server of the test's own (tests that kill, restart or flush Redis must not touch the shared one)."""
-    proc = subprocess.Popen([redis_binary(), "--port", str(port), "--save", "", "--appendonly", "no", *args],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # a folder of its own: a replica writes the RDB it syncs from its master there
+    work = tempfile.mkdtemp(prefix="bw-redis-")
+    proc = subprocess.Popen([redis_binary(), "--port", str(port), "--save", "", "--appendonly", "no", "--dir", work,
+                             *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_port(port)
     return proc
 
@@ -61,6 +64,9 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.kill()
         proc.wait(10)
+    args = [str(a) for a in proc.args] if isinstance(proc.args, list) else []
+    if "--dir" in args:
+        shutil.rmtree(args[args.index("--dir") + 1], ignore_errors=True)
 
 
 def toml_value(v: Any) -> str:
