@@ -252,8 +252,12 @@ async def chat_loops(wr: Wiring, *, telegram: bool, discord: bool, console: bool
         dc = DiscordFrontend(wr.core, token=s.discord.token.get(), application_id=s.discord.application_id,
                              guild_ids=list(s.discord.guild_ids) or None,
                              sync_state=RedisSyncState(wr.redis, wr.keys.discord_commands()))
-        await dc.start()
+        await dc.start(connect=False)  # the gateway connects once this process holds the gateway lease
         wr.stack.push_async_callback(dc.stop)
+        # every gateway session of a token receives each slash command: one replica connects, the others wait
+        gateway = LeaseKeeper(wr.redis, wr.keys.lease, ["discord-gateway"], ttl_s=s.replicas.lease_ttl_s)
+        loops.append(functools.partial(while_leased, gateway, "discord-gateway", dc.connect_gateway,
+                                       dc.disconnect_gateway))
         senders.append(("discord", DiscordSender(dc.client),
                         replace(DISCORD_LIMITS, global_per_s=a.discord_rate_per_s), a.discord_admins))
     if console:

@@ -1,7 +1,8 @@
 """One active process per job across replicas: a Redis lease per job, renewed while alive.
 
-Jobs are the sources data replicas poll (``market:okx``, ``flows:coinmetrics``) and the Telegram poller
-of chat replicas (Telegram answers 409 to a second ``getUpdates`` on one token).
+Jobs are the sources data replicas poll (``market:okx``, ``flows:coinmetrics``), the Telegram poller of
+chat replicas (Telegram answers 409 to a second ``getUpdates`` on one token) and their Discord gateway
+session (every session of a token receives each slash command).
 
 Every ``--role data`` process runs a :class:`LeaseKeeper` for the sources it could poll. The keeper
 renews the leases it holds every ``ttl/3`` and takes them when all of them are free, all or nothing in

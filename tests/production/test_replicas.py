@@ -10,8 +10,11 @@ from pathlib import Path
 import aiohttp
 from redis.asyncio import Redis
 
+from bot.app import run
 from bot.leases import LeaseKeeper
+from bot.settings import parse_settings
 from core.keys import Keys
+from tests.fakes.discord_server import DiscordDouble
 from tests.fakes.exchanges import ExchangeDouble
 from tests.fakes.telegram import TOKEN, BotApiDouble
 from tests.production.helpers import bot_env, free_port, read_until, spawn_bot, write_config
@@ -144,3 +147,53 @@ async def test_leases_are_taken_all_or_nothing(redis: Redis, keys: Keys) -> None
     await a.release()
     await b.tick()
     assert b.held == set(names) and a.held == set()
+
+
+async def test_discord_gateway_one_replica_at_a_time(redis_url: str, redis: Redis, keys: Keys) -> None:
+    """Two chat processes on one Discord token: one gateway session; the other connects once the first stops."""
+    settings = parse_settings({
+        "redis": {"url": redis_url, "key_prefix": keys.prefix}, "discord": {"token": "discord-test-token-0123456789"},
+        "console": {"enabled": "off"}, "flows": {"providers": []}, "observability": {"port": 0},
+        "alerts": {"default_rules": []}, "replicas": {"lease_ttl_s": 2},
+    }, env={})
+    async with DiscordDouble() as dd:
+        dd.add_guild(9001, channel_ids=[9101])
+        with dd.patch_discord():
+            stops = [asyncio.Event(), asyncio.Event()]
+            apps = [asyncio.create_task(run(settings, stops[0], role="chat"))]
+            try:
+                await dd.wait_ready(timeout=10)
+                apps.append(asyncio.create_task(run(settings, stops[1], role="chat")))
+                await asyncio.sleep(1.5)  # the second is up, logged in, waiting for the gateway lease
+                assert len(dd.gateway_connections) == 1
+                res = await dd.interact("help", user_id=5, guild_id=9001, channel_id=9101, timeout=5)
+                assert "/basis" in str(res["data"])
+                stops[0].set()  # a stopped replica hands the lease over at once
+                await asyncio.wait_for(apps[0], 15)
+                for _ in range(80):
+                    if len(dd.gateway_connections) == 2 and dd._live_sessions():
+                        break
+                    await asyncio.sleep(0.1)
+                assert len(dd.gateway_connections) == 2
+                res = await dd.interact("help", user_id=5, guild_id=9001, channel_id=9101, timeout=5)
+                assert "/basis" in str(res["data"])
+
+                # the lease taken by someone else (as after a pause longer than its TTL): the gateway is left,
+                # then joined again once the lease is free
+                await redis.set(keys.lease("discord-gateway"), "someone-else", px=3000)
+                for _ in range(50):
+                    if not dd._live_sessions():
+                        break
+                    await asyncio.sleep(0.1)
+                assert not dd._live_sessions()
+                for _ in range(60):
+                    if len(dd.gateway_connections) == 3 and dd._live_sessions():
+                        break
+                    await asyncio.sleep(0.1)
+                res = await dd.interact("help", user_id=5, guild_id=9001, channel_id=9101, timeout=5)
+                assert "/basis" in str(res["data"])
+                assert len(dd.gateway_connections) == 3 and len(dd._live_sessions()) == 1
+            finally:
+                for ev in stops:
+                    ev.set()
+                await asyncio.wait_for(asyncio.gather(*apps, return_exceptions=True), 20)
