@@ -77,8 +77,9 @@ async def test_healthcheck_reports_plainly(tmp_path: Path) -> None:
         stop(server)
 
 
-async def test_redis_restarted_empty_while_running_recreates_heartbeat_lease_and_data(
+async def test_redis_restarted_empty_then_frozen_while_running(
         exchanges: ExchangeDouble, telegram: BotApiDouble, keys: Keys) -> None:
+    """Restarted empty: heartbeat, source lease and market data are back within seconds; frozen: it carries on."""
     port = free_port()
     url = f"redis://127.0.0.1:{port}/0"
     server = start_redis(port)
@@ -112,8 +113,25 @@ async def test_redis_restarted_empty_while_running_recreates_heartbeat_lease_and
         await probe.connection_pool.disconnect()  # the probe's connections died with the server
         assert not await probe.exists("marker")  # restarted empty
         await all_present(10)
+
+        # frozen for 3 s (SIGSTOP): calls wait (each has a socket timeout), nothing is lost, work goes on
+        okx_polls = await probe.hget(keys.source("okx"), "last_ok_ms")
+        server.send_signal(signal.SIGSTOP)
+        await asyncio.sleep(3.0)
+        server.send_signal(signal.SIGCONT)
+        thawed_ms = time.time() * 1000
+        for _ in range(60):
+            beat = await probe.get(keys.heartbeat("data"))
+            last_ok = await probe.hget(keys.source("okx"), "last_ok_ms")
+            if beat and int(beat) > thawed_ms and last_ok != okx_polls:
+                break
+            await asyncio.sleep(0.1)
+        assert beat and int(beat) > thawed_ms and last_ok != okx_polls
+        assert await probe.get(keys.lease("market:okx")) is not None
         assert not app.done()
     finally:
+        if server.poll() is None:
+            server.send_signal(signal.SIGCONT)
         stop_event.set()
         await asyncio.wait_for(app, 15)
         await probe.aclose()
