@@ -18,7 +18,7 @@ from core.store import MarketStore
 from tests.builders import sources, write_venue
 
 VENUES = ("okx",)
-BOT_ADMIN = 42
+BOT_ADMIN = 987654321
 
 
 def ctx(user: int, chat: int | None = None, *, admin_of_chat: bool = False) -> ChatContext:
@@ -92,6 +92,7 @@ async def test_threshold_history_shows_admin_identities_to_admins_only(core: Com
     await core.run("threshold", ["set", "funding", "eth", "above", "0.05%"], ctx(9, -100, admin_of_chat=True))
     member = to_plain(await core.run("threshold", ["history"], ctx(11, -100)))
     assert "bot admin" in member and "chat admin" in member
-    assert str(BOT_ADMIN) not in member and "user42" not in member and "user9" not in member and "tg:9" not in member
+    assert str(BOT_ADMIN) not in member and "user987654321" not in member and "user9" not in member \
+        and "tg:9" not in member
     admin = to_plain(await core.run("threshold", ["history"], ctx(BOT_ADMIN, -100)))
-    assert "tg:42 (user42)" in admin and "tg:9 (user9)" in admin
+    assert "tg:987654321 (user987654321)" in admin and "tg:9 (user9)" in admin
