@@ -13,15 +13,21 @@ from pathlib import Path
 from bot.settings import ConfigError, Settings, load_settings
 
 
-def _setup_logging(level: str, console: bool) -> None:
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # httpx logs every request URL, and the Telegram URL contains the bot token
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("httpcore").setLevel(logging.WARNING)
+def _setup_logging(settings: Settings, levels: dict[str, str], fmt: str, console: bool) -> None:
+    from bot import logsetup
+    from bot.redaction import configured_secrets
+
+    log_file = logsetup.console_log_path(settings.redis.data_dir) if console else None
+    notice = None
+    if log_file is not None:
+        print(f"Logging to {log_file}; warnings show here as lines starting with '!'.", flush=True)
+
+        def notice(text: str) -> None:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+
+    logsetup.setup(level=settings.log_level, levels=levels, fmt=fmt, secrets=configured_secrets(settings),
+                   log_file=log_file, notice=notice)
 
 
 async def _serve(settings: Settings, platforms: tuple[str, ...] | None, role: str) -> None:
@@ -35,17 +41,25 @@ async def _serve(settings: Settings, platforms: tuple[str, ...] | None, role: st
 
 
 async def _healthcheck(settings: Settings, role: str) -> int:
-    from redis.asyncio import Redis
+    from redis.exceptions import RedisError
 
     from bot.embedded_redis import EmbeddedRedis
+    from bot.redis_connect import RedisUnavailable, client_for, close, describe, ping_once
     from core.keys import Keys
 
     url = settings.redis.url or EmbeddedRedis(settings.redis.data_dir).url
-    client = Redis.from_url(url)
+    client = client_for(url)
     try:
+        await ping_once(client, url)
         raw = await client.get(Keys(prefix=settings.redis.key_prefix).heartbeat(role))
+    except RedisUnavailable as e:
+        print(f"unhealthy: {e}")
+        return 1
+    except (RedisError, OSError) as e:
+        print(f"unhealthy: {describe(url, e)}")
+        return 1
     finally:
-        await client.aclose()
+        await close(client)
     if raw is None:
         print("unhealthy: no heartbeat in Redis")
         return 1
@@ -68,7 +82,13 @@ def main(argv: list[str] | None = None) -> int:
                              "the config enables, console when no chat token is set or stdin is a terminal)")
     parser.add_argument("--role", default="all", choices=["all", "data", "chat"],
                         help="all (default): everything in one process; data: watchers and rule evaluation only "
-                             "(run exactly one); chat: chat front ends and alert delivery only")
+                             "(any number: one polls, the others stand by); chat: chat front ends and alert delivery "
+                             "only (any number)")
+    parser.add_argument("--log-format", default="text", choices=["text", "json"],
+                        help="text (default) or json: one JSON object per line with venue, asset, chat, alert fields")
+    parser.add_argument("--log-level", default="", metavar="SPEC",
+                        help="LEVEL, or component=LEVEL pairs, e.g. watchers=DEBUG,telegram=WARNING "
+                             "(default: log_level from the config)")
     parser.add_argument("command", nargs="?", default="run", choices=["run", "check-config", "healthcheck"])
     args = parser.parse_args(argv)
     platforms = None
@@ -79,6 +99,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: --platforms {','.join(bad)} is not accepted: use telegram, discord, console",
                   file=sys.stderr)
             return 2
+    from bot.logsetup import parse_levels
+
+    try:
+        levels = parse_levels(args.log_level)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     try:
         settings = load_settings(args.config)
     except ConfigError as e:
@@ -89,11 +116,23 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "healthcheck":
         return asyncio.run(_healthcheck(settings, "bot" if args.role == "all" else args.role))
-    _setup_logging(settings.log_level, console=True)
+    from bot.app import console_wanted
+    from bot.startup_errors import describe
+
+    console = args.role != "data" and (console_wanted(settings, sys.stdin) if platforms is None
+                                       else "console" in platforms)
+    _setup_logging(settings, levels, args.log_format, console)
     try:
         asyncio.run(_serve(settings, platforms, args.role))
     except KeyboardInterrupt:
         pass
+    except Exception as e:  # through logging, whose filter masks secrets, never as a bare traceback
+        line = describe(e)
+        if line is None:
+            logging.getLogger("bot").critical("stopped by an unexpected error", exc_info=e)
+        else:
+            logging.getLogger("bot").error("cannot start: %s", line)
+        return 1
     return 0
 
 

@@ -24,7 +24,10 @@ from typing import Any, TextIO
 import aiohttp
 from redis.asyncio import Redis
 
+from bot import observability as obs
+from bot import redis_connect
 from bot.embedded_redis import EmbeddedRedis
+from bot.leases import LeaseKeeper, while_leased
 from bot.settings import Settings
 from core.alert_commands import AlertCommands, AlertCommandSettings
 from core.alerts.delivery import DeliveryWorker, Sender, ensure_group
@@ -36,6 +39,7 @@ from core.alerts.store import AlertStore
 from core.commands import CommandCore, CoreSettings
 from core.keys import Keys
 from core.metrics.registry import Registry
+from core.quotas import Quotas
 from core.store import MarketStore
 from handlers.console.push import ConsoleSender
 from handlers.console.repl import Console
@@ -52,8 +56,9 @@ from watchers.watched import WatchedAssets
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_EVERY_S = 15
+HEARTBEAT_EVERY_S = 5  # cheap, and a Redis restarted empty has the key back within seconds
 HEARTBEAT_TTL_S = 60
+HEARTBEAT_RETRY_S = 1
 CONSOLE_LIMITS = Limits(global_per_s=50.0, private=(), group=())
 ROLES = ("all", "data", "chat")
 
@@ -75,19 +80,24 @@ class Wiring:
     core: CommandCore
     evaluator: AlertService
     session: aiohttp.ClientSession
+    metrics: obs.Metrics
+    leases: LeaseKeeper  # data replicas: one process polls each source; the others wait for its lease
     groups: list[str] = field(default_factory=list)  # consumer groups of the platforms that will deliver
 
 
-async def open_redis(settings: Settings, stack: AsyncExitStack) -> Redis:
-    """The configured Redis, or an embedded one started for this process."""
+async def open_redis(settings: Settings, stack: AsyncExitStack, stop: asyncio.Event | None = None) -> Redis | None:
+    """The configured Redis (waited for with backoff), or an embedded one started for this process.
+
+    None when ``stop`` was set before Redis came up.
+    """
     url = settings.redis.url
     if not url:
         embedded = EmbeddedRedis(settings.redis.data_dir)
         url = await embedded.start()
         stack.push_async_callback(embedded.stop)
-    client = Redis.from_url(url, decode_responses=False)
-    stack.push_async_callback(client.aclose)
-    await client.ping()
+    client = await redis_connect.connect(url, stop)
+    if client is not None:
+        stack.push_async_callback(redis_connect.close, client)
     return client
 
 
@@ -113,27 +123,37 @@ async def heartbeat(redis: Redis, keys: Keys, role: str, stop: asyncio.Event) ->
             await redis.set(keys.heartbeat(role), int(time.time() * 1000), ex=HEARTBEAT_TTL_S)
         except Exception as e:  # a Redis hiccup must not end the process; the healthcheck sees the gap
             log.warning("heartbeat: %s", e)
+            every_s = HEARTBEAT_RETRY_S  # Redis back (maybe empty): recreate the key at once
+        else:
+            every_s = HEARTBEAT_EVERY_S
         try:
-            await asyncio.wait_for(stop.wait(), HEARTBEAT_EVERY_S)
+            await asyncio.wait_for(stop.wait(), every_s)
         except TimeoutError:
             pass
 
 
-async def build(settings: Settings, stack: AsyncExitStack) -> Wiring:
-    """Redis, the metric registry, the stores, the command core and the evaluator."""
-    redis = await open_redis(settings, stack)
+async def build(settings: Settings, stack: AsyncExitStack, stop: asyncio.Event | None = None) -> Wiring | None:
+    """Redis, the metric registry, the stores, the command core and the evaluator (None: stopped first)."""
+    redis = await open_redis(settings, stack, stop)
+    if redis is None:
+        return None
     keys = Keys(prefix=settings.redis.key_prefix)
     registry = settings.registry()
     sources = settings.sources(registry)
     w, a, h = settings.watchers, settings.alerts, settings.history
     store = MarketStore(redis, keys, retention_ms=int(h.retention_days * 86_400_000))
-    alert_store = AlertStore(redis, keys)
+    metrics = obs.Metrics()
+    alert_store = obs.ObservedAlertStore(redis, keys, metrics)
     alert_commands = AlertCommands(alert_store, AlertCommandSettings(
         sources=sources, bot_admins={"tg": a.telegram_admins, "dc": a.discord_admins},
-        default_cooldown_s=a.default_cooldown_s), registry)
-    core = CommandCore(store, CoreSettings(venues=w.venues, providers=settings.flows.providers, sources=sources,
-                                           stale_after_s=w.stale_after_s, venue_notes=settings.venue_notes()),
-                       registry, alerts=alert_commands)
+        default_cooldown_s=a.default_cooldown_s), registry,
+        quotas=Quotas(store, settings.flows.assets if settings.flows.providers else (), settings.quotas,
+                      market_metrics=[m.name for m in registry if m.source_word != "provider"]))
+    core = obs.TimedCommandCore(store, CoreSettings(venues=w.venues, providers=settings.flows.providers,
+                                                    sources=sources, stale_after_s=w.stale_after_s,
+                                                    venue_notes=settings.venue_notes()),
+                                registry, alerts=alert_commands)
+    core.metrics = metrics
     evaluator = AlertService(alert_store, store, keys, registry, AlertSettings(
         sources=sources, history_assets=h.assets, history_step_s=h.step_s,
         history_retention_ms=int(h.retention_days * 86_400_000),
@@ -143,7 +163,14 @@ async def build(settings: Settings, stack: AsyncExitStack) -> Wiring:
     ))
     session = aiohttp.ClientSession()
     stack.push_async_callback(session.close)
-    return Wiring(settings, stack, redis, keys, registry, sources, store, alert_store, core, evaluator, session)
+    return Wiring(settings, stack, redis, keys, registry, sources, store, alert_store, core, evaluator, session,
+                  metrics, LeaseKeeper(redis, keys.lease, [], ttl_s=settings.replicas.lease_ttl_s))
+
+
+def _polled(wr: Wiring, name: str, step: Callable[[], Coroutine[Any, Any, object]]) -> Callable[[], Any]:
+    """A watcher's step, timed for /metrics and run only while this process holds the source's lease."""
+    wr.leases.sources.append(name)
+    return wr.leases.polling(name, wr.metrics.timed_poll(name, step))
 
 
 # data role: one builder per kind of watcher -------------------------------------------------
@@ -162,7 +189,7 @@ def market_loops(wr: Wiring) -> list[Loop]:
                              watched=watched)
         wr.stack.push_async_callback(client.close)
         watcher = MarketWatcher(client, wr.store, wr.registry, cfg, listeners=[wr.evaluator.on_samples])
-        loops.append(functools.partial(run_periodic, watcher.name, watcher.poll_once,
+        loops.append(functools.partial(run_periodic, watcher.name, _polled(wr, watcher.name, watcher.poll_once),
                                        interval_s=w.venue_poll_interval_s.get(venue, w.poll_interval_s),
                                        max_backoff_s=w.max_backoff_s))
     return loops
@@ -196,7 +223,8 @@ def flow_loops(wr: Wiring) -> list[Loop]:
     for p in flow_providers(wr.settings, wr.session):
         fw = FlowWatcher(p, wr.store, metric, f.assets, days=f.days, listeners=[wr.evaluator.on_samples],
                          on_rejected=functools.partial(notify_admins, wr.alert_store))
-        loops.append(functools.partial(run_periodic, fw.name, fw.poll_once, interval_s=f.poll_interval_s,
+        loops.append(functools.partial(run_periodic, fw.name, _polled(wr, fw.name, fw.poll_once),
+                                       interval_s=f.poll_interval_s,
                                        max_backoff_s=max(f.poll_interval_s, w.max_backoff_s)))
     return loops
 
@@ -209,25 +237,33 @@ async def chat_loops(wr: Wiring, *, telegram: bool, discord: bool, console: bool
     """Front ends (started here) and one delivery worker per platform."""
     s, a = wr.settings, wr.settings.alerts
     senders: list[tuple[str, Sender, Limits, frozenset[str]]] = []
+    loops: list[Loop] = []
     if telegram:
         tg = TelegramFrontend(wr.core, token=s.telegram.token.get(), base_url=s.telegram.base_url,
                               base_file_url=s.telegram.base_file_url, poll_timeout_s=s.telegram.poll_timeout_s)
-        await tg.start()
+        await tg.start(poll=False)  # polling starts once this process holds the poller lease
         wr.stack.push_async_callback(tg.stop)
+        # chat replicas: one polls Telegram, the others stand by (and deliver)
+        poller = LeaseKeeper(wr.redis, wr.keys.lease, ["telegram-poller"], ttl_s=s.replicas.lease_ttl_s)
+        loops.append(functools.partial(while_leased, poller, "telegram-poller", tg.start_polling, tg.stop_polling))
         senders.append(("telegram", TelegramSender(tg.app.bot),
                         replace(TELEGRAM_LIMITS, global_per_s=a.telegram_rate_per_s), a.telegram_admins))
     if discord:
         dc = DiscordFrontend(wr.core, token=s.discord.token.get(), application_id=s.discord.application_id,
                              guild_ids=list(s.discord.guild_ids) or None,
                              sync_state=RedisSyncState(wr.redis, wr.keys.discord_commands()))
-        await dc.start()
+        await dc.start(connect=False)  # the gateway connects once this process holds the gateway lease
         wr.stack.push_async_callback(dc.stop)
+        # every gateway session of a token receives each slash command: one replica connects, the others wait
+        gateway = LeaseKeeper(wr.redis, wr.keys.lease, ["discord-gateway"], ttl_s=s.replicas.lease_ttl_s)
+        loops.append(functools.partial(while_leased, gateway, "discord-gateway", dc.connect_gateway,
+                                       dc.disconnect_gateway))
         senders.append(("discord", DiscordSender(dc.client),
                         replace(DISCORD_LIMITS, global_per_s=a.discord_rate_per_s), a.discord_admins))
     if console:
         senders.append(("console", ConsoleSender(_write_stdout), CONSOLE_LIMITS, frozenset()))
-    loops: list[Loop] = []
     for group, sender, limits, admins in senders:
+        sender = obs.ObservedSender(sender, group, wr.metrics)
         worker = DeliveryWorker(wr.alert_store, sender, group=group, consumer=consumer, limits=limits,
                                 claim_idle_ms=int(a.claim_idle_s * 1000), admins=admins, render=wr.registry.render)
         loops.append(worker.run)
@@ -242,12 +278,16 @@ async def run(settings: Settings, stop: asyncio.Event, *, console: bool | None =
     """Run watchers and front ends until ``stop`` is set; release everything on the way out.
 
     ``platforms`` (telegram, discord, console) narrows what the config enables, as the CLI flag does.
-    ``role``: "data" runs the watchers and rule evaluation only (run exactly one per Redis), "chat" the
-    front ends and alert delivery only (delivery may run in several), "all" both.
+    ``role``: "data" runs the watchers and rule evaluation only (any number per Redis: one holds the sources'
+    leases and polls, the others stand by), "chat" the front ends and alert delivery only (any number; one
+    polls Telegram), "all" both.
     """
     data_role, chat_role = role in ("all", "data"), role in ("all", "chat")
     async with AsyncExitStack() as stack:
-        wr = await build(settings, stack)
+        built = await build(settings, stack, stop)
+        if built is None:
+            return
+        wr = built
         await install_default_rules(wr)
         want_tg = chat_role and bool(settings.telegram.token) and (platforms is None or "telegram" in platforms)
         want_dc = chat_role and bool(settings.discord.token) and (platforms is None or "discord" in platforms)
@@ -260,12 +300,19 @@ async def run(settings: Settings, stop: asyncio.Event, *, console: bool | None =
             + (["console"] if console else [])
         for group in groups:
             await ensure_group(wr.redis, wr.keys.alerts(), group)
+        port = settings.observability.port
+        port = (0 if console else obs.DEFAULT_PORT) if port is None else port
+        if port:
+            server = obs.ObservabilityServer(wr.metrics, wr.redis, wr.keys, wr.store, role=role, groups=groups)
+            if await server.start(settings.observability.host, port):
+                stack.push_async_callback(server.stop)
         loops: list[Loop] = []
         if data_role:
             await wr.evaluator.start()
             stack.push_async_callback(wr.evaluator.stop)
             for kind in WATCHER_KINDS:
                 loops += kind(wr)
+            loops.append(wr.leases.run)
         gc.freeze()  # rules and markets loaded at start live for the process: keep them out of GC scans
         if chat_role:
             consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"

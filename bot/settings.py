@@ -17,6 +17,8 @@ from urllib.parse import urlparse
 from core.alerts.rules import parse_duration, parse_rule
 from core.metrics.base import Metric
 from core.metrics.registry import Registry, metric_classes
+from core.quotas import QuotaSettings
+from core.redaction import safe_url, scrub
 from core.reply import UserError
 from watchers.venues.adapters import ADAPTERS, summary
 from watchers.venues.common import PARTS
@@ -140,6 +142,17 @@ class AlertSettings:
 
 
 @dataclass(frozen=True)
+class ObservabilitySettings:
+    port: int | None = None  # None: 9108, except in the console mode (off); 0: off
+    host: str = "0.0.0.0"  # a container's metrics port is scraped from outside
+
+
+@dataclass(frozen=True)
+class ReplicaSettings:
+    lease_ttl_s: float = 6.0  # a dead process's sources (and Telegram poller) move after at most this long
+
+
+@dataclass(frozen=True)
 class Settings:
     redis: RedisSettings = field(default_factory=RedisSettings)
     telegram: TelegramSettings = field(default_factory=TelegramSettings)
@@ -152,6 +165,9 @@ class Settings:
     # each metric's section ([funding], [basis], [oi], ...): the keys its module declares, defaults filled in
     metrics: dict[str, dict[str, Any]] = field(default_factory=lambda: {
         cls.name: {s.key: s.default for s in cls.settings_spec} for cls in metric_classes()})
+    quotas: QuotaSettings = field(default_factory=QuotaSettings)
+    observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
+    replicas: ReplicaSettings = field(default_factory=ReplicaSettings)
     log_level: str = "INFO"
     unknown_venues: tuple[str, ...] = ()  # named in [watchers] venues but served by no adapter: reported, not polled
 
@@ -178,7 +194,7 @@ class Settings:
 # --- validation helpers ----------------------------------------------------------------
 
 def _bad(key: str, value: Any, accepted: str) -> ConfigError:
-    return ConfigError(f"config {key} = {value!r} is not accepted: expected {accepted}")
+    return ConfigError(f"config {key} = {scrub(repr(value))} is not accepted: expected {accepted}")
 
 
 def _num(d: dict[str, Any], section: str, key: str, default: float, lo: float, hi: float) -> float:
@@ -252,15 +268,16 @@ def parse_settings(raw: dict[str, Any], env: dict[str, str] | None = None) -> Se
     env = dict(os.environ) if env is None else env
     classes = metric_classes()
     top_known = {"redis", "telegram", "discord", "flows", "console", "watchers", "history", "alerts", "log_level",
-                 *(cls.name for cls in classes)}
+                 "quotas", "observability", "replicas", *(cls.name for cls in classes)}
     unknown = set(raw) - top_known
     if unknown:
         raise ConfigError(f"config has unknown section(s) {sorted(unknown)}: accepted are {sorted(top_known)}")
 
     r = _section(raw, "redis", {"url", "data_dir", "key_prefix"})
     redis_url = env.get("REDIS_URL") or _text(r, "redis", "url", RedisSettings.url)
-    if redis_url and urlparse(redis_url).scheme not in ("redis", "rediss", "unix"):
-        raise _bad("redis.url", redis_url, "a redis://, rediss:// or unix:// URL, or empty for the embedded Redis")
+    if redis_url and urlparse(redis_url).scheme not in ("redis", "rediss", "unix", "redis+sentinel"):
+        raise _bad("redis.url", safe_url(redis_url), "a redis://, rediss://, unix:// or "
+                   "redis+sentinel://host:port[,host:port]/mastername URL, or empty for the embedded Redis")
     prefix = _text(r, "redis", "key_prefix", RedisSettings.key_prefix)
     if not prefix or ":" in prefix:
         raise _bad("redis.key_prefix", prefix, "a non-empty name without ':'")
@@ -324,7 +341,10 @@ def parse_settings(raw: dict[str, Any], env: dict[str, str] | None = None) -> Se
         raise _bad("log_level", level, '"DEBUG", "INFO", "WARNING" or "ERROR"')
     return Settings(redis=redis, telegram=telegram, discord=discord, flows=flows,
                     console=ConsoleSettings(enabled=enabled), watchers=watchers,
-                    history=history, alerts=alerts, metrics=metrics, log_level=level, unknown_venues=unknown_venues)
+                    history=history, alerts=alerts, metrics=metrics, log_level=level, unknown_venues=unknown_venues,
+                    quotas=_quotas(raw), observability=_observability(raw),
+                    replicas=ReplicaSettings(lease_ttl_s=_num(_section(raw, "replicas", {"lease_ttl_s"}), "replicas",
+                                                              "lease_ttl_s", 6.0, 1, 60)))
 
 
 def _tickers(d: dict[str, Any], section: str, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
@@ -348,6 +368,22 @@ def _metric_options(raw: dict[str, Any], cls: type[Metric], also_known: set[str]
         except (UserError, ValueError, TypeError) as e:
             raise _bad(f"{cls.name}.{key}", d[key], str(e) or setting.doc) from None
     return out
+
+
+def _quotas(raw: dict[str, Any]) -> QuotaSettings:
+    q = _section(raw, "quotas", {"max_subscriptions_per_chat", "max_rules_per_chat"})
+    return QuotaSettings(
+        max_subscriptions_per_chat=int(_num(q, "quotas", "max_subscriptions_per_chat", 60, 1, 10_000)),
+        max_rules_per_chat=int(_num(q, "quotas", "max_rules_per_chat", 50, 1, 10_000)),
+    )
+
+
+def _observability(raw: dict[str, Any]) -> ObservabilitySettings:
+    o = _section(raw, "observability", {"port", "host"})
+    port = o.get("port")
+    if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535):
+        raise _bad("observability.port", port, "a TCP port from 1 to 65535, or 0 for off")
+    return ObservabilitySettings(port=port, host=_text(o, "observability", "host", "0.0.0.0"))
 
 
 def _int_list(d: dict[str, Any], key: str, what: str) -> tuple[int, ...]:

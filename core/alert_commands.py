@@ -12,6 +12,7 @@ from core.alerts.store import AlertStore
 from core.context import ChatContext
 from core.metrics.registry import Registry
 from core.parsing import ASSET_RE
+from core.quotas import Quotas
 from core.reply import Reply, Table, UserError
 
 MAX_CHAT_RULES = 50
@@ -25,15 +26,21 @@ class AlertCommandSettings:
     default_cooldown_s: int = 3600
 
 
+def _role_of(entry: dict[str, object]) -> str:
+    """What a non-admin may see of who changed a rule: the kind of admin, not the person."""
+    return "bot admin" if entry.get("scope") == "global" else "chat admin"
+
+
 class AlertCommands:
     """The alert commands; the store is shared with evaluation and delivery."""
 
     def __init__(self, store: AlertStore, settings: AlertCommandSettings, registry: Registry,
-                 clock_ms: Callable[[], int] = lambda: int(time.time() * 1000)) -> None:
+                 clock_ms: Callable[[], int] = lambda: int(time.time() * 1000), quotas: Quotas | None = None) -> None:
         self.store = store
         self.settings = settings
         self.registry = registry
         self.clock_ms = clock_ms
+        self.quotas = quotas  # None: any well-formed asset, MAX_CHAT_RULES rules (tests of the grammar alone)
         self.metrics = tuple(m for m in registry.names if settings.sources.get(m))  # the topics one can subscribe
 
     def _topics(self, args: list[str], command: str) -> list[str]:
@@ -62,6 +69,9 @@ class AlertCommands:
     async def subscribe(self, args: list[str], ctx: ChatContext) -> Reply:
         """/subscribe <funding|basis|all> <asset>: this chat receives that topic's alerts."""
         topics = self._topics(args, "subscribe")
+        if self.quotas is not None:
+            topics = await self.quotas.listed_topics(topics)
+            self.quotas.check_subscriptions(await self.store.topics_of(ctx.target), topics)
         await self.store.subscribe(ctx.target, topics)
         names = ", ".join(t.replace(":", " ") for t in topics)
         where = "This group" if ctx.is_group else "You"
@@ -140,7 +150,10 @@ class AlertCommands:
                        if e.get("scope") == "global" or e.get("target") == ctx.target][:15]
             if not entries:
                 return Reply(title="No rule changes yet.")
-            rows = tuple((time.strftime("%m-%d %H:%M", time.gmtime(e["ts_ms"] / 1000)), e["who"], e["action"],
+            # who changed a rule identifies an admin: shown to bot admins only
+            show_who = await self.is_bot_admin(ctx)
+            rows = tuple((time.strftime("%m-%d %H:%M", time.gmtime(e["ts_ms"] / 1000)),
+                          e["who"] if show_who or e["who"] == "config" else _role_of(e), e["action"],
                           f"{e['rule']}: {e['text']}") for e in entries)
             return Reply(title="Rule changes, newest first", blocks=(Table(
                 header=("when (UTC)", "who", "action", "rule"), rows=rows, align="llll"),))
@@ -160,7 +173,11 @@ class AlertCommands:
         probe = parse_rule(args, registry=self.registry, sources=self.settings.sources, rule_id="r?",
                            default_cooldown_s=self.settings.default_cooldown_s, now_ms=now, created_by=ctx.who,
                            scope=scope, target=target)  # validates first
-        if scope == "chat" and await self.store.chat_rule_count(target) >= MAX_CHAT_RULES:
+        if self.quotas is not None:
+            await self.quotas.check_asset(probe.metric, probe.asset)
+            if scope == "chat":
+                self.quotas.check_rules(await self.store.chat_rule_count(target))
+        elif scope == "chat" and await self.store.chat_rule_count(target) >= MAX_CHAT_RULES:
             raise UserError(f"This chat has {MAX_CHAT_RULES} rules already: delete some with /threshold del")
         rule = replace(probe, id=await self.store.next_rule_id())
         await self.store.save_rule(rule, who=ctx.who, action="set", now_ms=now)

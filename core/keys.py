@@ -54,6 +54,10 @@ class Keys:
         """STRING: hash of the slash-command definitions last synced, so start-up syncs only on change."""
         return f"{self.base}:discord:commands"
 
+    def lease(self, name: str) -> str:
+        """STRING with TTL: the id of the one process doing ``name`` now (``market:okx``, ``telegram-poller``)."""
+        return f"{self.base}:lease:{name}"
+
     def heartbeat(self, role: str) -> str:
         """STRING with TTL written by a running process role."""
         return f"{self.base}:health:{role}"

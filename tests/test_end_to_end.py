@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -139,8 +140,10 @@ async def test_sigterm_shuts_down_cleanly(exchanges: ExchangeDouble, tmp_path: P
         out += await asyncio.wait_for(proc.stdout.read(256), 20)
     await asyncio.sleep(2.0)  # let the watchers poll and the delivery worker block on the stream
     proc.terminate()
-    _, err = await asyncio.wait_for(proc.communicate(), 20)
-    text = err.decode()
+    rest, err = await asyncio.wait_for(proc.communicate(), 20)
+    # with the console chat, log lines go to the file named at start, not into the prompt
+    log_file = Path(re.search(rb"Logging to (\S+?);", out + rest)[1].decode())  # type: ignore[index]
+    text = err.decode() + await asyncio.to_thread(log_file.read_text, encoding="utf-8")
     assert proc.returncode == 0, text[-3000:]
     assert "shutting down" in text
     for bad in ("Traceback", "Task was destroyed", "was never awaited", "Unclosed", "unclosed"):

@@ -56,7 +56,8 @@ async def run_periodic(
             raise
         except Exception as e:  # a watcher must survive anything a source throws at it
             failures += 1
-            delay = backoff_delay(failures, interval_s, max_backoff_s, rng)
+            # a source's Retry-After outranks our own backoff, even beyond its cap
+            delay = max(backoff_delay(failures, interval_s, max_backoff_s, rng), getattr(e, "retry_after_s", 0.0))
             log.warning("%s: poll failed (%s: %s); retry %d in %.1fs", name, type(e).__name__, e, failures, delay)
         else:
             if failures:

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from core.alerts.signals import Point
+from core.bounds import sample_problem
 from core.metrics.base import Metric, Query, Setting, View, parse_percent
 from core.metrics.common import FAMILY_LEGEND, age_footer, degraded_note, mark, unknown_asset
 from core.models import BasisSample, is_sane_price
@@ -64,6 +65,8 @@ class Basis(Metric):
             return f"future price {s.future_usd!r} is not a positive finite number"
         if not is_sane_price(s.index_usd):
             return f"index price {s.index_usd!r} is not a positive finite number"
+        if problem := sample_problem(s):
+            return problem
         if abs(s.basis_frac) > self.options["max_deviation_from_index"]:
             return f"future {s.future_usd} is {s.basis_frac:+.0%} from index {s.index_usd}"
         return None

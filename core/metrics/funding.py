@@ -13,6 +13,7 @@ from typing import Any
 
 from core.alerts.events import AlertEvent
 from core.alerts.signals import Level, Point, level
+from core.bounds import sample_problem
 from core.metrics.base import Metric, Query, Setting, View, parse_percent
 from core.metrics.common import FAMILY_LEGEND, age_footer, current, degraded_note, mark, unknown_asset
 from core.models import EIGHT_HOURS_S, FundingSample, is_sane_price
@@ -66,6 +67,8 @@ class Funding(Metric):
             is_sane_price(s.mark_usd) and is_sane_price(s.index_usd)
         ):
             return f"mark {s.mark_usd!r} / index {s.index_usd!r} not positive finite prices"
+        if problem := sample_problem(s):
+            return problem
         prem = s.premium_frac
         if prem is not None and abs(prem) > self.options["max_premium"]:
             return f"mark {s.mark_usd} is {prem:+.0%} from index {s.index_usd}"

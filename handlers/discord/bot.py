@@ -225,10 +225,23 @@ class DiscordFrontend:
             await self.respond(interaction, Reply.fail(text))
 
     # ---------------------------------------------------------------- lifecycle
-    async def start(self, ready_timeout_s: float = 60.0) -> None:
-        """Log in, connect the gateway in a background task, wait for READY, sync commands if changed."""
+    async def start(self, ready_timeout_s: float = 60.0, *, connect: bool = True) -> None:
+        """Log in, connect the gateway in a background task, wait for READY, sync commands if changed.
+
+        ``connect=False``: log in only (sending works over REST); ``connect_gateway`` later.
+        """
         try:
             await self.client.login(self._token)
+        except BaseException:
+            await self.stop()
+            raise
+        if connect:
+            await self.connect_gateway(ready_timeout_s)
+
+    async def connect_gateway(self, ready_timeout_s: float = 60.0) -> None:
+        """Connect the gateway (slash commands arrive on it), wait for READY, sync commands if changed."""
+        try:
+            self.client.ready_event.clear()
             self._task = asyncio.create_task(self.client.connect(reconnect=True), name="discord-gateway")
             self._task.add_done_callback(self._gateway_ended)
             ready = asyncio.create_task(self.client.ready_event.wait())
@@ -248,6 +261,16 @@ class DiscordFrontend:
             log.warning("discord: command sync failed: %s", e)
         assert self.client.user is not None
         log.info("discord: connected as %s (%d guilds)", self.client.user, len(self.client.guilds))
+
+    async def disconnect_gateway(self) -> None:
+        """Leave the gateway (another process answers slash commands now); REST sending keeps working."""
+        task, self._task = self._task, None
+        if self.client.ws is not None:  # close first: a cancelled reader would leave the socket open
+            await self.client.ws.close(code=1000)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        log.info("discord: gateway left")
 
     def _gateway_ended(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None and self._task is task:

@@ -84,8 +84,8 @@ class TelegramFrontend:
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         log.error("telegram: handler error: %s", context.error, exc_info=context.error)
 
-    async def start(self) -> None:
-        """initialize -> start polling -> start dispatching."""
+    async def start(self, *, poll: bool = True) -> None:
+        """initialize -> start dispatching -> start polling (``poll=False``: send only, poll later)."""
         await self.app.initialize()
         try:
             await self.app.bot.set_my_commands(
@@ -93,10 +93,21 @@ class TelegramFrontend:
                  if c.name in self.core.names])
         except Exception as e:  # a missing command menu must not stop the bot
             log.warning("telegram: setMyCommands failed: %s", e)
-        assert self.app.updater is not None
-        await self.app.updater.start_polling(timeout=int(self.poll_timeout_s), drop_pending_updates=False)
         await self.app.start()
-        log.info("telegram: polling as @%s", self.app.bot.username)
+        if poll:
+            await self.start_polling()
+
+    async def start_polling(self) -> None:
+        """Fetch updates (one poller per token: Telegram answers 409 to a second one)."""
+        assert self.app.updater is not None
+        if not self.app.updater.running:
+            await self.app.updater.start_polling(timeout=int(self.poll_timeout_s), drop_pending_updates=False)
+            log.info("telegram: polling as @%s", self.app.bot.username)
+
+    async def stop_polling(self) -> None:
+        if self.app.updater is not None and self.app.updater.running:
+            await self.app.updater.stop()
+            log.info("telegram: polling stopped")
 
     async def stop(self) -> None:
         """Stop polling, stop dispatching, release the HTTP client."""

@@ -46,7 +46,9 @@ each venue's words, while the bulk price endpoints keep returning it, as the rea
 lists a coin-quoted perpetual (binance ETHBTC).
 
 Faults apply to every request of the venue (load_markets included) and show these ccxt reactions:
-``"500"`` -> ``ccxt.ExchangeNotAvailable``; ``"timeout"`` (``delay_s`` > ccxt ``timeout``) ->
+``"500"`` -> ``ccxt.ExchangeNotAvailable``; ``"429"``/``"418"`` -> that status with ``retry_after`` as
+Retry-After; ``"huge"`` -> a 50 MB chunked JSON body (``huge_sent`` counts what was written); ``"timeout"``
+(``delay_s`` > ccxt ``timeout``) ->
 ``ccxt.RequestTimeout``; ``"malformed"`` -> no exception at all, the call parses to ``{}``; ``"garbage"`` ->
 binance* raise a bare ``KeyError`` from the parser (not a ccxt error), okx/bybit ``ccxt.ExchangeError``,
 deribit parses to ``{}``.
@@ -105,14 +107,18 @@ class Future:
 class VenueState:
     perps: list[Perp]
     futures: list[Future]
-    fault: str | None = None  # None | "500" | "timeout" | "malformed" | "garbage"; hits every path
+    fault: str | None = None  # None | "500" | "timeout" | "malformed" | "garbage" | "429" | "418" | "huge"
     delay_s: float = 0.0  # "timeout": sleep this long before answering normally
+    retry_after: str | None = None  # "429"/"418": the Retry-After header sent (seconds or an HTTP date)
+    huge_bytes: int = 50 * 1024 * 1024  # "huge": a JSON body this long, streamed in 1 MB chunks, no length
+    clock_skew_ms: int = 0  # added to every timestamp the venue reports (a venue clock running ahead)
+    huge_sent: int = 0  # bytes of "huge" bodies actually written (all requests) before the client hung up
     requests: list[str] = field(default_factory=list)  # "GET /fapi/v1/premiumIndex?symbol=..", no venue prefix
     page_size: int = 1000  # bybit instruments-info rows per page (lower it to exercise the cursor)
     path_faults: dict[str, str] = field(default_factory=dict)  # path -> fault for that endpoint only (+ "404", "empty")
 
 
-FAULTS = (None, "500", "timeout", "malformed", "garbage")
+FAULTS = (None, "500", "timeout", "malformed", "garbage", "429", "418", "huge")
 
 _PRICES = {"BTC": 100_000.0, "ETH": 3_500.0, "SOL": 150.0}
 _OI = {"BTC": 80_000.0, "ETH": 2_000_000.0, "SOL": 10_000_000.0}
@@ -260,7 +266,25 @@ class ExchangeDouble:
     ) -> None:
         await self.close()
 
-    async def _handle(self, request: web.Request) -> web.Response:
+    async def _huge(self, request: web.Request, state: VenueState) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        chunk = b"[" + b"1," * (512 * 1024 - 1)
+        sent = 0
+        try:
+            while sent < state.huge_bytes:
+                await resp.write(chunk)
+                sent += len(chunk)
+                state.huge_sent += len(chunk)
+                chunk = b"1," * (512 * 1024)
+            await resp.write(b"1]")
+        except (ConnectionError, asyncio.CancelledError):
+            return resp
+        await resp.write_eof()
+        return resp
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         venue = request.match_info["venue"]
         path = "/" + request.match_info["tail"]
         line = f"{request.method} {path}" + (f"?{request.query_string}" if request.query_string else "")
@@ -270,16 +294,22 @@ class ExchangeDouble:
             return web.json_response({"error": f"unknown venue {venue}"}, status=404)
         state.requests.append(line)
         fault = state.path_faults.get(path, state.fault)
+        retry_after = {"Retry-After": state.retry_after} if state.retry_after is not None else {}
         if fault == "timeout":
             await asyncio.sleep(state.delay_s)
         elif fault == "500":
             return web.Response(status=500, text="Internal Server Error")
         elif fault == "429":  # rate limited, in gate's error words (the status alone maps to RateLimitExceeded)
             return web.json_response({"label": "TOO_MANY_REQUESTS", "message": "Request Rate limit Exceeded"},
-                                     status=429)
+                                     status=429, headers=retry_after)
         elif fault == "404":
             return web.Response(status=404, text="<html><body><h1>404 Not Found</h1></body></html>",
                                 content_type="text/html")
+        elif fault == "418":  # binance's ban after ignored 429s
+            return web.Response(status=418, text='{"code":-1003,"msg":"Way too many requests; IP banned."}',
+                                content_type="application/json", headers=retry_after)
+        elif fault == "huge":
+            return await self._huge(request, state)
         builder = ROUTES[venue].get(path)
         query: dict[str, Any] = dict(request.query)
         if request.method == "POST" and request.can_read_body:  # hyperliquid posts its query as JSON
@@ -290,7 +320,7 @@ class ExchangeDouble:
             return web.json_response({"error": "not served by ExchangeDouble", "path": path}, status=404)
         if fault == "garbage":
             return web.json_response(GARBAGE)
-        status, body = builder(state, query, int(time.time() * 1000))
+        status, body = builder(state, query, int(time.time() * 1000) + state.clock_skew_ms)
         if fault == "empty":  # the right envelope with no rows in it
             body = empty_like(body)
         text = json.dumps(body, separators=(",", ":"))

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from tests.fakes.flow_providers import DaySpec, FlowProvidersDouble
-from watchers.errors import MalformedResponse, SourceError, SourceRejected, SourceUnavailable
+from watchers.errors import MalformedResponse, RateLimited, SourceError, SourceRejected, SourceUnavailable
 from watchers.flows import (
     CoinMetricsProvider,
     CryptoQuantProvider,
@@ -185,7 +185,7 @@ async def test_running_day_dropped_and_availability_capped(provider: str, double
 @pytest.mark.parametrize(("fault", "error", "text"), [
     ("401", SourceRejected, "HTTP 401"),
     ("403", SourceRejected, "HTTP 403"),
-    ("429", SourceUnavailable, "retry after 6s"),
+    ("429", RateLimited, "retry after 6s"),
     ("500", SourceUnavailable, "HTTP 500"),
     ("malformed", MalformedResponse, "not JSON"),
     ("partial", MalformedResponse, "2021-04-14"),

@@ -1,6 +1,8 @@
 """One GET returning JSON, with aiohttp, HTTP statuses and JSON errors translated into source errors.
 
-    timeout, connection error, 408, 429, 5xx   -> SourceUnavailable  (429 names its Retry-After)
+    timeout, connection error, 408, 5xx        -> SourceUnavailable
+    429                                        -> RateLimited        (the next poll waits its Retry-After)
+    a body over the size cap                   -> SourceUnavailable  (read no further than the cap)
     401, 403                                   -> SourceRejected     ("key rejected"; never the key)
     any other 4xx                              -> SourceRejected     (bad request, unknown metric)
     200 with a body that is not JSON           -> MalformedResponse
@@ -21,8 +23,10 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from watchers.errors import MalformedResponse, SourceRejected, SourceUnavailable
+from core.redaction import basic_auth, scrub, split_userinfo
+from watchers.errors import MalformedResponse, RateLimited, SourceRejected, SourceUnavailable
 from watchers.flows.models import Clock, now_ms
+from watchers.http_limits import DEFAULT_MAX_BODY_BYTES, ResponseTooLarge, read_capped, retry_after_s
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +86,7 @@ class KeyedProvider:
 
 def redact(text: str, secret: str | None) -> str:
     """``text`` with ``secret`` replaced, one line, capped in length."""
-    if secret:
-        text = text.replace(secret, "***")
+    text = scrub(text, [secret] if secret else [])
     return " ".join(text.split())[:_SNIPPET]
 
 
@@ -110,8 +113,9 @@ def status_error(provider: str, status: int, *, retry_after: str | None, detail:
             return SourceRejected(f"{provider}: key rejected (HTTP {status})")
         return SourceRejected(f"{provider}: request refused (HTTP {status}){suffix}")
     if status == 429:
-        wait = f"retry after {retry_after.strip()[:40]}s" if retry_after else "no Retry-After given"
-        return SourceUnavailable(f"{provider}: rate limited (HTTP 429), {wait}")
+        wait_s = retry_after_s({"Retry-After": retry_after} if retry_after else None)
+        wait = f"retry after {wait_s:.0f}s" if wait_s is not None else "no Retry-After given"
+        return RateLimited(f"{provider}: rate limited (HTTP 429), {wait}", retry_after_s=wait_s or 0.0)
     if status == 408 or status >= 500:
         return SourceUnavailable(f"{provider}: HTTP {status}{suffix}")
     if 400 <= status < 500:
@@ -129,10 +133,14 @@ async def get_json(
     timeout_s: float,
     secret: str | None = None,
     limiter: MinInterval | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> Any:
     """GET ``url`` and decode its JSON body; every failure is a :mod:`watchers.errors` type."""
     if limiter is not None:
         await limiter.wait()
+    url, creds = split_userinfo(url)  # a relay's user:pass goes as a header, never inside a printed URL
+    if creds is not None:
+        headers = {**(headers or {}), "Authorization": basic_auth(creds)}
     path = urlsplit(url).path
     log.debug("provider=%s GET %s", provider, path)
     try:
@@ -140,7 +148,9 @@ async def get_json(
                                timeout=aiohttp.ClientTimeout(total=timeout_s), allow_redirects=False) as resp:
             status = resp.status
             retry_after = resp.headers.get("Retry-After")
-            body = await resp.read()
+            body = await read_capped(resp, max_body_bytes)
+    except ResponseTooLarge as e:
+        raise SourceUnavailable(f"{provider}: {e}") from e
     except TimeoutError as e:
         raise SourceUnavailable(f"{provider}: timeout after {timeout_s:g}s on {path}") from e
     except aiohttp.ClientError as e:

@@ -20,8 +20,11 @@ from typing import Any
 
 import ccxt.async_support as ccxt
 
+from core.bounds import clamp_ts_ms
 from core.models import EIGHT_HOURS_S, BasisSample, FundingSample, Instrument, OpenInterestSample
-from watchers.errors import MalformedResponse, SourceError
+from core.redaction import basic_auth, split_userinfo
+from watchers.errors import MalformedResponse, RateLimited, SourceError
+from watchers.http_limits import capped_session, limit_error
 from watchers.venues.adapters import ADAPTERS, UnknownVenue
 from watchers.venues.adapters.base import Adapter
 from watchers.venues.common import (
@@ -64,6 +67,10 @@ class VenueClient:
         if cls.skip_currencies:
             self.exchange.has["fetchCurrencies"] = False
         if rest_base_url:
+            # credentials of a relay URL travel as a header, so no URL ccxt prints carries them
+            rest_base_url, creds = split_userinfo(rest_base_url)
+            if creds is not None:
+                self.exchange.headers = {**(self.exchange.headers or {}), "Authorization": basic_auth(creds)}
             self.exchange.urls["api"] = rewrite_rest_urls(self.exchange.urls["api"], rest_base_url)
         self.oi_assets = frozenset(a.upper() for a in oi_assets)
         self.watched = watched
@@ -71,6 +78,15 @@ class VenueClient:
         self.instruments: dict[str, Instrument] = {}
         self.markets_loaded_ms: int | None = None
         self.requests = 0
+        self._hold_until = 0.0  # monotonic time before which a Retry-After forbids requests
+        self._last_status: int | None = None  # HTTP status of the last answer (okx reports a 429 as ExchangeError)
+        parse_answer = self.exchange.on_rest_response
+
+        def on_rest_response(code: Any, *rest: Any) -> Any:
+            self._last_status = integer(code)
+            return parse_answer(code, *rest)
+
+        self.exchange.on_rest_response = on_rest_response
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -82,13 +98,25 @@ class VenueClient:
 
     async def call(self, fn: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Any:
         """One ccxt call, counted; its exceptions translated into source errors."""
+        held_s = self._hold_until - time.monotonic()
+        if held_s > 0:  # the venue asked for a pause (Retry-After): no request of any part until it is over
+            raise RateLimited(f"{self.venue}: holding requests {held_s:.0f}s more, as its Retry-After asked",
+                              retry_after_s=held_s)
         self.requests += 1
+        self._last_status = None
+        if self.exchange.session is None:  # ccxt keeps (and closes) a session it finds; ours caps answer sizes
+            self.exchange.session = capped_session()
         try:
             return await fn(*args, **kwargs)
         except SourceError:
             raise
         except Exception as e:
-            raise translate(self.venue, e) from e
+            limited = limit_error(self.venue, e, self.exchange.last_response_headers,
+                                  isinstance(e, ccxt.DDoSProtection | ccxt.RateLimitExceeded)
+                                  or self._last_status in (418, 429))
+            if limited is not None and limited.retry_after_s > 0:
+                self._hold_until = time.monotonic() + limited.retry_after_s
+            raise (limited or translate(self.venue, e)) from e
 
     # markets --------------------------------------------------------------------------
     async def load_markets(self, *, reload: bool = False) -> int:
@@ -151,7 +179,7 @@ class VenueClient:
         snap.add(BASIS, BasisSample(
             venue=self.venue, symbol=m["symbol"], asset=m["base"], settle=m.get("settle") or m["quote"],
             inverse=bool(m.get("inverse")), expiry_ms=expiry, future_usd=f, index_usd=i,
-            ts_ms=integer(ts) or int(time.time() * 1000),
+            ts_ms=clamp_ts_ms(integer(ts), int(time.time() * 1000)),
         ))
 
     def perp(self, m: dict[str, Any], *, rate: Any, interval_s: int | None, next_ms: Any, predicted: Any,
@@ -164,7 +192,7 @@ class VenueClient:
             venue=self.venue, symbol=m["symbol"], asset=m["base"], settle=m.get("settle") or m["quote"],
             inverse=bool(m.get("inverse")), rate_per_interval=r, interval_s=interval_s or EIGHT_HOURS_S,
             next_funding_ms=integer(next_ms), predicted_rate=num(predicted), mark_usd=num(mark),
-            index_usd=num(index), ts_ms=integer(ts) or int(time.time() * 1000),
+            index_usd=num(index), ts_ms=clamp_ts_ms(integer(ts), int(time.time() * 1000)),
         ))
 
     def oi(self, m: dict[str, Any], *, coins: float | None, usd: float | None, mark: float | None, ts: Any,
@@ -180,7 +208,7 @@ class VenueClient:
         snap.add(OI, OpenInterestSample(
             venue=self.venue, symbol=m["symbol"], asset=m["base"], settle=m.get("settle") or m["quote"],
             inverse=bool(m.get("inverse")), kind="swap" if m.get("swap") else "future", coins=coins, usd=usd,
-            ts_ms=integer(ts) or int(time.time() * 1000),
+            ts_ms=clamp_ts_ms(integer(ts), int(time.time() * 1000)),
         ))
 
     # one poll -------------------------------------------------------------------------

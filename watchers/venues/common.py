@@ -9,6 +9,7 @@ from typing import Any
 import ccxt.async_support as ccxt
 
 from core.models import BasisSample, FundingSample, OpenInterestSample
+from core.redaction import scrub
 from watchers.errors import MalformedResponse, SourceError, SourceRejected, SourceUnavailable
 
 FUNDING, BASIS, OI = "funding", "basis", "oi"
@@ -93,7 +94,7 @@ def mapping(found: Any, what: str) -> dict[str, Any]:
 def translate(venue: str, e: BaseException) -> SourceError:
     """Map ccxt and parsing exceptions to the project's source errors."""
     name = type(e).__name__
-    msg = str(e).replace("\n", " ")[:200]
+    msg = scrub(str(e).replace("\n", " "))[:200]  # ccxt puts the request URL in its messages
     if isinstance(e, ccxt.RequestTimeout):
         return SourceUnavailable(f"timeout: {msg}")
     if isinstance(e, ccxt.AuthenticationError | ccxt.PermissionDenied | ccxt.AccountSuspended):
