@@ -32,13 +32,13 @@ from bot.settings import Settings
 from core.alert_commands import AlertCommands, AlertCommandSettings
 from core.alerts.delivery import DeliveryWorker, Sender, ensure_group
 from core.alerts.events import notice
-from core.alerts.pacing import DISCORD_LIMITS, TELEGRAM_LIMITS, Limits
 from core.alerts.rules import parse_rule
 from core.alerts.service import AlertService, AlertSettings
 from core.alerts.store import AlertStore
 from core.commands import CommandCore, CoreSettings
 from core.keys import Keys
 from core.metrics.registry import Registry
+from core.pacer import DISCORD_LIMITS, TELEGRAM_LIMITS
 from core.quotas import Quotas
 from core.store import MarketStore
 from handlers.console.push import ConsoleSender
@@ -59,7 +59,6 @@ log = logging.getLogger(__name__)
 HEARTBEAT_EVERY_S = 5  # cheap, and a Redis restarted empty has the key back within seconds
 HEARTBEAT_TTL_S = 60
 HEARTBEAT_RETRY_S = 1
-CONSOLE_LIMITS = Limits(global_per_s=50.0, private=(), group=())
 ROLES = ("all", "data", "chat")
 
 Loop = Callable[..., Coroutine[Any, Any, None]]  # a task the process runs until ``stop=`` is set
@@ -236,35 +235,35 @@ WATCHER_KINDS: tuple[Callable[[Wiring], list[Loop]], ...] = (market_loops, flow_
 async def chat_loops(wr: Wiring, *, telegram: bool, discord: bool, console: bool, consumer: str) -> list[Loop]:
     """Front ends (started here) and one delivery worker per platform."""
     s, a = wr.settings, wr.settings.alerts
-    senders: list[tuple[str, Sender, Limits, frozenset[str]]] = []
+    senders: list[tuple[str, Sender, frozenset[str]]] = []
     loops: list[Loop] = []
     if telegram:
         tg = TelegramFrontend(wr.core, token=s.telegram.token.get(), base_url=s.telegram.base_url,
-                              base_file_url=s.telegram.base_file_url, poll_timeout_s=s.telegram.poll_timeout_s)
+                              base_file_url=s.telegram.base_file_url, poll_timeout_s=s.telegram.poll_timeout_s,
+                              limits=replace(TELEGRAM_LIMITS, global_per_s=a.telegram_rate_per_s))
         await tg.start(poll=False)  # polling starts once this process holds the poller lease
         wr.stack.push_async_callback(tg.stop)
         # chat replicas: one polls Telegram, the others stand by (and deliver)
         poller = LeaseKeeper(wr.redis, wr.keys.lease, ["telegram-poller"], ttl_s=s.replicas.lease_ttl_s)
         loops.append(functools.partial(while_leased, poller, "telegram-poller", tg.start_polling, tg.stop_polling))
-        senders.append(("telegram", TelegramSender(tg.app.bot),
-                        replace(TELEGRAM_LIMITS, global_per_s=a.telegram_rate_per_s), a.telegram_admins))
+        senders.append(("telegram", TelegramSender(tg.app.bot), a.telegram_admins))
     if discord:
         dc = DiscordFrontend(wr.core, token=s.discord.token.get(), application_id=s.discord.application_id,
                              guild_ids=list(s.discord.guild_ids) or None,
-                             sync_state=RedisSyncState(wr.redis, wr.keys.discord_commands()))
+                             sync_state=RedisSyncState(wr.redis, wr.keys.discord_commands()),
+                             limits=replace(DISCORD_LIMITS, global_per_s=a.discord_rate_per_s))
         await dc.start(connect=False)  # the gateway connects once this process holds the gateway lease
         wr.stack.push_async_callback(dc.stop)
         # every gateway session of a token receives each slash command: one replica connects, the others wait
         gateway = LeaseKeeper(wr.redis, wr.keys.lease, ["discord-gateway"], ttl_s=s.replicas.lease_ttl_s)
         loops.append(functools.partial(while_leased, gateway, "discord-gateway", dc.connect_gateway,
                                        dc.disconnect_gateway))
-        senders.append(("discord", DiscordSender(dc.client),
-                        replace(DISCORD_LIMITS, global_per_s=a.discord_rate_per_s), a.discord_admins))
+        senders.append(("discord", DiscordSender(dc.client, dc.pacer), a.discord_admins))
     if console:
-        senders.append(("console", ConsoleSender(_write_stdout), CONSOLE_LIMITS, frozenset()))
-    for group, sender, limits, admins in senders:
+        senders.append(("console", ConsoleSender(_write_stdout), frozenset()))
+    for group, sender, admins in senders:
         sender = obs.ObservedSender(sender, group, wr.metrics)
-        worker = DeliveryWorker(wr.alert_store, sender, group=group, consumer=consumer, limits=limits,
+        worker = DeliveryWorker(wr.alert_store, sender, group=group, consumer=consumer,
                                 claim_idle_ms=int(a.claim_idle_s * 1000), admins=admins, render=wr.registry.render)
         loops.append(worker.run)
     if console:

@@ -148,12 +148,12 @@ class ObservedSender:
         self.group = group
         self.metrics = metrics
 
-    def is_group(self, chat_id: int) -> bool:
-        return self.inner.is_group(chat_id)
+    async def wait_turn(self, chat_id: int, thread_id: int | None = None) -> None:
+        await self.inner.wait_turn(chat_id, thread_id)
 
-    async def send(self, chat_id: int, reply: Reply) -> SendResult:
+    async def send(self, chat_id: int, reply: Reply, thread_id: int | None = None) -> SendResult:
         try:
-            result = await self.inner.send(chat_id, reply)
+            result = await self.inner.send(chat_id, reply, thread_id)
         except Exception:
             self.metrics.deliveries.labels(self.group, "error").inc()
             raise

@@ -28,6 +28,7 @@ class Reply:
     blocks: tuple[Block, ...] = ()
     footer: str | None = None
     error: bool = False
+    next_page: str | None = None  # the command words that show the next page, e.g. "alerts 2"
 
     @classmethod
     def fail(cls, message: str) -> Reply:

@@ -2,33 +2,35 @@
 
 Guarantees, per (alert, chat):
 - Nothing is lost: an entry is acknowledged only after every target reached a final state;
-  entries of a consumer that died are reclaimed by another after ``claim_idle_ms``.
+  entries of a consumer that died are reclaimed by another after ``claim_idle_ms``. A missing
+  stream or consumer group (Redis restarted empty) is recreated and delivery goes on.
 - Exactly once: a delivery record ``sent:{alert}:{target}`` is claimed (``pending:<consumer>``)
-  just before the send and set to ``ok`` after it, so a reclaimer skips what was delivered. A
-  graceful stop finishes in-flight sends first. Only a hard crash with a send in flight can
-  repeat that one message (the platform gives no way to ask whether it arrived).
-- One bad chat never blocks the others: a 429 delays only that chat, a blocked or removed chat
-  is unsubscribed, a migrated group keeps its subscriptions under its new id.
+  just before the send and set to ``ok`` after it (retried until it is written), so a reclaimer
+  skips what was delivered. A graceful stop finishes in-flight sends first. Only a hard crash with
+  a send in flight can repeat that one message (the platform gives no way to ask whether it arrived).
+- One chat never delays another: many alerts are in flight, each target has its own lane
+  delivering its alerts in order; a 429 or a backoff waits in that lane only. A blocked or removed
+  chat is unsubscribed, a migrated group keeps its subscriptions under its new id.
 """
 
 from __future__ import annotations
 
 import asyncio
-import heapq
-import itertools
+import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from core.alerts.events import AlertEvent
-from core.alerts.pacing import Limits, Pacer
 from core.alerts.store import AlertStore
+from core.context import format_target, parse_target
 from core.reply import Reply, reply_from_json
 
 log = logging.getLogger(__name__)
@@ -65,21 +67,14 @@ class SendResult:
 
 
 class Sender(Protocol):
-    """A platform's way to send one alert to one chat, with its errors mapped to outcomes."""
+    """A platform's way to send one alert to one chat (or forum topic), paced, errors mapped to outcomes."""
 
     platform: str  # target prefix: "tg", "dc"
 
-    def is_group(self, chat_id: int) -> bool: ...
+    async def wait_turn(self, chat_id: int, thread_id: int | None = None) -> None:
+        """Until the platform's pacer grants this chat its next slot (the send that follows uses it)."""
 
-    async def send(self, chat_id: int, reply: Reply) -> SendResult: ...
-
-
-@dataclass(order=True, slots=True)
-class _Job:
-    ready_at: float
-    seq: int
-    target: str = field(compare=False)
-    attempts: int = field(default=0, compare=False)
+    async def send(self, chat_id: int, reply: Reply, thread_id: int | None = None) -> SendResult: ...
 
 
 @dataclass(slots=True)
@@ -90,14 +85,39 @@ class BroadcastStats:
     migrated: int = 0
     failed: int = 0
     skipped: int = 0
+    record_retries: int = 0
+    regrouped: int = 0
+
+
+@dataclass(slots=True)
+class _Entry:
+    """One alert in flight: acknowledged once every target reached a final state."""
+
+    id: Any
+    alert_id: str
+    reply: Reply
+    reclaimed: bool
+    outstanding: int = 0
+    failed: bool = False
+
+
+@dataclass(slots=True)
+class _Job:
+    entry: _Entry
+    target: str
 
 
 class DeliveryWorker:
-    """One consumer of the alert stream for one platform."""
+    """One consumer of the alert stream for one platform: many alerts in flight, one lane per target.
 
-    def __init__(self, store: AlertStore, sender: Sender, *, group: str, consumer: str, limits: Limits,
-                 claim_idle_ms: int = 60_000, concurrency: int = 32, max_attempts: int = 8,
-                 max_backoff_s: float = 300.0, clock: Callable[[], float] = time.monotonic,
+    Each target has its own lane that delivers its alerts in stream order; a lane that waits (a
+    429, a backoff, a group's minute budget) holds only that target. Pacing is the sender's: every
+    send goes through the platform's one pacer, shared with command replies.
+    """
+
+    def __init__(self, store: AlertStore, sender: Sender, *, group: str, consumer: str,
+                 claim_idle_ms: int = 60_000, max_attempts: int = 8, max_backoff_s: float = 300.0,
+                 max_entries: int = 1024, max_queued: int = 50_000, clock: Callable[[], float] = time.monotonic,
                  admins: frozenset[str] = frozenset(),
                  render: Callable[[AlertEvent], Reply] | None = None) -> None:
         self.store = store
@@ -108,59 +128,103 @@ class DeliveryWorker:
         self.sender = sender
         self.group = group
         self.consumer = consumer
-        self.pacer = Pacer(limits)
         self.claim_idle_ms = claim_idle_ms
-        self.concurrency = concurrency
         self.max_attempts = max_attempts
         self.max_backoff_s = max_backoff_s
+        self.max_entries = max_entries  # alerts in flight at once
+        self.max_queued = max_queued  # (alert, target) jobs waiting in lanes: bounds memory
         self.clock = clock
         self.stats = BroadcastStats()
         self._claim = self.redis.register_script(_CLAIM)
-        self._seq = itertools.count()
+        self._entries: dict[str, _Entry] = {}
+        self._lanes: dict[str, deque[_Job]] = {}
+        self._queued = 0
+        self._stop = asyncio.Event()
+        self._room = asyncio.Event()
+        self._lane_tasks: set[asyncio.Task[None]] = set()
 
-    async def ensure_group(self) -> None:
-        await ensure_group(self.redis, self.keys.alerts(), self.group)
+    async def ensure_group(self, start: str = "$") -> None:
+        await ensure_group(self.redis, self.keys.alerts(), self.group, start=start)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._entries)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Consume until ``stop``; a stop mid-broadcast finishes in-flight sends and leaves the rest pending."""
+        """Consume until ``stop``; a stop finishes the sends in flight and leaves the rest pending."""
+        self._stop = stop
         await self.ensure_group()
         stream = self.keys.alerts()
-        last_reclaim = 0.0
+        last_reclaim = last_touch = self.clock()
         reclaim_from: Any = "0-0"
-        while not stop.is_set():
-            try:
-                entries: list[tuple[Any, dict[Any, Any]]] = []
-                reclaimed = False
-                if self.clock() - last_reclaim > min(5.0, self.claim_idle_ms / 2000):
-                    last_reclaim = self.clock()
-                    # one at a time: entries claimed in a batch would sit idle while the first one is
-                    # broadcast, and another consumer could take them over while this one still holds
-                    # them; the cursor moves on past entries that cannot be delivered (trimmed away)
-                    res = await self.redis.xautoclaim(stream, self.group, self.consumer, self.claim_idle_ms,
-                                                      reclaim_from, count=1)
-                    reclaim_from = res[0]
-                    entries = [e for e in res[1] if e and e[1]]
-                    reclaimed = bool(entries)
-                if not entries:
-                    got: Any = await self.redis.xreadgroup(self.group, self.consumer, {stream: ">"}, count=1,
-                                                           block=500)
-                    entries = got[0][1] if got else []  # RESP2 shape: [[stream, [(id, fields), ...]]]
-                for entry_id, fields in entries:
-                    if stop.is_set():
-                        break
-                    await self.process(entry_id, fields, reclaimed=reclaimed, stop=stop)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # Redis hiccup: keep the consumer alive, retry after a pause
-                log.exception("delivery %s/%s: loop error", self.group, self.consumer)
+        touch_every = min(10.0, self.claim_idle_ms / 3000)
+        try:
+            while not stop.is_set():
                 try:
-                    await asyncio.wait_for(stop.wait(), 1.0)
-                except TimeoutError:
-                    pass
+                    now = self.clock()
+                    if now - last_touch >= touch_every:
+                        last_touch = now
+                        await self._touch()
+                    if not self._has_room():
+                        self._room.clear()
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(self._room.wait(), touch_every)
+                        continue
+                    entries: list[tuple[Any, dict[Any, Any]]] = []
+                    reclaimed = False
+                    if now - last_reclaim > min(5.0, self.claim_idle_ms / 2000):
+                        last_reclaim = now
+                        # the cursor moves on past entries that cannot be delivered (trimmed away)
+                        res = await self.redis.xautoclaim(stream, self.group, self.consumer, self.claim_idle_ms,
+                                                          reclaim_from, count=16)
+                        reclaim_from = res[0]
+                        entries = [e for e in res[1] if e and e[1] and _s(e[0]) not in self._entries]
+                        reclaimed = bool(entries)
+                    if not entries:
+                        got: Any = await self.redis.xreadgroup(self.group, self.consumer, {stream: ">"}, count=64,
+                                                               block=100 if self._entries else 500)
+                        entries = got[0][1] if got else []  # RESP2 shape: [[stream, [(id, fields), ...]]]
+                    for entry_id, fields in entries:
+                        if stop.is_set():
+                            break
+                        await self.admit(entry_id, fields, reclaimed=reclaimed)
+                except asyncio.CancelledError:
+                    raise
+                except ResponseError as e:
+                    if "NOGROUP" in str(e):
+                        # Redis lost the stream or the group (restarted empty, flushed, evicted): make both
+                        # again from the start of whatever stream exists now, which holds only new alerts
+                        self.stats.regrouped += 1
+                        log.warning("delivery %s/%s: consumer group missing; recreating it", self.group,
+                                    self.consumer)
+                        reclaim_from = "0-0"
+                        with contextlib.suppress(RedisError, OSError):
+                            await self.ensure_group(start="0")
+                            continue
+                    else:
+                        log.exception("delivery %s/%s: loop error", self.group, self.consumer)
+                    await self._pause(1.0)
+                except Exception:  # Redis hiccup: keep the consumer alive, retry after a pause
+                    log.exception("delivery %s/%s: loop error", self.group, self.consumer)
+                    await self._pause(1.0)
+        finally:
+            if not stop.is_set():  # cancelled rather than stopped: the lanes go too
+                for task in self._lane_tasks:
+                    task.cancel()
+            if self._lane_tasks:  # lanes see the stop: each finishes the send it is in, then ends
+                await asyncio.gather(*list(self._lane_tasks), return_exceptions=True)
 
-    async def process(self, entry_id: Any, fields: dict[Any, Any], *, reclaimed: bool,
-                      stop: asyncio.Event | None = None) -> bool:
-        """Deliver one alert to all its targets; returns True when acknowledged."""
+    def _has_room(self) -> bool:
+        return len(self._entries) < self.max_entries and self._queued < self.max_queued
+
+    async def _touch(self) -> None:
+        """Keep the entries in flight ours: a long wait must not look like a dead consumer to the others."""
+        ids = [e.id for e in self._entries.values()]
+        for i in range(0, len(ids), 500):
+            await self.redis.xclaim(self.keys.alerts(), self.group, self.consumer, 0, ids[i:i + 500], justid=True)
+
+    async def admit(self, entry_id: Any, fields: dict[Any, Any], *, reclaimed: bool) -> None:
+        """Put one alert into the lanes of its targets (acknowledged at once when nobody is left to send to)."""
         f = {_s(k): _s(v) for k, v in fields.items()}
         alert_id = _s(entry_id)
         # entries written before events were typed carry a rendered reply
@@ -186,135 +250,172 @@ class DeliveryWorker:
             self.stats.skipped += len(targets) - len(todo)
         else:
             todo = []
-        finished = await self._broadcast(entry_id, alert_id, reply, todo, reclaimed, stop or asyncio.Event())
-        if finished:
-            await self.redis.xack(self.keys.alerts(), self.group, entry_id)
-            log.info("delivery %s: alert %s done (%d targets, %d muted)", self.group, alert_id, len(todo), len(muted))
-        return finished
+        entry = _Entry(entry_id, alert_id, reply, reclaimed)
+        if not todo:
+            await self._ack(entry)
+            return
+        self._entries[alert_id] = entry
+        for t in todo:
+            self._enqueue(_Job(entry, t))
+        log.info("delivery %s: alert %s queued for %d target(s) (%d muted)", self.group, alert_id, len(todo),
+                 len(muted))
 
-    async def _broadcast(self, entry_id: Any, alert_id: str, reply: Reply, targets: list[str], reclaimed: bool,
-                         stop: asyncio.Event) -> bool:
-        heap = [_Job(0.0, next(self._seq), t) for t in targets]
-        heapq.heapify(heap)
-        in_flight: set[asyncio.Task[None]] = set()
-        errors: list[BaseException] = []
-        wake = asyncio.Event()
-        stop_waiter = asyncio.ensure_future(stop.wait())
-        stop_waiter.add_done_callback(lambda _: wake.set())
+    def _enqueue(self, job: _Job) -> None:
+        job.entry.outstanding += 1
+        self._queued += 1
+        lane = self._lanes.get(job.target)
+        if lane is not None:
+            lane.append(job)
+            return
+        self._lanes[job.target] = deque([job])
+        task = asyncio.create_task(self._run_lane(job.target))
+        self._lane_tasks.add(task)
+        task.add_done_callback(self._lane_tasks.discard)
 
-        def done(task: asyncio.Task[None]) -> None:
-            in_flight.discard(task)
-            if not task.cancelled() and (exc := task.exception()) is not None:
-                # e.g. Redis failed around the send: the target must not be dropped, so the entry
-                # stays pending and is retried when reclaimed (its delivery record tells what is left)
-                errors.append(exc)
-                log.error("delivery %s: alert %s: send task failed", self.group, alert_id, exc_info=exc)
-            wake.set()
-
-        # keep the entry ours while a long broadcast runs (or waits out a retry): well within
-        # claim_idle_ms, or another consumer would take over a broadcast that is still alive
-        touch_every = min(10.0, self.claim_idle_ms / 3000)
-        last_touch = self.clock()
+    async def _run_lane(self, target: str) -> None:
+        """Deliver this target's alerts one after another, in stream order."""
+        lane = self._lanes[target]
         try:
-            while heap or in_flight:
-                now = self.clock()
-                if now - last_touch >= touch_every:
-                    last_touch = now
-                    await self.redis.xclaim(self.keys.alerts(), self.group, self.consumer, 0, [entry_id],
-                                            justid=True)
-                if stop.is_set():
-                    if in_flight:
-                        await asyncio.gather(*in_flight, return_exceptions=True)
-                    return False
-                delay = None
-                if heap and len(in_flight) < self.concurrency:
-                    job = heap[0]
-                    is_group = self._is_group(job.target)
-                    delay = job.ready_at - now
-                    if delay <= 0:
-                        hold = self.pacer.target_delay(job.target, is_group, now)
-                        if hold > 0:
-                            job.ready_at = now + hold
-                            heapq.heapreplace(heap, job)
-                            continue
-                        delay = self.pacer.global_delay(now)
-                        if delay <= 0:
-                            heapq.heappop(heap)
-                            self.pacer.record(job.target, now)
-                            task = asyncio.create_task(self._send(job, alert_id, reply, reclaimed, heap))
-                            in_flight.add(task)
-                            task.add_done_callback(done)
-                            continue
-                wake.clear()
-                timeout = touch_every if delay is None else min(touch_every, max(0.001, delay))
+            while lane and not self._stop.is_set():
+                job = lane[0]
                 try:
-                    await asyncio.wait_for(wake.wait(), timeout=timeout)
-                except TimeoutError:
-                    pass
-            if errors:
-                log.warning("delivery %s: alert %s left pending after %d failed send(s)", self.group, alert_id,
-                            len(errors))
-            return not errors
+                    done = await self._deliver(job)
+                except Exception:  # an adapter or Redis failure around the send: leave the alert pending
+                    log.exception("delivery %s: alert %s to %s failed", self.group, job.entry.alert_id, target)
+                    done, job.entry.failed = True, True
+                if not done:
+                    break  # stopping: the alert stays pending, its record says where it was
+                lane.popleft()
+                self._queued -= 1
+                await self._target_done(job.entry)
         finally:
-            stop_waiter.cancel()
+            if self._lanes.get(target) is lane:
+                del self._lanes[target]
+                self._queued -= len(lane)
 
-    def _is_group(self, target: str) -> bool:
-        return self.sender.is_group(int(target.split(":", 1)[1]))
-
-    async def _send(self, job: _Job, alert_id: str, reply: Reply, reclaimed: bool, heap: list[_Job]) -> None:
-        key = self.keys.sent(alert_id, job.target)
-        mine = f"pending:{self.consumer}"
-        # a retry claims again (a no-op while the record is still ours) so that it never sends what
-        # another consumer took over meanwhile; only a first attempt on a reclaimed entry takes over
-        takeover = "1" if reclaimed and job.attempts == 0 else "0"
-        if not await self._claim(keys=[key], args=[mine, RECORD_TTL_S, takeover]):
-            self.stats.skipped += 1
+    async def _target_done(self, entry: _Entry) -> None:
+        entry.outstanding -= 1
+        if entry.outstanding > 0:
             return
-        chat_id = int(job.target.split(":", 1)[1])
+        self._entries.pop(entry.alert_id, None)
+        self._room.set()
+        if entry.failed:
+            # not acknowledged and no longer touched: reclaimed after claim_idle_ms, its records
+            # tell the reclaimer what is left
+            log.warning("delivery %s: alert %s left pending after a failed send", self.group, entry.alert_id)
+            return
+        await self._ack(entry)
+
+    async def _ack(self, entry: _Entry) -> None:
         try:
-            result = await self.sender.send(chat_id, reply)
-        except Exception as e:  # an adapter bug must not take the broadcast down
-            log.exception("delivery %s: sender raised for %s", self.group, job.target)
-            result = SendResult(Outcome.RETRY, detail=f"{type(e).__name__}: {e}")
-        if result.outcome is Outcome.OK:
-            self.stats.sent += 1
-            await self.redis.set(key, "ok", ex=RECORD_TTL_S)
+            await self.redis.xack(self.keys.alerts(), self.group, entry.id)
+        except ResponseError as e:  # the group vanished meanwhile: nothing to acknowledge
+            log.warning("delivery %s: ack of %s failed: %s", self.group, entry.alert_id, e)
             return
-        if result.outcome is Outcome.RETRY and job.attempts + 1 < self.max_attempts:
-            self.stats.retried += 1
-            wait = result.retry_after_s or min(self.max_backoff_s, 2.0 ** job.attempts)
-            now = self.clock()
-            if result.retry_after_s:
-                self.pacer.hold(job.target, now + wait)
-            log.info("delivery %s: %s retry %d in %.1fs (%s)", self.group, job.target, job.attempts + 1, wait,
-                     result.detail)
-            heapq.heappush(heap, _Job(now + wait, next(self._seq), job.target, job.attempts + 1))
-            return
-        if result.outcome is Outcome.MIGRATED and result.new_chat_id is not None:
-            self.stats.migrated += 1
-            new_target = f"{self.sender.platform}:{result.new_chat_id}"
-            log.info("delivery %s: %s migrated to %s; subscriptions moved", self.group, job.target, new_target)
-            await self.store.migrate(job.target, new_target, now_ms=int(time.time() * 1000))
-            await self.redis.set(key, "migrated", ex=RECORD_TTL_S)
-            heapq.heappush(heap, _Job(self.clock(), next(self._seq), new_target))
-            return
-        if result.outcome is Outcome.GONE:
-            self.stats.gone += 1
-            removed = await self.store.unsubscribe(job.target)
-            log.warning("delivery %s: %s is gone (%s); unsubscribed from %s", self.group, job.target,
-                        result.detail, ", ".join(removed) or "nothing")
-            await self.redis.set(key, "gone", ex=RECORD_TTL_S)
-            return
-        self.stats.failed += 1
-        log.error("delivery %s: giving up on %s after %d attempt(s): %s", self.group, job.target, job.attempts + 1,
-                  result.detail)
-        await self.redis.set(key, "failed", ex=RECORD_TTL_S)
+        log.info("delivery %s: alert %s done", self.group, entry.alert_id)
+
+    async def _pause(self, seconds: float) -> bool:
+        """Sleep unless stopping; False when the stop came first."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
+        return not self._stop.is_set()
+
+    async def _deliver(self, job: _Job) -> bool:
+        """Send one alert to one target until it reached a final state; False when stopped first."""
+        entry, key = job.entry, self.keys.sent(job.entry.alert_id, job.target)
+        mine = f"pending:{self.consumer}"
+        _, chat_id, thread_id = parse_target(job.target)
+        attempts, redis_errors = 0, 0
+        while True:
+            # a retry claims again (a no-op while the record is still ours) so that it never sends what
+            # another consumer took over meanwhile; only a first attempt on a reclaimed entry takes over
+            takeover = "1" if entry.reclaimed and attempts == 0 else "0"
+            try:
+                claimed = await self._claim(keys=[key], args=[mine, RECORD_TTL_S, takeover])
+            except (RedisError, OSError) as e:
+                redis_errors += 1
+                log.warning("delivery %s: claim for %s failed (%s); retrying", self.group, job.target, e)
+                if not await self._pause(min(5.0, 0.1 * 2 ** min(redis_errors, 6))):
+                    return False
+                continue
+            if not claimed:
+                self.stats.skipped += 1
+                return True
+            if not await self._turn(chat_id, thread_id):
+                return False  # stopped before this send started: nothing is in flight
+            try:
+                result = await self.sender.send(chat_id, entry.reply, thread_id)
+            except Exception as e:  # an adapter bug must not take the lane down
+                log.exception("delivery %s: sender raised for %s", self.group, job.target)
+                result = SendResult(Outcome.RETRY, detail=f"{type(e).__name__}: {e}")
+            if result.outcome is Outcome.OK:
+                self.stats.sent += 1
+                return await self._record(key, "ok")
+            if result.outcome is Outcome.RETRY and attempts + 1 < self.max_attempts:
+                self.stats.retried += 1
+                wait = result.retry_after_s or min(self.max_backoff_s, 2.0 ** attempts)
+                log.info("delivery %s: %s retry %d in %.1fs (%s)", self.group, job.target, attempts + 1, wait,
+                         result.detail)
+                attempts += 1
+                if not await self._pause(wait):
+                    return False
+                continue
+            if result.outcome is Outcome.MIGRATED and result.new_chat_id is not None:
+                self.stats.migrated += 1
+                new_target = format_target(self.sender.platform, result.new_chat_id, thread_id)
+                log.info("delivery %s: %s migrated to %s; subscriptions moved", self.group, job.target, new_target)
+                await self.store.migrate(job.target, new_target, now_ms=int(time.time() * 1000))
+                self._enqueue(_Job(entry, new_target))
+                return await self._record(key, "migrated")
+            if result.outcome is Outcome.GONE:
+                self.stats.gone += 1
+                removed = await self.store.unsubscribe(job.target)
+                log.warning("delivery %s: %s is gone (%s); unsubscribed from %s", self.group, job.target,
+                            result.detail, ", ".join(removed) or "nothing")
+                return await self._record(key, "gone")
+            self.stats.failed += 1
+            log.error("delivery %s: giving up on %s after %d attempt(s): %s", self.group, job.target, attempts + 1,
+                      result.detail)
+            return await self._record(key, "failed")
+
+    async def _turn(self, chat_id: int, thread_id: int | None) -> bool:
+        """Wait for the pacer's slot unless a stop comes first (then the slot wait is abandoned)."""
+        if self._stop.is_set():
+            return False
+        turn = asyncio.ensure_future(self.sender.wait_turn(chat_id, thread_id))
+        stopped = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait({turn, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+        if turn.done():
+            turn.result()
+            return True
+        turn.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await turn
+        return False
+
+    async def _record(self, key: str, value: str) -> bool:
+        """Write the delivery record, retrying until it sticks: a lost write would mean a resend."""
+        failures = 0
+        while True:
+            try:
+                await self.redis.set(key, value, ex=RECORD_TTL_S)
+                return True
+            except (RedisError, OSError) as e:
+                failures += 1
+                self.stats.record_retries += 1
+                log.warning("delivery %s: writing %s for %s failed (%s); retrying", self.group, value, key, e)
+                if self._stop.is_set() and failures >= 5:
+                    return False  # stopping with Redis away: left pending (a reclaimer may resend this one)
+                await asyncio.sleep(min(2.0, 0.05 * 2 ** min(failures, 6)))
 
 
-async def ensure_group(redis: Redis, stream: str, group: str) -> None:
+async def ensure_group(redis: Redis, stream: str, group: str, *, start: str = "$") -> None:
     """Create the consumer group (and the stream) unless it exists; new groups start at new alerts."""
     try:
-        await redis.xgroup_create(stream, group, id="$", mkstream=True)
+        await redis.xgroup_create(stream, group, id=start, mkstream=True)
     except ResponseError as e:
         if "BUSYGROUP" not in str(e):
             raise

@@ -15,9 +15,9 @@ class ConsoleSender:
     def __init__(self, write: Callable[[str], None]) -> None:
         self.write = write
 
-    def is_group(self, chat_id: int) -> bool:
-        return False
+    async def wait_turn(self, chat_id: int, thread_id: int | None = None) -> None:
+        return None  # a terminal has no flood limit
 
-    async def send(self, chat_id: int, reply: Reply) -> SendResult:
+    async def send(self, chat_id: int, reply: Reply, thread_id: int | None = None) -> SendResult:
         self.write("\n" + to_plain(reply) + "\n> ")
         return SendResult(Outcome.OK)

@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 
 from core.commands import CommandCore
 from core.context import ChatContext
+from core.pacer import DISCORD_LIMITS, Limits, Pacer
 from core.reply import Reply
 from handlers.discord.commands import CHOICES_LIMIT, Option, SlashDef, group_description, slash_definitions
 from handlers.discord.render import render_embeds
@@ -72,8 +73,11 @@ class DiscordFrontend:
 
     def __init__(self, core: CommandCore, *, token: str, application_id: int | None = None,
                  guild_ids: Sequence[int] | None = None, sync_state: SyncState | None = None,
-                 guild_ready_timeout_s: float = 2.0, defer_after_s: float = 2.0, proxy: str | None = None) -> None:
+                 guild_ready_timeout_s: float = 2.0, defer_after_s: float = 2.0, proxy: str | None = None,
+                 limits: Limits = DISCORD_LIMITS) -> None:
         self.core = core
+        # the token's one pacer: interaction answers (replies, first) and channel alerts (per-channel lanes)
+        self.pacer = Pacer(limits)
         self._token = token
         self.guild_ids = tuple(guild_ids or ())
         self.sync_state = sync_state
@@ -206,10 +210,11 @@ class DiscordFrontend:
             reply = Reply.fail("Something went wrong answering that; please try again in a minute.")
         await self.respond(interaction, reply)
 
-    @staticmethod
-    async def respond(interaction: discord.Interaction, reply: Reply) -> None:
+    async def respond(self, interaction: discord.Interaction, reply: Reply) -> None:
         """Send a reply; errors and refusals only to the user who asked (ephemeral)."""
         for embeds in render_embeds(reply):
+            # interaction answers go to the interaction's webhook, not the channel's bucket: global rate only
+            await self.pacer.acquire(None)
             if not interaction.response.is_done():
                 await interaction.response.send_message(embeds=embeds, ephemeral=reply.error)
             else:
@@ -278,6 +283,7 @@ class DiscordFrontend:
 
     async def stop(self) -> None:
         """Close the gateway and the HTTP session; idempotent."""
+        await self.pacer.aclose()
         await self.client.close()
         task, self._task = self._task, None
         if task is None:

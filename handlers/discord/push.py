@@ -9,20 +9,25 @@ once, because Discord temporarily bans bots that keep making invalid requests.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import aiohttp
 import discord
 
 from core.alerts.delivery import Outcome, SendResult
+from core.pacer import Pacer, Priority
 from core.reply import Reply
 from handlers.discord.render import render_embeds
 
 log = logging.getLogger(__name__)
 
 
+def _headers(e: discord.HTTPException) -> Any:
+    return getattr(getattr(e, "response", None), "headers", None) or {}
+
+
 def _retry_after(e: discord.HTTPException) -> float:
-    response = getattr(e, "response", None)
-    headers = getattr(response, "headers", None) or {}
+    headers = _headers(e)
     for name in ("X-RateLimit-Reset-After", "Retry-After"):
         try:
             return max(1.0, float(headers[name]))
@@ -31,31 +36,47 @@ def _retry_after(e: discord.HTTPException) -> float:
     return 5.0
 
 
+def _is_global(e: discord.HTTPException) -> bool:
+    """Discord names a 429's scope: ``X-RateLimit-Global: true`` or ``X-RateLimit-Scope: global``."""
+    headers = _headers(e)
+    return str(headers.get("X-RateLimit-Global", "")).lower() == "true" or headers.get("X-RateLimit-Scope") == "global"
+
+
 class DiscordSender:
-    """Sends alerts through the front end's client (it must be logged in)."""
+    """Sends alerts through the front end's client (it must be logged in) and its pacer, one lane per channel."""
 
     platform = "dc"
 
-    def __init__(self, client: discord.Client) -> None:
+    def __init__(self, client: discord.Client, pacer: Pacer) -> None:
         self.client = client
+        self.pacer = pacer
 
-    def is_group(self, chat_id: int) -> bool:
-        return True  # every target is a channel: paced by Discord's per-channel window
+    async def wait_turn(self, chat_id: int, thread_id: int | None = None) -> None:
+        """Until the pacer grants this channel a slot (the first message of the next send uses it)."""
+        await self.pacer.acquire(str(thread_id or chat_id), group=True, priority=Priority.ALERT)
 
-    async def send(self, chat_id: int, reply: Reply) -> SendResult:
-        channel = self.client.get_partial_messageable(chat_id)
+    async def send(self, chat_id: int, reply: Reply, thread_id: int | None = None) -> SendResult:
+        """Send after ``wait_turn``: the first message goes in the slot it granted, later ones wait for theirs."""
+        channel = self.client.get_partial_messageable(thread_id or chat_id)
+        lane = str(thread_id or chat_id)
         try:
-            for embeds in render_embeds(reply):
+            for i, embeds in enumerate(render_embeds(reply)):
+                if i:
+                    await self.pacer.acquire(lane, group=True, priority=Priority.ALERT)
                 await channel.send(embeds=embeds)
         except discord.RateLimited as e:  # longer than the client's max_ratelimit_timeout
-            return SendResult(Outcome.RETRY, retry_after_s=max(1.0, e.retry_after), detail="429 (long)")
+            wait = max(1.0, e.retry_after)
+            self.pacer.flood(lane, wait)
+            return SendResult(Outcome.RETRY, retry_after_s=wait, detail="429 (long)")
         except (discord.Forbidden, discord.NotFound) as e:
             return SendResult(Outcome.GONE, detail=f"{e.status} {e.code}: {e.text}")
         except discord.DiscordServerError as e:
             return SendResult(Outcome.RETRY, detail=f"{e.status}: {e.text}")
         except discord.HTTPException as e:
             if e.status == 429:  # without Via (a proxy's limit) or after discord.py's own retries
-                return SendResult(Outcome.RETRY, retry_after_s=_retry_after(e), detail="429")
+                wait = _retry_after(e)
+                self.pacer.flood(lane, wait, whole_bot=_is_global(e))
+                return SendResult(Outcome.RETRY, retry_after_s=wait, detail="429")
             if e.status >= 500:
                 return SendResult(Outcome.RETRY, detail=f"{e.status}: {e.text}")
             return SendResult(Outcome.FAILED, detail=f"{e.status} {e.code}: {e.text}")

@@ -1,16 +1,17 @@
-"""Telegram side of alert delivery: send one alert, map PTB errors to delivery outcomes."""
+"""Telegram side of alert delivery: send one alert (paced as an alert), map PTB errors to delivery outcomes."""
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
-from telegram import Bot
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.ext import ExtBot
 
 from core.alerts.delivery import Outcome, SendResult
+from core.pacer import Priority
 from core.reply import Reply
+from handlers.telegram.pacing import PacedRateLimiter, is_group_chat, retry_after_s
 from handlers.telegram.render import render_html
 
 log = logging.getLogger(__name__)
@@ -19,28 +20,29 @@ _GONE = ("chat not found", "bot was kicked", "bot is not a member", "group chat 
          "have no rights to send", "not enough rights")
 
 
-def _seconds(value: float | timedelta) -> float:
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
-
-
 class TelegramSender:
-    """Sends alerts through a PTB Bot (use the Application's bot: its connection pool is large)."""
+    """Sends alerts through the Application's bot: its rate limiter is the token's one pacer."""
 
     platform = "tg"
 
-    def __init__(self, bot: Bot) -> None:
+    def __init__(self, bot: ExtBot) -> None:  # type: ignore[type-arg]  # any callback-data cache
         self.bot = bot
 
-    def is_group(self, chat_id: int) -> bool:
-        return chat_id < 0
+    async def wait_turn(self, chat_id: int, thread_id: int | None = None) -> None:
+        """Until the token's pacer grants this chat a slot (the first part of the next send uses it)."""
+        limiter = self.bot.rate_limiter
+        assert isinstance(limiter, PacedRateLimiter), "the bot must be built with the PacedRateLimiter"
+        await limiter.pacer.acquire(str(chat_id), group=is_group_chat(chat_id), priority=Priority.ALERT)
 
-    async def send(self, chat_id: int, reply: Reply) -> SendResult:
+    async def send(self, chat_id: int, reply: Reply, thread_id: int | None = None) -> SendResult:
+        """Send after ``wait_turn``: the first part goes in the slot it granted, later parts wait for theirs."""
         try:
-            for chunk in render_html(reply):
+            for i, chunk in enumerate(render_html(reply)):
                 await self.bot.send_message(chat_id, chunk, parse_mode=ParseMode.HTML,
-                                            disable_web_page_preview=True)
+                                            disable_web_page_preview=True, message_thread_id=thread_id,
+                                            rate_limit_args=Priority.ALERT_PREPAID if i == 0 else Priority.ALERT)
         except RetryAfter as e:
-            return SendResult(Outcome.RETRY, retry_after_s=max(1.0, _seconds(e.retry_after)), detail="429")
+            return SendResult(Outcome.RETRY, retry_after_s=max(1.0, retry_after_s(e.retry_after)), detail="429")
         except ChatMigrated as e:
             return SendResult(Outcome.MIGRATED, new_chat_id=e.new_chat_id, detail="migrated")
         except Forbidden as e:

@@ -17,15 +17,15 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
-from telegram import Bot
-from telegram.ext import ApplicationBuilder
+from telegram.ext import ApplicationBuilder, ExtBot
 
 import handlers.telegram  # noqa: F401  # sets PTB_TIMEDELTA before PTB builds a RetryAfter
 from core.alerts.delivery import DeliveryWorker
-from core.alerts.pacing import TELEGRAM_LIMITS, Limits, Pacer
 from core.alerts.rules import Rule
 from core.alerts.store import AlertStore
 from core.keys import Keys
+from core.pacer import TELEGRAM_LIMITS, Limits, Pacer
+from handlers.telegram.pacing import PacedRateLimiter
 from handlers.telegram.push import TelegramSender
 from tests.events import event_for, tagged
 from tests.fakes.telegram import TOKEN, ApiError, BotApiDouble, Sent, _Window
@@ -50,9 +50,14 @@ async def double() -> AsyncIterator[BotApiDouble]:
         yield d
 
 
-@pytest.fixture
-async def bot(double: BotApiDouble) -> AsyncIterator[Bot]:
-    app = ApplicationBuilder().token(TOKEN).base_url(double.base_url).base_file_url(double.base_file_url).build()
+Bot = ExtBot[None]
+
+
+@contextlib.asynccontextmanager
+async def paced_bot(double: BotApiDouble, limits: Limits = TELEGRAM_LIMITS) -> AsyncIterator[Bot]:
+    """The Application's bot with the token's pacer as its rate limiter, as the front end builds it."""
+    app = (ApplicationBuilder().token(TOKEN).base_url(double.base_url).base_file_url(double.base_file_url)
+           .rate_limiter(PacedRateLimiter(limits)).build())
     await app.initialize()
     try:
         yield app.bot
@@ -60,16 +65,27 @@ async def bot(double: BotApiDouble) -> AsyncIterator[Bot]:
         await app.shutdown()
 
 
+def pacer_of(bot: Bot) -> Pacer:
+    limiter = bot.rate_limiter
+    assert isinstance(limiter, PacedRateLimiter)
+    return limiter.pacer
+
+
+@pytest.fixture
+async def bot(double: BotApiDouble) -> AsyncIterator[Bot]:
+    async with paced_bot(double) as b:
+        yield b
+
+
 @pytest.fixture
 def store(redis: Redis, keys: Keys) -> AlertStore:
     return AlertStore(redis, keys)
 
 
-def worker(store: AlertStore, bot: Bot, consumer: str = "w1", *, limits: Limits = TELEGRAM_LIMITS,
-           **kw: Any) -> DeliveryWorker:
+def worker(store: AlertStore, bot: Bot, consumer: str = "w1", **kw: Any) -> DeliveryWorker:
     kw.setdefault("claim_idle_ms", 300)
     kw.setdefault("render", tagged())
-    return DeliveryWorker(store, TelegramSender(bot), group=GROUP, consumer=consumer, limits=limits, **kw)
+    return DeliveryWorker(store, TelegramSender(bot), group=GROUP, consumer=consumer, **kw)
 
 
 async def fire(store: AlertStore, *rules: Rule) -> list[str]:
@@ -289,20 +305,22 @@ async def test_stop_mid_broadcast_then_another_consumer_finishes_without_duplica
     slow = -2001  # first in target order ("tg:-2001" sorts first): its 429 is still waiting when the first worker stops
     double.fail_next(slow, "429", retry_after=5)
     slow_limits = Limits(global_per_s=20.0, private=TELEGRAM_LIMITS.private, group=TELEGRAM_LIMITS.group)
-    a = worker(store, bot, "a", limits=slow_limits)
-    await a.ensure_group()
-    [alert_id] = await fire(store, rule())
-    async with running(a):
-        await double.wait_sent(20, timeout=5)
+    async with paced_bot(double, slow_limits) as slow_bot:
+        a = worker(store, slow_bot, "a")
+        await a.ensure_group()
+        [alert_id] = await fire(store, rule())
+        async with running(a):
+            await double.wait_sent(20, timeout=5)
     delivered_by_a = len(double.sent)
     assert 20 <= delivered_by_a < len(chats) - 10
     assert slow not in copies(double)
     assert await pending_count(redis, keys) == 1  # left pending for a reclaimer
     assert await record(redis, keys, alert_id, tg(slow)) == "pending:a"
 
-    b = worker(store, bot, "b", limits=slow_limits)
-    async with running(b):
-        await wait_done(redis, keys, alert_id, timeout=15)
+    async with paced_bot(double, slow_limits) as slow_bot:
+        b = worker(store, slow_bot, "b")
+        async with running(b):
+            await wait_done(redis, keys, alert_id, timeout=15)
     got = copies(double)
     assert set(got) == set(chats), set(chats) - set(got)
     assert all(n == 1 for n in got.values()), {c: n for c, n in got.items() if n > 1}
@@ -342,7 +360,7 @@ async def test_group_near_its_minute_budget_waits_instead_of_429(
     history = [now - 59.0 + 0.1 * i for i in range(19)]  # 19 sends in the last 59 s (both sides saw them)
     window = _Window(20, 60.0)
     for t in history:
-        w.pacer.record(tg(group), t)
+        pacer_of(bot).record(str(group), t)
         window.add(t)
     double._chat_windows[group] = window
     await w.ensure_group()

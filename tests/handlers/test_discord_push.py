@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 import pytest
 
 from core.alerts.delivery import DeliveryWorker, Outcome
-from core.alerts.pacing import DISCORD_LIMITS
 from core.alerts.rules import Rule
 from core.alerts.store import AlertStore
 from core.commands import CommandCore
@@ -32,7 +31,7 @@ ALERT = Reply(title="BTC funding above +0.0500%/8h",
 @pytest.fixture
 async def worker(frontend: DiscordFrontend, core: CommandCore) -> AsyncIterator[DeliveryWorker]:
     store = AlertStore(core.store.redis, core.store.keys)
-    w = DeliveryWorker(store, DiscordSender(frontend.client), group="discord", consumer="test", limits=DISCORD_LIMITS,
+    w = DeliveryWorker(store, DiscordSender(frontend.client, frontend.pacer), group="discord", consumer="test",
                        max_backoff_s=0.2, render=lambda e: ALERT)
     await w.ensure_group()  # before anything fires
     stop = asyncio.Event()
@@ -104,8 +103,8 @@ async def test_forbidden_or_missing_channel_is_unsubscribed(dd: DiscordDouble, w
 
 
 async def test_sender_outcomes(dd: DiscordDouble, frontend: DiscordFrontend) -> None:
-    sender = DiscordSender(frontend.client)
-    assert sender.platform == "dc" and sender.is_group(CHAN)
+    sender = DiscordSender(frontend.client, frontend.pacer)
+    assert sender.platform == "dc"
     assert (await sender.send(CHAN, ALERT)).outcome is Outcome.OK
     dd.fail_next(CHAN, 400)
     failed = await sender.send(CHAN, ALERT)
