@@ -16,6 +16,7 @@ from core.quotas import Quotas
 from core.reply import Reply, Table, UserError
 
 MAX_CHAT_RULES = 50
+ALERTS_PAGE_ROWS = 20  # rules per /alerts page: one page always fits one message
 _STATE_TEXT = {"a": "armed", "f": "fired, waiting to re-arm", "+": "above", "-": "below", "?": "waiting for data"}
 
 
@@ -65,9 +66,16 @@ class AlertCommands:
     async def _can_manage_chat(self, ctx: ChatContext) -> bool:
         return not ctx.is_group or await ctx.chat_admin()
 
+    async def _may_manage_alerts(self, ctx: ChatContext) -> bool:
+        """In a group, only its administrators (and bot admins) change what it receives."""
+        return await self._can_manage_chat(ctx) or await self.is_bot_admin(ctx)
+
     # subscriptions --------------------------------------------------------------------
     async def subscribe(self, args: list[str], ctx: ChatContext) -> Reply:
-        """/subscribe <funding|basis|all> <asset>: this chat receives that topic's alerts."""
+        """/subscribe <funding|basis|all> <asset>: this chat receives that topic's alerts (group admins in groups)."""
+        if not await self._may_manage_alerts(ctx):
+            return Reply.fail("Only this group's administrators can subscribe it to alerts; "
+                              "/alerts shows what it receives.")
         topics = self._topics(args, "subscribe")
         if self.quotas is not None:
             topics = await self.quotas.listed_topics(topics)
@@ -79,7 +87,9 @@ class AlertCommands:
                      blocks=("See the rules with /alerts; silence for a while with /mute 2h.",))
 
     async def unsubscribe(self, args: list[str], ctx: ChatContext) -> Reply:
-        """/unsubscribe <funding|basis|all> <asset>, or /unsubscribe all."""
+        """/unsubscribe <funding|basis|all> <asset>, or /unsubscribe all (group admins in groups)."""
+        if not await self._may_manage_alerts(ctx):
+            return Reply.fail("Only this group's administrators can unsubscribe it; /alerts shows what it receives.")
         if [a.lower() for a in args] == ["all"]:
             removed = await self.store.unsubscribe(ctx.target)
         else:
@@ -89,7 +99,10 @@ class AlertCommands:
         return Reply(title=f"Unsubscribed from {', '.join(t.replace(':', ' ') for t in removed)}.")
 
     async def alerts(self, args: list[str], ctx: ChatContext) -> Reply:
-        """/alerts: what this chat receives: topics, each rule, its threshold and state."""
+        """/alerts [page]: what this chat receives: topics, each rule, its threshold and state."""
+        if len(args) > 1 or (args and not (args[0].isdigit() and 1 <= int(args[0]) <= 9999)):
+            raise UserError("Usage: /alerts, or /alerts <page> for a later page, e.g. /alerts 2")
+        page = int(args[0]) if args else 1
         topics = await self.store.topics_of(ctx.target)
         mine, states = await self.store.rules_in(
             [*(self.store.keys.rules_topic(t) for t in topics), self.store.keys.rules_target(ctx.target)])
@@ -101,12 +114,24 @@ class AlertCommands:
             return Reply(title="This chat receives no alerts.",
                          blocks=("Subscribe with /subscribe funding btc or /subscribe all eth.",))
         if topics:
-            blocks.append("Subscribed: " + ", ".join(t.replace(":", " ") for t in topics))
-        if mine:
-            blocks.append(self._rules_table(mine, states))
-        else:
+            listed = ", ".join(t.replace(":", " ") for t in topics)
+            if len(listed) > 600:  # hundreds of topics: the page stays readable
+                listed = f"{listed[:600]}… ({len(topics)} topics)"
+            blocks.append("Subscribed: " + listed)
+        if not mine:
             blocks.append("No rules for these topics yet: an admin adds them with /threshold set.")
-        return Reply(title="Alerts for this chat", blocks=tuple(blocks))
+            return Reply(title="Alerts for this chat", blocks=tuple(blocks))
+        table = self._rules_table(mine, states)
+        pages = max(1, -(-len(table.rows) // ALERTS_PAGE_ROWS))
+        page = min(page, pages)
+        rows = table.rows[(page - 1) * ALERTS_PAGE_ROWS:page * ALERTS_PAGE_ROWS]
+        blocks.append(Table(header=table.header, rows=rows, align=table.align))
+        if pages == 1:
+            return Reply(title="Alerts for this chat", blocks=tuple(blocks))
+        more = f"alerts {page + 1}" if page < pages else None
+        footer = f"Page {page} of {pages} ({len(table.rows)} rules)" + (f" · next: /{more}" if more else "")
+        return Reply(title=f"Alerts for this chat · page {page}/{pages}", blocks=tuple(blocks), footer=footer,
+                     next_page=more)
 
     @staticmethod
     def _rules_table(rules: list[Rule], states: dict[str, RuleState]) -> Table:

@@ -39,6 +39,8 @@ async def test_threshold_subscribe_fire_once_hysteresis_cooldown(exchanges: Exch
                                            "cooldown 1h", user=ADMIN)
         assert "Rule r1 set" in reply, reply
         assert "receive funding BTC alerts" in await say(telegram, 501, "/subscribe funding btc", user=501)
+        assert "administrators" in await say(telegram, -1001, "/subscribe all btc", user=700, group=True)
+        telegram.set_admins(-1001, [700])
         assert "funding BTC" in await say(telegram, -1001, "/subscribe all btc", user=700, group=True)
         assert "eth" in (await say(telegram, 502, "/subscribe funding eth", user=502)).lower()
         # a plain member may not set rules; the group's administrator sets one only the group receives

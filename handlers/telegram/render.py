@@ -11,13 +11,41 @@ TELEGRAM_LIMIT = 4096
 _BUDGET = TELEGRAM_LIMIT - 96  # headroom for the <pre> wrapper when a table is split
 
 
+def _pieces(raw: str, budget: int) -> list[str]:
+    """Raw text cut so that each piece, escaped, fits ``budget``: at a line break, else a space, else anywhere.
+
+    Cutting the raw text (then escaping each piece) can never split an entity such as ``&amp;``.
+    """
+    out: list[str] = []
+    while raw.strip():
+        if len(escape(raw)) <= budget:
+            out.append(raw)
+            break
+        lo, hi = 1, min(len(raw), budget)  # the longest prefix whose escaped form fits
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if len(escape(raw[:mid])) <= budget:
+                lo = mid
+            else:
+                hi = mid - 1
+        cut = raw.rfind("\n", 0, lo + 1)
+        if cut < lo // 2:
+            cut = raw.rfind(" ", 0, lo + 1)
+        if cut < lo // 2:
+            cut = lo
+        out.append(raw[:cut])
+        raw = raw[cut:].lstrip("\n ")
+    return [p for p in out if p.strip()]
+
+
 def _html_blocks(reply: Reply) -> list[str]:
-    title = f"<b>{escape(reply.title)}</b>" if not reply.error else escape(reply.title)
-    out = [title]
+    bold = not reply.error
+    out = [f"<b>{escape(p)}</b>" if bold else escape(p) for p in _pieces(reply.title, _BUDGET)]
     for b in reply.blocks:
         if isinstance(b, Table):
-            cap = f"<b>{escape(b.caption)}</b>\n" if b.caption else ""
-            lines = table_lines(b)
+            cap = f"<b>{escape(b.caption[:_BUDGET // 4])}</b>\n" if b.caption else ""
+            # a line wider than a message is cut (a monospace row that wide is unreadable anyway)
+            lines = [ln if len(escape(ln)) <= _BUDGET // 2 else ln[:_BUDGET // 12] + "…" for ln in table_lines(b)]
             # a table longer than one message is cut between rows, each part in its own <pre>
             chunk: list[str] = []
             for line in lines:
@@ -27,22 +55,14 @@ def _html_blocks(reply: Reply) -> list[str]:
                 chunk.append(line)
             out.append(cap + "<pre>" + escape("\n".join(chunk)) + "</pre>")
         else:
-            text = escape(b)
-            while len(text) > _BUDGET:
-                cut = text.rfind("\n", 0, _BUDGET)
-                cut = cut if cut > 0 else _BUDGET
-                while "&" in text[max(0, cut - 6):cut] and ";" not in text[text.rfind("&", 0, cut):cut]:
-                    cut -= 1  # never cut inside an entity such as &amp;
-                out.append(text[:cut])
-                text = text[cut:].lstrip("\n")
-            out.append(text)
+            out.extend(escape(p) for p in _pieces(b, _BUDGET))
     if reply.footer:
-        out.append(f"<i>{escape(reply.footer)}</i>")
+        out.extend(f"<i>{escape(p)}</i>" for p in _pieces(reply.footer, _BUDGET))
     return out
 
 
 def render_html(reply: Reply) -> list[str]:
-    """HTML parse-mode messages for one reply, joined greedily up to the limit."""
+    """HTML parse-mode messages for one reply, joined greedily up to the limit; never an empty one."""
     messages: list[str] = []
     current = ""
     for block in _html_blocks(reply):
@@ -50,8 +70,9 @@ def render_html(reply: Reply) -> list[str]:
         if len(candidate) <= TELEGRAM_LIMIT:
             current = candidate
         else:
-            messages.append(current)
+            if current:
+                messages.append(current)
             current = block
     if current:
         messages.append(current)
-    return messages
+    return messages or ["…"]

@@ -53,8 +53,34 @@ async def test_subscribe_unsubscribe_and_alerts_listing(core: CommandCore, store
 
 
 async def test_group_subscription_belongs_to_group(core: CommandCore, store: AlertStore) -> None:
-    await core.run("subscribe", ["basis", "eth"], ctx(7, -100500))
+    await core.run("subscribe", ["basis", "eth"], ctx(7, -100500, admin_of_chat=True))
     assert await store.subscribers("basis:ETH") == {"tg:-100500"}
+
+
+async def test_in_a_group_only_admins_manage_subscriptions(core: CommandCore, store: AlertStore) -> None:
+    """A member may read /alerts but neither subscribe, unsubscribe nor mute the group; bot admins may."""
+    group = -100600
+    assert not (await core.run("subscribe", ["funding", "btc"], ctx(7, group, admin_of_chat=True))).error
+    for cmd, args in (("subscribe", ["basis", "btc"]), ("unsubscribe", ["all"]), ("mute", ["2h"])):
+        refused = await core.run(cmd, args, ctx(8, group))
+        assert refused.error and "administrators" in refused.title, (cmd, refused)
+    assert await store.topics_of(f"tg:{group}") == ["funding:BTC"]
+    assert await store.mute_left_s(f"tg:{group}") == 0
+    assert not (await core.run("alerts", [], ctx(8, group))).error
+    assert not (await core.run("unsubscribe", ["all"], ctx(BOT_ADMIN, group))).error
+    assert await store.topics_of(f"tg:{group}") == []
+
+
+async def test_long_alerts_listing_is_paginated(core: CommandCore, store: AlertStore) -> None:
+    await core.run("subscribe", ["funding", "btc"], ctx(7))
+    for i in range(45):
+        await core.run("threshold", ["set", "funding", "btc", "above", f"{0.01 + i / 1000:.3f}%"], ctx(BOT_ADMIN))
+    first = await core.run("alerts", [], ctx(7))
+    assert first.next_page == "alerts 2" and "page 1/3" in first.title
+    last = await core.run("alerts", ["3"], ctx(7))
+    assert last.next_page is None and "45 rules" in (last.footer or "")
+    assert sum(len(b.rows) for r in (first, last) for b in r.blocks if not isinstance(b, str)) == 20 + 5
+    assert (await core.run("alerts", ["x"], ctx(7))).title.startswith("Usage: /alerts")
 
 
 async def test_bot_admin_sets_global_rule_with_options(core: CommandCore, store: AlertStore) -> None:

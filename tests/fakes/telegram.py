@@ -25,6 +25,13 @@ answers to its own exceptions exactly as it would for api.telegram.org:
 
 It is stricter than Telegram in one respect on purpose: with ``parse_mode=HTML`` a bare ``<``,
 ``>`` or ``&`` outside a tag or entity is rejected, so escaping bugs fail loudly in tests.
+
+Flood control (``enforce_limits``) follows Telegram's model: a send beyond a chat's window or the
+bot's overall rate is refused with 429 and ``retry_after``, and that scope (the chat, or the whole
+bot after an overall overrun) stays refused until ``retry_after`` has passed (a flood wait);
+``flood_wait`` imposes one directly. Groups also model forum topics (``message_thread_id``),
+callback queries (``push_callback``), edits (``push_edit``) and messages sent as a chat
+(``sender_chat``).
 """
 
 from __future__ import annotations
@@ -64,6 +71,7 @@ class Sent:
     link_preview_disabled: bool | None = None  # disable_web_page_preview / link_preview_options.is_disabled
     reply_markup: dict[str, Any] | None = None
     method: str = "sendMessage"
+    thread_id: int | None = None  # message_thread_id the client sent (a forum topic)
 
 
 class ApiError(Exception):
@@ -597,6 +605,8 @@ class BotApiDouble:
         self.errors: list[tuple[str, int, str]] = []  # (method, error_code, description) served
         self.unknown_methods: list[str] = []
         self.too_many_requests = 0
+        self.flood_refusals: dict[str, int] = {"chat": 0, "bot": 0}  # 429s by the scope that was overrun
+        self.callback_answers: list[dict[str, Any]] = []
         self.closed_by_client = False  # set by close/logOut
         self.commands: dict[str, list[dict[str, Any]]] = {}  # scope/lang key -> commands
 
@@ -618,6 +628,10 @@ class BotApiDouble:
         self._group_per_min: int | None = None
         self._global_window: _Window | None = None
         self._chat_windows: dict[int, _Window] = {}
+        self._group_window_s = 60.0
+        self._held_chats: dict[int, float] = {}  # chat -> monotonic time its flood wait ends
+        self._held_bot = 0.0
+        self._callback_ids = itertools.count(1)
 
         self._closing = False
         self._runner: web.AppRunner | None = None
@@ -636,6 +650,7 @@ class BotApiDouble:
             "setmycommands": self._set_my_commands,
             "deletemycommands": self._delete_my_commands,
             "getmycommands": self._get_my_commands,
+            "answercallbackquery": self._answer_callback_query,
         }
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -693,12 +708,22 @@ class BotApiDouble:
         first_name: str = "Trader",
         username: str | None = "trader",
         chat_title: str | None = None,
+        thread_id: int | None = None,
+        sender_chat: int | None = None,
     ) -> int:
+        """A user's message; ``thread_id`` puts it in a forum topic, ``sender_chat`` sends it as a chat:
+        the group itself (an anonymous admin, from GroupAnonymousBot) or a channel (from Channel_Bot)."""
         user: dict[str, Any] = {"id": user_id, "is_bot": False, "first_name": first_name}
         if username is not None:
             user["username"] = username
-        self._users[user_id] = user
+        if sender_chat is not None:
+            user = ({"id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"}
+                    if sender_chat == chat_id else
+                    {"id": 136817688, "is_bot": True, "first_name": "Channel", "username": "Channel_Bot"})
+        self._users[user["id"]] = user
         chat = self._chat(chat_id, chat_type=chat_type, title=chat_title, user=user)
+        if thread_id is not None:
+            chat["is_forum"] = True
         message: dict[str, Any] = {
             "message_id": self._new_message_id(chat_id),
             "date": int(time.time()),
@@ -706,11 +731,43 @@ class BotApiDouble:
             "from": user,
             "text": text,
         }
+        if thread_id is not None:
+            message["message_thread_id"] = thread_id
+            message["is_topic_message"] = True
+        if sender_chat is not None:
+            message["sender_chat"] = (dict(chat) if sender_chat == chat_id else
+                                      {"id": sender_chat, "type": "channel", "title": f"Channel {sender_chat}"})
         if text.startswith("/"):
             command = text.split(maxsplit=1)[0] if text.strip() else text
             message["entities"] = [{"type": "bot_command", "offset": 0, "length": _u16(command)}]
         self._messages.setdefault(chat_id, {})[message["message_id"]] = message
         return self.push_update({"message": message})
+
+    def push_edit(self, chat_id: int, message_id: int, text: str) -> int:
+        """The user edited one of their messages: an ``edited_message`` update."""
+        message = dict(self._messages[chat_id][message_id])
+        message["text"] = text
+        message["edit_date"] = int(time.time())
+        if text.startswith("/"):
+            message["entities"] = [{"type": "bot_command", "offset": 0, "length": _u16(text.split()[0])}]
+        self._messages[chat_id][message_id] = message
+        return self.push_update({"edited_message": message})
+
+    def push_callback(self, chat_id: int, message_id: int, data: str, *, user_id: int = 1001) -> str:
+        """A press on an inline button of one of the bot's messages; returns the callback query id."""
+        query_id = str(next(self._callback_ids))
+        message = self._messages[chat_id][message_id]
+        self.push_update({"callback_query": {"id": query_id, "from": self._user(user_id), "message": message,
+                                             "chat_instance": f"ci{chat_id}", "data": data}})
+        return query_id
+
+    def flood_wait(self, seconds: float, chat_id: int | None = None) -> None:
+        """Refuse every send to ``chat_id`` (or, when None, to every chat) with 429 for ``seconds``."""
+        until = time.monotonic() + seconds
+        if chat_id is None:
+            self._held_bot = until
+        else:
+            self._held_chats[chat_id] = until
 
     @property
     def pending_updates(self) -> int:
@@ -789,11 +846,14 @@ class BotApiDouble:
         global_per_s: float | None = 30,
         per_chat_per_s: float | None = 1,
         group_per_min: int | None = 20,
+        group_window_s: float = 60.0,
     ) -> None:
+        """Refuse what Telegram would; ``group_window_s`` shortens the group minute for fast tests."""
         self._limits = True
         self._global_rate = global_per_s
         self._chat_rate = per_chat_per_s
         self._group_per_min = group_per_min
+        self._group_window_s = group_window_s
         self._global_window = _Window.per_second(global_per_s) if global_per_s else None
         self._chat_windows = {}
 
@@ -910,14 +970,31 @@ class BotApiDouble:
             return queue.popleft()
         return self._fail_always.get(chat_id)
 
+    def _held(self, chat_id: int, now: float) -> None:
+        """A flood wait in force for the bot or this chat: 429 with the time that is left."""
+        until = max(self._held_bot, self._held_chats.get(chat_id, 0.0))
+        if until > now:
+            self.too_many_requests += 1
+            retry_after = max(1, math.ceil(until - now))
+            raise ApiError(429, f"Too Many Requests: retry after {retry_after}", {"retry_after": retry_after})
+
     def _check_limits(self, chat_id: int, now: float) -> None:
+        self._held(chat_id, now)
+        if not self._limits:
+            return
+        if self._global_window is not None and (wait := self._global_window.wait(now)) > 0:
+            self.too_many_requests += 1
+            self.flood_refusals["bot"] += 1
+            retry_after = max(1, math.ceil(wait))
+            self._held_bot = now + retry_after  # an overall overrun: the whole bot waits
+            raise ApiError(429, f"Too Many Requests: retry after {retry_after}", {"retry_after": retry_after})
         windows: list[_Window] = []
         if self._global_window is not None:
             windows.append(self._global_window)
         chat_window = self._chat_windows.get(chat_id)
         if chat_window is None:
             if chat_id < 0 and self._group_per_min:
-                chat_window = _Window(self._group_per_min, 60.0)
+                chat_window = _Window(self._group_per_min, self._group_window_s)
             elif chat_id > 0 and self._chat_rate:
                 chat_window = _Window.per_second(self._chat_rate)
             if chat_window is not None:
@@ -927,7 +1004,9 @@ class BotApiDouble:
         wait = max((w.wait(now) for w in windows), default=0.0)
         if wait > 0:
             self.too_many_requests += 1
+            self.flood_refusals["chat"] += 1
             retry_after = max(1, math.ceil(wait))
+            self._held_chats[chat_id] = now + retry_after  # this chat waits out its flood wait
             raise ApiError(429, f"Too Many Requests: retry after {retry_after}", {"retry_after": retry_after})
         for w in windows:
             w.add(now)
@@ -1073,8 +1152,7 @@ class BotApiDouble:
         if reply_to is not None and reply_to not in messages and not allow_missing:
             raise ApiError(400, "Bad Request: message to be replied not found")
         now = time.monotonic()
-        if self._limits:
-            self._check_limits(chat_id, now)
+        self._check_limits(chat_id, now)
         message_id = self._new_message_id(chat_id)
         message: dict[str, Any] = {
             "message_id": message_id,
@@ -1085,6 +1163,12 @@ class BotApiDouble:
         }
         if entities:
             message["entities"] = entities
+        thread_id = params.get("message_thread_id")
+        if isinstance(thread_id, int):
+            message["message_thread_id"] = thread_id
+            message["is_topic_message"] = True
+        else:
+            thread_id = None
         reply_markup = params.get("reply_markup")
         if isinstance(reply_markup, dict) and "inline_keyboard" in reply_markup:
             message["reply_markup"] = reply_markup
@@ -1108,6 +1192,7 @@ class BotApiDouble:
                 reply_to=reply_to,
                 link_preview_disabled=preview_disabled,
                 reply_markup=reply_markup if isinstance(reply_markup, dict) else None,
+                thread_id=thread_id,
             )
         )
         if self._sent_waiters:
@@ -1127,6 +1212,7 @@ class BotApiDouble:
         if not isinstance(message_id, int):
             raise ApiError(400, "Bad Request: message identifier is not specified")
         plain, entities = self._parse_checked(text, parse_mode)
+        self._check_limits(chat_id, time.monotonic())
         message = self._messages.get(chat_id, {}).get(message_id)
         if message is None:
             raise ApiError(400, "Bad Request: message to edit not found")
@@ -1224,3 +1310,12 @@ class BotApiDouble:
 
     def _get_my_commands(self, params: dict[str, Any]) -> Any:
         return self.commands.get(self._commands_key(params.get("scope"), params.get("language_code")), [])
+
+    def _answer_callback_query(self, params: dict[str, Any]) -> Any:
+        if not params.get("callback_query_id"):
+            raise ApiError(400, "Bad Request: query is too old and response timeout expired or query ID is invalid")
+        text = params.get("text")
+        if isinstance(text, str) and len(text) > 200:
+            raise ApiError(400, "Bad Request: MESSAGE_TOO_LONG")
+        self.callback_answers.append(params)
+        return True

@@ -17,7 +17,7 @@ from handlers.discord.bot import DiscordFrontend
 from handlers.discord.push import DiscordSender
 from tests.events import event_for
 from tests.fakes.discord_server import DiscordDouble
-from tests.handlers.test_discord_bot import CHAN, CHAN2, NOW, ask, core, dd, frontend
+from tests.handlers.test_discord_bot import CHAN, CHAN2, MANAGER, NOW, ask, core, dd, frontend
 
 __all__ = ["core", "dd", "frontend"]  # fixtures shared with the front-end tests
 
@@ -55,8 +55,8 @@ async def until(predicate: object, within_s: float = 8.0) -> None:
 
 
 async def test_subscribed_channel_receives_the_alert_as_an_embed(dd: DiscordDouble, worker: DeliveryWorker) -> None:
-    await ask(dd, "subscribe", {"metric": "funding", "asset": "btc"}, channel=CHAN)
-    await ask(dd, "subscribe", {"metric": "basis", "asset": "btc"}, channel=CHAN2)  # another topic
+    await ask(dd, "subscribe", {"metric": "funding", "asset": "btc"}, channel=CHAN, user=MANAGER)
+    await ask(dd, "subscribe", {"metric": "basis", "asset": "btc"}, channel=CHAN2, user=MANAGER)  # another topic
     await ask(dd, "subscribe", {"metric": "funding", "asset": "btc"}, guild=None, channel=555)  # a DM channel
     await fire(worker)
     (msg,) = await dd.wait_channel_messages(CHAN)
@@ -69,7 +69,7 @@ async def test_subscribed_channel_receives_the_alert_as_an_embed(dd: DiscordDoub
 
 
 async def test_429_with_via_is_waited_out_by_discord_py(dd: DiscordDouble, worker: DeliveryWorker) -> None:
-    await ask(dd, "subscribe", {"metric": "funding", "asset": "btc"})
+    await ask(dd, "subscribe", {"metric": "funding", "asset": "btc"}, user=MANAGER)
     dd.fail_next(CHAN, 429, retry_after=0.1)
     await fire(worker)
     await dd.wait_channel_messages(CHAN)
@@ -79,7 +79,7 @@ async def test_429_with_via_is_waited_out_by_discord_py(dd: DiscordDouble, worke
 
 
 async def test_429_without_via_is_retried_by_the_worker(dd: DiscordDouble, worker: DeliveryWorker) -> None:
-    await ask(dd, "subscribe", {"metric": "funding", "asset": "btc"})
+    await ask(dd, "subscribe", {"metric": "funding", "asset": "btc"}, user=MANAGER)
     dd.fail_next(CHAN, 429, retry_after=0.1, via=False)  # discord.py raises: the worker waits Retry-After
     start = time.monotonic()
     await fire(worker)
@@ -91,8 +91,8 @@ async def test_429_without_via_is_retried_by_the_worker(dd: DiscordDouble, worke
 @pytest.mark.parametrize("status", [403, 404])
 async def test_forbidden_or_missing_channel_is_unsubscribed(dd: DiscordDouble, worker: DeliveryWorker,
                                                             status: int) -> None:
-    await ask(dd, "subscribe", {"metric": "all", "asset": "btc"}, channel=CHAN)
-    await ask(dd, "subscribe", {"metric": "funding", "asset": "btc"}, channel=CHAN2)
+    await ask(dd, "subscribe", {"metric": "all", "asset": "btc"}, channel=CHAN, user=MANAGER)
+    await ask(dd, "subscribe", {"metric": "funding", "asset": "btc"}, channel=CHAN2, user=MANAGER)
     dd.fail_next(CHAN, status)
     await fire(worker)
     await dd.wait_channel_messages(CHAN2)

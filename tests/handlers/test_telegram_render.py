@@ -46,3 +46,16 @@ def test_long_text_split_never_inside_entity() -> None:
     assert all(len(m) <= TELEGRAM_LIMIT for m in msgs)
     body = "".join(m.removeprefix("<b>t</b>\n\n") for m in msgs)
     assert body.replace("\n", "").count("&amp;") == 9000
+
+
+def test_over_long_title_and_line_are_cut_never_empty() -> None:
+    """A first part over the limit (a long /admin add argument) used to be sent as an empty message."""
+    word = "x" * 9000
+    for reply in (Reply(title=f"Unknown user {word}", error=True), Reply(title=word, blocks=(word + " " + word,)),
+                  Reply(title="t", blocks=(Table(header=("a",), rows=((word,),), align="l", caption=word),))):
+        msgs = render_html(reply)
+        assert msgs and all(0 < len(m) <= TELEGRAM_LIMIT and m.strip() for m in msgs), [len(m) for m in msgs]
+        for m in msgs:
+            p = _Balance()
+            p.feed(m)
+            assert p.stack == [] and p.text.strip()
