@@ -3,6 +3,7 @@
     async with TcpProxy("127.0.0.1", 6379) as proxy:
         client = Redis(host="127.0.0.1", port=proxy.port)
         proxy.cut_on = b"XADD"   # the next write carrying XADD never reaches Redis; the connection drops
+        proxy.cut_times = 5      # ... and the next 4 tries of it too (None: every one)
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ class TcpProxy:
     def __init__(self, host: str, port: int) -> None:
         self.host, self.target_port = host, port
         self.cut_on: bytes | None = None
+        self.cut_times: int | None = None  # stop cutting after this many cuts
         self.cuts = 0
         self.port = 0
         self._server: asyncio.Server | None = None
@@ -43,6 +45,8 @@ class TcpProxy:
                 while data := await src.read(65536):
                     if upstream and self.cut_on is not None and self.cut_on in data:
                         self.cuts += 1
+                        if self.cut_times is not None and self.cuts >= self.cut_times:
+                            self.cut_on = None
                         break  # drop this write and the connection: the command never ran
                     dst.write(data)
                     await dst.drain()
