@@ -70,12 +70,11 @@ class TelegramFrontend:
         msg = update.effective_message
         if msg is None:
             return
-        thread_id = msg.message_thread_id if msg.is_topic_message else None
         chunks = render_html(reply)
         for i, chunk in enumerate(chunks):
-            await self.app.bot.send_message(msg.chat_id, chunk, parse_mode=ParseMode.HTML,
-                                            disable_web_page_preview=True, message_thread_id=thread_id,
-                                            reply_markup=self._markup(reply) if i == len(chunks) - 1 else None)
+            # reply_text keeps the topic (message_thread_id of a topic message) and quotes the asker in groups
+            await msg.reply_text(chunk, parse_mode=ParseMode.HTML, disable_web_page_preview=True,
+                                 reply_markup=self._markup(reply) if i == len(chunks) - 1 else None)
 
     def _addressed_elsewhere(self, msg: Message) -> bool:
         """'/cmd@OtherBot' in a group is another bot's command; '/cmd' and '/cmd@thisbot' are ours."""

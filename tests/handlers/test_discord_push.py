@@ -115,3 +115,18 @@ async def test_sender_outcomes(dd: DiscordDouble, frontend: DiscordFrontend) -> 
     limited = await sender.send(CHAN, ALERT)
     assert limited.outcome is Outcome.RETRY and limited.retry_after_s == 2.5
     assert [m["embeds"][0]["title"] for m in dd.channel_messages[CHAN]] == [ALERT.title]
+
+
+async def test_a_limited_channel_waits_in_its_own_lane(dd: DiscordDouble, frontend: DiscordFrontend,
+                                                       worker: DeliveryWorker) -> None:
+    """A 429 for one channel holds that channel in the pacer; the next alerts reach the other one meanwhile."""
+    await ask(dd, "subscribe", {"metric": "funding", "asset": "btc"}, channel=CHAN, user=MANAGER)
+    await ask(dd, "subscribe", {"metric": "funding", "asset": "btc"}, channel=CHAN2, user=MANAGER)
+    dd.fail_next(CHAN, 429, retry_after=0.1, via=False)  # Retry-After: 1
+    start = time.monotonic()
+    await fire(worker)
+    await fire(worker)
+    assert len(await dd.wait_channel_messages(CHAN2, 2)) == 2
+    assert time.monotonic() - start < 0.9 and CHAN not in dd.channel_messages
+    assert len(await dd.wait_channel_messages(CHAN, 2)) == 2
+    assert (frontend.pacer.stats.lane_holds, frontend.pacer.stats.global_holds) == (1, 0)
