@@ -36,28 +36,33 @@ import aiohttp
 from redis.asyncio import Redis
 
 import handlers.telegram  # noqa: F401  # PTB_TIMEDELTA before PTB builds a RetryAfter
-from core.alert_commands import AlertCommands, AlertCommandSettings
 from core.alerts.delivery import DeliveryWorker
+from core.alerts.events import AlertEvent
 from core.alerts.rules import Rule
-from core.alerts.store import AlertStore, FiredAlert
-from core.commands import CommandCore, CoreSettings
+from core.alerts.store import AlertStore
 from core.keys import Keys
 from core.pacer import TELEGRAM_LIMITS
 from core.reply import Reply, Table
 from core.store import MarketStore
 from handlers.telegram.bot import TelegramFrontend
 from handlers.telegram.push import TelegramSender
+from tests.builders import command_core
+from tests.events import event_for
 from tests.fakes.telegram import TOKEN
 
 ALLOWED_PER_S = 30.0  # Telegram's overall limit, as the double enforces it
 
 
-def alert(tag: str, metric: str, asset: str) -> FiredAlert:
+def alert(tag: str, metric: str, asset: str) -> AlertEvent:
     rule = Rule(id=tag, metric=metric, asset=asset, kind="above", threshold=0.0005, venue="max", cooldown_s=0,
-                hysteresis=0.0)
-    reply = Reply(title=f"{asset} {metric} above +0.0500%/8h [{tag}]", blocks=(
+                hysteresis=0.0, selector="max")
+    return event_for(rule)
+
+
+def render(e: AlertEvent) -> Reply:
+    """A message of an alert's usual size, tagged with its rule id so each copy can be counted."""
+    return Reply(title=f"{e.asset} {e.metric} above +0.0500%/8h [{e.rule_id}]", blocks=(
         Table(header=("venue", "funding/8h"), rows=(("binance", "+0.0612%"), ("okx", "+0.0588%")), align="lr"),))
-    return FiredAlert(rule, reply, int(time.time() * 1000))
 
 
 async def start_double() -> tuple[asyncio.subprocess.Process, int, int]:
@@ -98,8 +103,7 @@ async def main() -> None:
     keys = Keys(prefix=f"bench{uuid.uuid4().hex[:8]}")
     store = AlertStore(redis, keys)
     http = aiohttp.ClientSession(f"http://127.0.0.1:{control_port}")
-    core = CommandCore(MarketStore(redis, keys, retention_ms=1), CoreSettings(venues=("okx",)),
-                       alerts=AlertCommands(store, AlertCommandSettings(venues=("okx",))))
+    core = command_core(MarketStore(redis, keys, retention_ms=1), ("okx",))
     fe = TelegramFrontend(core, token=TOKEN, base_url=f"http://127.0.0.1:{api_port}/bot",
                           base_file_url=f"http://127.0.0.1:{api_port}/file/bot", poll_timeout_s=5,
                           limits=TELEGRAM_LIMITS)
@@ -111,7 +115,7 @@ async def main() -> None:
                 pipe.sadd(keys.chat_topics(f"tg:{c}"), topic)
         await pipe.execute()
         await fe.start()
-        worker = DeliveryWorker(store, TelegramSender(fe.app.bot), group="telegram", consumer="bench")
+        worker = DeliveryWorker(store, TelegramSender(fe.app.bot), group="telegram", consumer="bench", render=render)
         await worker.ensure_group()
 
         fired = [alert("a0", "funding", "BTC")]

@@ -330,6 +330,10 @@ class DeliveryWorker:
             # a retry claims again (a no-op while the record is still ours) so that it never sends what
             # another consumer took over meanwhile; only a first attempt on a reclaimed entry takes over
             takeover = "1" if entry.reclaimed and attempts == 0 else "0"
+            # the slot first, then the claim: only lanes about to send touch Redis (a few at a time, at the
+            # send rate, not thousands of waiting lanes at once), and "pending" marks a send about to happen
+            if not await self._turn(chat_id, thread_id):
+                return False  # stopped before this send started: nothing is in flight
             try:
                 claimed = await self._claim(keys=[key], args=[mine, RECORD_TTL_S, takeover])
             except (RedisError, OSError) as e:
@@ -341,8 +345,6 @@ class DeliveryWorker:
             if not claimed:
                 self.stats.skipped += 1
                 return True
-            if not await self._turn(chat_id, thread_id):
-                return False  # stopped before this send started: nothing is in flight
             try:
                 result = await self.sender.send(chat_id, entry.reply, thread_id)
             except Exception as e:  # an adapter bug must not take the lane down

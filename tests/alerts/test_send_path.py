@@ -21,9 +21,7 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from core.alert_commands import AlertCommands, AlertCommandSettings
 from core.alerts.store import AlertStore
-from core.commands import CommandCore, CoreSettings
 from core.keys import Keys
 from core.pacer import TELEGRAM_LIMITS, Limits, Pacer, Priority
 from core.store import MarketStore
@@ -43,6 +41,7 @@ from tests.alerts.test_delivery import (
     wait_done,
     worker,
 )
+from tests.builders import command_core
 from tests.fakes.tcp_proxy import TcpProxy
 from tests.fakes.telegram import TOKEN, BotApiDouble
 
@@ -52,8 +51,7 @@ __all__ = ["bot", "double", "store"]  # fixtures shared with the delivery tests
 @contextlib.asynccontextmanager
 async def frontend(redis: Redis, keys: Keys, double: BotApiDouble, limits: Limits) -> AsyncIterator[TelegramFrontend]:
     """The Telegram front end (commands) whose bot the delivery worker also sends alerts through."""
-    alerts = AlertCommands(AlertStore(redis, keys), AlertCommandSettings(venues=("okx",)))
-    core = CommandCore(MarketStore(redis, keys, retention_ms=1), CoreSettings(venues=("okx",)), alerts=alerts)
+    core = command_core(MarketStore(redis, keys, retention_ms=1), ("okx",))
     fe = TelegramFrontend(core, token=TOKEN, base_url=double.base_url, base_file_url=double.base_file_url,
                           poll_timeout_s=1, limits=limits)
     await fe.start()

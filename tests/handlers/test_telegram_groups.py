@@ -10,17 +10,16 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from core.alert_commands import AlertCommands, AlertCommandSettings
 from core.alerts.delivery import DeliveryWorker
 from core.alerts.rules import Rule
-from core.alerts.store import AlertStore, FiredAlert
-from core.commands import CommandCore, CoreSettings
+from core.alerts.store import AlertStore
 from core.keys import Keys
 from core.pacer import Limits
-from core.reply import Reply
 from core.store import MarketStore
 from handlers.telegram.bot import TelegramFrontend
 from handlers.telegram.push import TelegramSender
+from tests.builders import command_core
+from tests.events import event_for, tagged
 from tests.fakes.telegram import TOKEN, BotApiDouble, Sent
 
 VENUES = ("binanceusdm", "okx")
@@ -40,8 +39,7 @@ def store(redis: Redis, keys: Keys) -> AlertStore:
 @pytest.fixture
 async def frontend(redis: Redis, keys: Keys, store: AlertStore, telegram: BotApiDouble
                    ) -> AsyncIterator[TelegramFrontend]:
-    alerts = AlertCommands(store, AlertCommandSettings(venues=VENUES, bot_admins={"tg": frozenset({str(BOT_ADMIN)})}))
-    core = CommandCore(MarketStore(redis, keys, retention_ms=1), CoreSettings(venues=VENUES), alerts=alerts)
+    core = command_core(MarketStore(redis, keys, retention_ms=1), VENUES, admins={"tg": frozenset({str(BOT_ADMIN)})})
     fe = TelegramFrontend(core, token=TOKEN, base_url=telegram.base_url, base_file_url=telegram.base_file_url,
                           poll_timeout_s=1, limits=FAST)
     telegram.set_admins(GROUP, [GROUP_ADMIN])
@@ -113,7 +111,7 @@ async def test_members_may_not_unsubscribe_or_mute_a_group(
     for text in ("/unsubscribe all", "/subscribe basis eth", "/mute 1h"):
         refused = await say(telegram, GROUP, text, user=MEMBER)
         assert "Only this group's administrators" in refused.plain, refused.plain
-    assert await store.topics_of(f"tg:{GROUP}") == ["basis:BTC", "flows:BTC", "funding:BTC"]
+    assert await store.topics_of(f"tg:{GROUP}") == ["basis:BTC", "flows:BTC", "funding:BTC", "oi:BTC"]
     help_text = (await say(telegram, GROUP, "/help")).plain
     assert "receive that topic's alerts (in groups: admins)" in help_text
     assert "Unsubscribed" in (await say(telegram, GROUP, "/unsubscribe all", user=GROUP_ADMIN)).plain
@@ -128,12 +126,13 @@ async def test_topic_subscription_is_delivered_into_its_topic_and_replies_stay_i
     assert (await say(telegram, GROUP, "/help")).thread_id is None  # General
     assert await store.subscribers("funding:BTC") == {f"tg:{GROUP}/17"}
 
-    worker = DeliveryWorker(store, TelegramSender(frontend.app.bot), group="telegram", consumer="t", claim_idle_ms=500)
+    worker = DeliveryWorker(store, TelegramSender(frontend.app.bot), group="telegram", consumer="t", claim_idle_ms=500,
+                            render=tagged())
     await worker.ensure_group()
     rule = Rule(id="r1", metric="funding", asset="BTC", kind="above", threshold=0.0005, venue="max", cooldown_s=0,
-                hysteresis=0.0)
+                hysteresis=0.0, selector="max")
     seen = len(telegram.sent_to(GROUP))
-    await store.commit([], [FiredAlert(rule, Reply(title="BTC funding above +0.0500%/8h"), int(time.time() * 1000))])
+    await store.commit([], [event_for(rule)])
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
     try:
