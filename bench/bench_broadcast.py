@@ -1,6 +1,7 @@
 """Benchmark: alert fan-out to 2,000 Telegram chats with a steady command load, under Telegram's flood model.
 
-The Bot API double runs in its own process (bench/botapi_process.py) and enforces Telegram's limits:
+The bot side paces as the bot process does (the token's budget shared through Redis). The Bot API double
+runs in its own process (bench/botapi_process.py) and enforces Telegram's limits:
 30/s overall, 1/s per private chat, 20/min per group, and a 429 holds its scope (the chat, or the whole
 bot) for retry_after. The bot side is the real one: the Telegram front end answering commands by
 polling, the DeliveryWorker sending alerts through the same bot (one pacer for the token), python-
@@ -43,6 +44,7 @@ from core.alerts.store import AlertStore
 from core.keys import Keys
 from core.pacer import TELEGRAM_LIMITS
 from core.reply import Reply, Table
+from core.shared_budget import SharedBudget
 from core.store import MarketStore
 from handlers.telegram.bot import TelegramFrontend
 from handlers.telegram.push import TelegramSender
@@ -106,7 +108,7 @@ async def main() -> None:
     core = command_core(MarketStore(redis, keys, retention_ms=1), ("okx",))
     fe = TelegramFrontend(core, token=TOKEN, base_url=f"http://127.0.0.1:{api_port}/bot",
                           base_file_url=f"http://127.0.0.1:{api_port}/file/bot", poll_timeout_s=5,
-                          limits=TELEGRAM_LIMITS)
+                          limits=TELEGRAM_LIMITS, shared=SharedBudget(redis, keys, "tg", TELEGRAM_LIMITS))
     try:
         pipe = redis.pipeline(transaction=False)
         for topic, audience in (("funding:BTC", chats), ("basis:BTC", burst_chats), ("funding:ETH", group_burst_chats)):

@@ -40,6 +40,7 @@ from core.keys import Keys
 from core.metrics.registry import Registry
 from core.pacer import DISCORD_LIMITS, TELEGRAM_LIMITS
 from core.quotas import Quotas
+from core.shared_budget import SharedBudget
 from core.store import MarketStore
 from handlers.console.push import ConsoleSender
 from handlers.console.repl import Console
@@ -237,10 +238,11 @@ async def chat_loops(wr: Wiring, *, telegram: bool, discord: bool, console: bool
     s, a = wr.settings, wr.settings.alerts
     senders: list[tuple[str, Sender, frozenset[str]]] = []
     loops: list[Loop] = []
-    if telegram:
+    if telegram:  # every process sending with a token shares its budget through Redis
+        tg_limits = replace(TELEGRAM_LIMITS, global_per_s=a.telegram_rate_per_s)
         tg = TelegramFrontend(wr.core, token=s.telegram.token.get(), base_url=s.telegram.base_url,
                               base_file_url=s.telegram.base_file_url, poll_timeout_s=s.telegram.poll_timeout_s,
-                              limits=replace(TELEGRAM_LIMITS, global_per_s=a.telegram_rate_per_s))
+                              limits=tg_limits, shared=SharedBudget(wr.redis, wr.keys, "tg", tg_limits))
         await tg.start(poll=False)  # polling starts once this process holds the poller lease
         wr.stack.push_async_callback(tg.stop)
         # chat replicas: one polls Telegram, the others stand by (and deliver)
@@ -248,10 +250,11 @@ async def chat_loops(wr: Wiring, *, telegram: bool, discord: bool, console: bool
         loops.append(functools.partial(while_leased, poller, "telegram-poller", tg.start_polling, tg.stop_polling))
         senders.append(("telegram", TelegramSender(tg.app.bot), a.telegram_admins))
     if discord:
+        dc_limits = replace(DISCORD_LIMITS, global_per_s=a.discord_rate_per_s)
         dc = DiscordFrontend(wr.core, token=s.discord.token.get(), application_id=s.discord.application_id,
                              guild_ids=list(s.discord.guild_ids) or None,
                              sync_state=RedisSyncState(wr.redis, wr.keys.discord_commands()),
-                             limits=replace(DISCORD_LIMITS, global_per_s=a.discord_rate_per_s))
+                             limits=dc_limits, shared=SharedBudget(wr.redis, wr.keys, "dc", dc_limits))
         await dc.start(connect=False)  # the gateway connects once this process holds the gateway lease
         wr.stack.push_async_callback(dc.stop)
         # every gateway session of a token receives each slash command: one replica connects, the others wait

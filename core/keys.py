@@ -130,3 +130,12 @@ class Keys:
     def admins(self, platform: str) -> str:
         """SET of user ids made bot admins by /admin add (config admins are added to these)."""
         return f"{self.base}:admins:{platform}"
+
+    # send pacing shared by the processes that send with one token -------------------------
+    def pace_slot(self, platform: str) -> str:
+        """STRING: the next free global send slot (Redis TIME seconds) for one platform's token."""
+        return f"{self.base}:pace:{platform}:slot"
+
+    def pace_lane(self, platform: str, lane: str) -> str:
+        """ZSET of one chat's recent send times (Redis TIME seconds), expiring after the longest window."""
+        return f"{self.base}:pace:{platform}:lane:{lane}"

@@ -18,11 +18,15 @@ import asyncio
 import contextlib
 import heapq
 import itertools
+import logging
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Protocol
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +60,22 @@ class Priority(IntEnum):
 GLOBAL_FLOOD_WINDOW_S = 1.0
 
 
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """``wait_s`` until the reserved slot (``lane_closed``: nothing reserved, the lane opens in ``wait_s``)."""
+
+    wait_s: float
+    lane_closed: bool = False
+
+
+class SharedSlots(Protocol):
+    """Slots of a token shared with other processes (``core.shared_budget.SharedBudget``)."""
+
+    async def reserve(self, lane: str | None, group: bool) -> Reservation: ...
+
+    async def hold_all(self, retry_after_s: float) -> None: ...
+
+
 @dataclass(slots=True)
 class _Waiter:
     lane: str | None
@@ -73,9 +93,12 @@ class PacerStats:
 class Pacer:
     """Grants send slots under ``limits``; times are monotonic seconds from ``clock``."""
 
-    def __init__(self, limits: Limits, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, limits: Limits, *, clock: Callable[[], float] = time.monotonic,
+                 shared: SharedSlots | None = None) -> None:
         self.limits = limits
         self.clock = clock
+        self.shared = shared  # other processes sending with this token: their slots are reserved there too
+        self._shared_down_logged = 0.0
         self.stats = PacerStats()
         self._next_global = 0.0
         self._held_all_until = 0.0
@@ -117,7 +140,7 @@ class Pacer:
         self.stats.global_holds += 1
         self._kick()
 
-    def flood(self, lane: str | None, retry_after_s: float, *, whole_bot: bool = False) -> bool:
+    async def flood(self, lane: str | None, retry_after_s: float, *, whole_bot: bool = False) -> bool:
         """Record a 429 and hold its scope; returns True when it was taken as the whole bot's.
 
         When the platform does not say (Telegram), a 429 on a second lane within
@@ -133,6 +156,11 @@ class Pacer:
             self._recent_floods.append((now, lane))
         if whole_bot or lane is None:
             self.hold_all(retry_after_s)
+            if self.shared is not None:
+                try:
+                    await self.shared.hold_all(retry_after_s)
+                except Exception as e:  # the local hold stands; the other processes meet their own 429
+                    log.warning("pacer: could not share a flood wait: %s", e)
             return True
         return False
 
@@ -198,6 +226,22 @@ class Pacer:
         if self._records % 512 == 0:
             self._forget(now)
 
+    async def _reserve(self, w: _Waiter) -> float:
+        """Take the shared slot (sleeping until it comes); > 0: the lane is closed for that long instead."""
+        assert self.shared is not None
+        try:
+            r = await self.shared.reserve(w.lane, w.group)
+        except Exception as e:  # Redis away: pace on the local budget alone rather than stop sending
+            if self.clock() - self._shared_down_logged > 30:
+                self._shared_down_logged = self.clock()
+                log.warning("pacer: shared budget unavailable, pacing locally: %s", e)
+            return 0.0
+        if r.lane_closed:
+            return max(r.wait_s, 0.001)
+        if r.wait_s > 0:
+            await asyncio.sleep(r.wait_s)
+        return 0.0
+
     def _forget(self, now: float) -> None:
         horizon = now - self.limits.horizon_s
         for lane in [k for k, v in self._sent.items() if not v or v[-1] < horizon]:
@@ -224,6 +268,14 @@ class Pacer:
                 if d > 0:
                     heapq.heappush(self._timed, (now + d, prio, seq, w))
                     continue
+                if self.shared is not None:
+                    d = await self._reserve(w)
+                    now = self.clock()
+                    if d > 0:  # another process used this chat's window: try again when it opens
+                        heapq.heappush(self._timed, (now + d, prio, seq, w))
+                        continue
+                    if w.fut.done():  # cancelled while the slot was reserved: it goes unused
+                        continue
                 self.record(w.lane, now)
                 w.fut.set_result(None)
                 granted = True

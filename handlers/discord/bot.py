@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 
 from core.commands import CommandCore
 from core.context import ChatContext
-from core.pacer import DISCORD_LIMITS, Limits, Pacer
+from core.pacer import DISCORD_LIMITS, Limits, Pacer, SharedSlots
 from core.reply import Reply
 from handlers.discord.commands import CHOICES_LIMIT, Option, SlashDef, group_description, slash_definitions
 from handlers.discord.render import render_embeds
@@ -74,10 +74,10 @@ class DiscordFrontend:
     def __init__(self, core: CommandCore, *, token: str, application_id: int | None = None,
                  guild_ids: Sequence[int] | None = None, sync_state: SyncState | None = None,
                  guild_ready_timeout_s: float = 2.0, defer_after_s: float = 2.0, proxy: str | None = None,
-                 limits: Limits = DISCORD_LIMITS) -> None:
+                 limits: Limits = DISCORD_LIMITS, shared: SharedSlots | None = None) -> None:
         self.core = core
         # the token's one pacer: interaction answers (replies, first) and channel alerts (per-channel lanes)
-        self.pacer = Pacer(limits)
+        self.pacer = Pacer(limits, shared=shared)
         self._token = token
         self.guild_ids = tuple(guild_ids or ())
         self.sync_state = sync_state

@@ -66,7 +66,7 @@ class DiscordSender:
                 await channel.send(embeds=embeds)
         except discord.RateLimited as e:  # longer than the client's max_ratelimit_timeout
             wait = max(1.0, e.retry_after)
-            self.pacer.flood(lane, wait)
+            await self.pacer.flood(lane, wait)
             return SendResult(Outcome.RETRY, retry_after_s=wait, detail="429 (long)")
         except (discord.Forbidden, discord.NotFound) as e:
             return SendResult(Outcome.GONE, detail=f"{e.status} {e.code}: {e.text}")
@@ -75,7 +75,7 @@ class DiscordSender:
         except discord.HTTPException as e:
             if e.status == 429:  # without Via (a proxy's limit) or after discord.py's own retries
                 wait = _retry_after(e)
-                self.pacer.flood(lane, wait, whole_bot=_is_global(e))
+                await self.pacer.flood(lane, wait, whole_bot=_is_global(e))
                 return SendResult(Outcome.RETRY, retry_after_s=wait, detail="429")
             if e.status >= 500:
                 return SendResult(Outcome.RETRY, detail=f"{e.status}: {e.text}")

@@ -20,7 +20,7 @@ from telegram.ext import (
 
 from core.commands import CommandCore
 from core.context import ChatContext
-from core.pacer import TELEGRAM_LIMITS, Limits
+from core.pacer import TELEGRAM_LIMITS, Limits, Pacer, SharedSlots
 from core.parsing import split_command
 from core.reply import Reply
 from handlers.telegram.pacing import PacedRateLimiter
@@ -36,11 +36,13 @@ class TelegramFrontend:
     """Answers commands in private chats and groups; the caller owns start/stop."""
 
     def __init__(self, core: CommandCore, *, token: str, base_url: str, base_file_url: str,
-                 poll_timeout_s: float = 30.0, limits: Limits = TELEGRAM_LIMITS) -> None:
+                 poll_timeout_s: float = 30.0, limits: Limits = TELEGRAM_LIMITS,
+                 shared: SharedSlots | None = None) -> None:
         self.core = core
         self.poll_timeout_s = poll_timeout_s
         # every request the bot makes passes this limiter: replies and alerts share the token's budgets
-        self.limiter = PacedRateLimiter(limits)
+        # (and, with ``shared``, with every other process that sends with this token)
+        self.limiter = PacedRateLimiter(limits, pacer=Pacer(limits, shared=shared))
         self.app: Application = (  # type: ignore[type-arg]  # PTB's generics are not worth spelling out here
             ApplicationBuilder()
             .token(token)

@@ -91,7 +91,7 @@ class PacedRateLimiter(BaseRateLimiter[Priority]):
             except RetryAfter as e:
                 self.floods += 1
                 wait = retry_after_s(e.retry_after)
-                whole = self.pacer.flood(lane, wait)
+                whole = await self.pacer.flood(lane, wait)
                 log.warning("telegram: 429 on %s chat=%s: holding %s for %.1fs", endpoint, lane,
                             "the whole bot" if whole else "that chat", wait)
                 if priority is Priority.ALERT or attempt + 1 >= REPLY_ATTEMPTS:

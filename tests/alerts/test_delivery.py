@@ -24,7 +24,7 @@ from core.alerts.delivery import DeliveryWorker
 from core.alerts.rules import Rule
 from core.alerts.store import AlertStore
 from core.keys import Keys
-from core.pacer import TELEGRAM_LIMITS, Limits, Pacer
+from core.pacer import TELEGRAM_LIMITS, Limits, Pacer, SharedSlots
 from handlers.telegram.pacing import PacedRateLimiter
 from handlers.telegram.push import TelegramSender
 from tests.events import event_for, tagged
@@ -54,10 +54,11 @@ Bot = ExtBot[None]
 
 
 @contextlib.asynccontextmanager
-async def paced_bot(double: BotApiDouble, limits: Limits = TELEGRAM_LIMITS) -> AsyncIterator[Bot]:
+async def paced_bot(double: BotApiDouble, limits: Limits = TELEGRAM_LIMITS, *,
+                    shared: SharedSlots | None = None) -> AsyncIterator[Bot]:
     """The Application's bot with the token's pacer as its rate limiter, as the front end builds it."""
     app = (ApplicationBuilder().token(TOKEN).base_url(double.base_url).base_file_url(double.base_file_url)
-           .rate_limiter(PacedRateLimiter(limits)).build())
+           .rate_limiter(PacedRateLimiter(limits, pacer=Pacer(limits, shared=shared))).build())
     await app.initialize()
     try:
         yield app.bot

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import signal
 import sys
@@ -21,11 +22,15 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from core.alerts.delivery import Outcome
 from core.alerts.store import AlertStore
 from core.keys import Keys
 from core.pacer import TELEGRAM_LIMITS, Limits, Pacer, Priority
+from core.reply import Reply
+from core.shared_budget import SharedBudget
 from core.store import MarketStore
 from handlers.telegram.bot import TelegramFrontend
+from handlers.telegram.push import TelegramSender
 from tests.alerts.test_delivery import (
     bot,
     copies,
@@ -293,14 +298,50 @@ def test_pacer_memory_is_bounded_by_the_chats_of_the_last_window() -> None:
 
 async def test_pacer_holds_a_lane_for_exactly_retry_after_and_the_bot_when_two_lanes_are_refused() -> None:
     pacer = Pacer(Limits(global_per_s=1000.0, private=(), group=()))
-    assert pacer.flood("a", 0.4) is False
+    assert await pacer.flood("a", 0.4) is False
     t0 = time.monotonic()
     await pacer.acquire("b")  # another lane goes at once
     assert time.monotonic() - t0 < 0.1
     await pacer.acquire("a")
     assert 0.3 <= time.monotonic() - t0 < 0.6
-    assert pacer.flood("c", 0.3) is True or pacer.flood("d", 0.3) is True
+    assert await pacer.flood("c", 0.3) is True or await pacer.flood("d", 0.3) is True
     t1 = time.monotonic()
     await pacer.acquire("e")
     assert 0.25 <= time.monotonic() - t1 < 0.6
     await pacer.aclose()
+
+
+async def test_two_processes_with_one_token_share_its_budget_through_redis(
+        redis: Redis, keys: Keys, double: BotApiDouble) -> None:
+    """Two senders, each pacing at 28/s on its own, stay within the token's 30/s and one chat's 1/s together."""
+    double.enforce_limits()
+    budget = [SharedBudget(redis, keys, "tg", TELEGRAM_LIMITS) for _ in range(2)]
+    async with paced_bot(double, shared=budget[0]) as a, paced_bot(double, shared=budget[1]) as b:
+        senders = [TelegramSender(a), TelegramSender(b)]
+        shared_chat = 555
+
+        async def send_all(sender: TelegramSender, chats: list[int]) -> None:
+            for c in chats:
+                await sender.wait_turn(c)
+                assert (await sender.send(c, Reply(title=f"to {c}"))).outcome is Outcome.OK
+
+        t0 = time.monotonic()
+        await asyncio.gather(send_all(senders[0], [*range(1001, 1061), shared_chat, shared_chat]),
+                             send_all(senders[1], [*range(2001, 2061), shared_chat, shared_chat]))
+        elapsed = time.monotonic() - t0
+    assert double.too_many_requests == 0, double.errors[-5:]
+    assert len(double.sent) == 124
+    assert elapsed >= 123 / 28 - 0.2  # one budget for both, not 28/s each
+    times = sorted(s.at for s in double.sent_to(shared_chat))
+    assert len(times) == 4 and all(b - a >= 1.0 for a, b in itertools.pairwise(times))
+
+
+async def test_without_redis_the_pacer_goes_on_with_its_local_budget(double: BotApiDouble, keys: Keys) -> None:
+    dead = Redis(host="127.0.0.1", port=1, retry=Retry(NoBackoff(), retries=0), socket_connect_timeout=0.2)
+    try:
+        async with paced_bot(double, shared=SharedBudget(dead, keys, "tg", TELEGRAM_LIMITS)) as b:
+            sender = TelegramSender(b)
+            await sender.wait_turn(101)
+            assert (await sender.send(101, Reply(title="still here"))).outcome is Outcome.OK
+    finally:
+        await dead.aclose()
