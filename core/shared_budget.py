@@ -11,6 +11,8 @@ Redis outage must not stop replies.
 
 from __future__ import annotations
 
+import uuid
+
 from redis.asyncio import Redis
 
 from core.keys import Keys
@@ -65,6 +67,7 @@ class SharedBudget:
         self.platform = platform
         self.limits = limits
         self._script = redis.register_script(_RESERVE)
+        self._me = uuid.uuid4().hex[:12]  # members of a lane's zset are unique across processes
         self._n = 0
 
     def _windows(self, group: bool) -> str:
@@ -77,7 +80,7 @@ class SharedBudget:
         kind, seconds = await self._script(
             keys=[self.keys.pace_slot(self.platform), lane_key],
             args=[1.0 / self.limits.global_per_s, self._windows(group), int(self.limits.horizon_s) + 5,
-                  f"{id(self)}:{self._n}", 0])
+                  f"{self._me}:{self._n}", 0])
         kind = kind.decode() if isinstance(kind, bytes) else str(kind)
         wait = max(0.0, float(seconds.decode() if isinstance(seconds, bytes) else seconds))
         return Reservation(wait, lane_closed=kind == "lane")

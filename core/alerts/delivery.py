@@ -181,7 +181,9 @@ class DeliveryWorker:
                         entries = [e for e in res[1] if e and e[1] and _s(e[0]) not in self._entries]
                         reclaimed = bool(entries)
                     if not entries:
-                        got: Any = await self.redis.xreadgroup(self.group, self.consumer, {stream: ">"}, count=64,
+                        # a few alerts at a time once the lanes fill up, so the queue stays near its bound
+                        count = 64 if self._queued < self.max_queued // 2 else 1
+                        got: Any = await self.redis.xreadgroup(self.group, self.consumer, {stream: ">"}, count=count,
                                                                block=100 if self._entries else 500)
                         entries = got[0][1] if got else []  # RESP2 shape: [[stream, [(id, fields), ...]]]
                     for entry_id, fields in entries:
