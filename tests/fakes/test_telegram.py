@@ -334,6 +334,27 @@ async def test_global_limit_30_per_second_concurrent(tg: BotApiDouble) -> None:
     assert tg.too_many_requests == 10
 
 
+async def test_a_429_holds_its_scope_for_retry_after(tg: BotApiDouble, bot: Bot) -> None:
+    """Telegram's flood wait: once refused, a chat stays refused until retry_after has passed, even where
+    its window would have room; an overall overrun (or flood_wait) holds every chat."""
+    tg.enforce_limits(per_chat_per_s=5)
+    for _ in range(5):
+        await bot.send_message(1, "a")
+    with pytest.raises(RetryAfter):
+        await bot.send_message(1, "b")
+    await asyncio.sleep(0.3)
+    with pytest.raises(RetryAfter):  # still inside the flood wait
+        await bot.send_message(1, "c")
+    await bot.send_message(2, "another chat is not held")
+    assert tg.flood_refusals == {"chat": 1, "bot": 0}
+    tg.flood_wait(0.5)
+    with pytest.raises(RetryAfter):
+        await bot.send_message(3, "the whole bot waits")
+    await asyncio.sleep(0.55)
+    await bot.send_message(3, "and then goes on")
+    assert [s.chat_id for s in tg.sent] == [1, 1, 1, 1, 1, 2, 3]
+
+
 async def test_throughput_many_concurrent_sends(tg: BotApiDouble) -> None:
     app = build_app(tg)
     async with app:
