@@ -229,6 +229,8 @@ class DeliveryWorker:
         """Put one alert into the lanes of its targets (acknowledged at once when nobody is left to send to)."""
         f = {_s(k): _s(v) for k, v in fields.items()}
         alert_id = _s(entry_id)
+        if alert_id in self._entries:  # read again (a recreated group starts over): its lanes have it already
+            return
         # entries written before events were typed carry a rendered reply
         reply = self.render(AlertEvent.from_json(f["event"])) if "event" in f else reply_from_json(f["reply"])
         prefix = f"{self.sender.platform}:"

@@ -32,6 +32,7 @@ from core.store import MarketStore
 from handlers.telegram.bot import TelegramFrontend
 from handlers.telegram.push import TelegramSender
 from tests.alerts.test_delivery import (
+    GROUP,
     bot,
     copies,
     double,
@@ -345,3 +346,26 @@ async def test_without_redis_the_pacer_goes_on_with_its_local_budget(double: Bot
             assert (await sender.send(101, Reply(title="still here"))).outcome is Outcome.OK
     finally:
         await dead.aclose()
+
+
+async def test_a_group_lost_mid_broadcast_is_recreated_without_resending(
+        redis: Redis, keys: Keys, store: AlertStore, bot: object, double: BotApiDouble) -> None:
+    """The consumer group vanishes while an alert is half delivered (the stream stays): the new group reads
+    the stream from the start again, and neither the alert in flight nor the delivered one is sent twice."""
+    chats = list(range(101, 131))
+    await subscribe(store, chats)
+    w = worker(store, bot)  # type: ignore[arg-type]
+    await w.ensure_group()
+    [first] = await fire(store, rule("r1"))
+    async with running(w):
+        await wait_done(redis, keys, first)
+        [second] = await fire(store, rule("r2"))
+        await double.wait_sent(len(chats) + 5)
+        await redis.xgroup_destroy(keys.alerts(), GROUP)
+        for _ in range(100):  # until the worker has made the group again
+            if any(g["name"] in (GROUP, GROUP.encode()) for g in await redis.xinfo_groups(keys.alerts())):
+                break
+            await asyncio.sleep(0.05)
+        await wait_done(redis, keys, second, timeout=10)
+    assert copies(double) == dict.fromkeys(chats, 2)
+    assert w.stats.regrouped >= 1
