@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 
@@ -17,7 +18,7 @@ from handlers.discord.bot import DiscordFrontend
 from handlers.discord.push import DiscordSender
 from tests.events import event_for
 from tests.fakes.discord_server import DiscordDouble
-from tests.handlers.test_discord_bot import CHAN, CHAN2, MANAGER, NOW, ask, core, dd, frontend
+from tests.handlers.test_discord_bot import CHAN, CHAN2, MANAGER, NOW, ask, core, dd, frontend, running
 
 __all__ = ["core", "dd", "frontend"]  # fixtures shared with the front-end tests
 
@@ -130,3 +131,32 @@ async def test_a_limited_channel_waits_in_its_own_lane(dd: DiscordDouble, fronte
     assert time.monotonic() - start < 0.9 and CHAN not in dd.channel_messages
     assert len(await dd.wait_channel_messages(CHAN, 2)) == 2
     assert (frontend.pacer.stats.lane_holds, frontend.pacer.stats.global_holds) == (1, 0)
+
+
+async def test_a_broadcast_to_many_channels_stays_under_the_global_limit(dd: DiscordDouble, core: CommandCore) -> None:
+    """discord.py waits on the per-route buckets Discord announces, not on the 50 requests/s global limit:
+    the pacer's global rate keeps a broadcast to 80 channels (plus a second alert to a few) under it."""
+    channels = list(range(3001, 3081))
+    dd.add_guild(3000, channel_ids=channels)
+    dd.enforce_limits(per_channel=5, per_channel_window_s=5.0, global_per_s=50)
+    async with running(core) as fe:
+        store = AlertStore(core.store.redis, core.store.keys)
+        for chan in channels:
+            await store.subscribe(f"dc:{chan}", ["funding:BTC"])
+        for chan in channels[:5]:
+            await store.subscribe(f"dc:{chan}", ["basis:BTC"])
+        w = DeliveryWorker(store, DiscordSender(fe.client, fe.pacer), group="discord", consumer="many",
+                           render=lambda e: Reply(title=f"alert [{e.rule_id}]"))
+        await w.ensure_group()
+        stop = asyncio.Event()
+        task = asyncio.create_task(w.run(stop))
+        try:
+            await store.commit([], [event_for(RULE, ts_ms=NOW),
+                                    event_for(replace(RULE, id="r2", metric="basis"), ts_ms=NOW)])
+            await until(lambda: w.stats.sent == len(channels) + 5)
+        finally:
+            stop.set()
+            await task
+    assert dd.too_many_requests == 0
+    for chan in channels[:5]:
+        assert [m["embeds"][0]["title"] for m in dd.channel_messages[chan]] == ["alert [r1]", "alert [r2]"]
