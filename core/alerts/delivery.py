@@ -313,7 +313,9 @@ class DeliveryWorker:
     async def _ack(self, entry: _Entry) -> None:
         try:
             await self.redis.xack(self.keys.alerts(), self.group, entry.id)
-        except ResponseError as e:  # the group vanished meanwhile: nothing to acknowledge
+        except (RedisError, OSError) as e:
+            # the group vanished, or Redis is away: the entry stays pending, untouched from now on, and is
+            # reclaimed after claim_idle_ms; its records say every target is done, so nothing is resent
             log.warning("delivery %s: ack of %s failed: %s", self.group, entry.alert_id, e)
             return
         log.info("delivery %s: alert %s done", self.group, entry.alert_id)
