@@ -58,6 +58,8 @@ class Priority(IntEnum):
 
 # Two different lanes refused within this many seconds: the limit that was hit is the bot's, not a chat's.
 GLOBAL_FLOOD_WINDOW_S = 1.0
+# A shared-budget round trip slower than this (Redis unreachable, not refusing): pace locally instead.
+SHARED_TIMEOUT_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +160,7 @@ class Pacer:
             self.hold_all(retry_after_s)
             if self.shared is not None:
                 try:
-                    await self.shared.hold_all(retry_after_s)
+                    await asyncio.wait_for(self.shared.hold_all(retry_after_s), SHARED_TIMEOUT_S)
                 except Exception as e:  # the local hold stands; the other processes meet their own 429
                     log.warning("pacer: could not share a flood wait: %s", e)
             return True
@@ -230,7 +232,7 @@ class Pacer:
         """Take the shared slot (sleeping until it comes); > 0: the lane is closed for that long instead."""
         assert self.shared is not None
         try:
-            r = await self.shared.reserve(w.lane, w.group)
+            r = await asyncio.wait_for(self.shared.reserve(w.lane, w.group), SHARED_TIMEOUT_S)
         except Exception as e:  # Redis away: pace on the local budget alone rather than stop sending
             if self.clock() - self._shared_down_logged > 30:
                 self._shared_down_logged = self.clock()

@@ -369,3 +369,24 @@ async def test_a_group_lost_mid_broadcast_is_recreated_without_resending(
         await wait_done(redis, keys, second, timeout=10)
     assert copies(double) == dict.fromkeys(chats, 2)
     assert w.stats.regrouped >= 1
+
+
+async def test_a_redis_that_never_answers_does_not_stall_sending(double: BotApiDouble, keys: Keys) -> None:
+    """A blackholed Redis (accepts, never replies): each send waits at most the shared-budget timeout."""
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(-1)  # reads until the client gives up; never answers
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    mute = Redis(host="127.0.0.1", port=port, retry=Retry(NoBackoff(), retries=0))
+    try:
+        async with paced_bot(double, shared=SharedBudget(mute, keys, "tg", TELEGRAM_LIMITS)) as b:
+            t0 = time.monotonic()
+            await b.send_message(101, "a reply goes out anyway")
+            assert time.monotonic() - t0 < 2.5
+    finally:
+        await mute.aclose(close_connection_pool=True)
+        server.close()
+        await server.wait_closed()
+    assert [s.chat_id for s in double.sent] == [101]
