@@ -139,3 +139,7 @@ class Keys:
     def pace_lane(self, platform: str, lane: str) -> str:
         """ZSET of one chat's recent send times (Redis TIME seconds), expiring after the longest window."""
         return f"{self.base}:pace:{platform}:lane:{lane}"
+
+    def pace_hold(self, platform: str, lane: str) -> str:
+        """STRING with a TTL of a 429's retry_after: nothing goes to that chat, from any process, until it expires."""
+        return f"{self.base}:pace:{platform}:hold:{lane}"

@@ -77,6 +77,8 @@ class SharedSlots(Protocol):
 
     async def hold_all(self, retry_after_s: float) -> None: ...
 
+    async def hold(self, lane: str, retry_after_s: float) -> None: ...
+
 
 @dataclass(slots=True)
 class _Waiter:
@@ -151,6 +153,11 @@ class Pacer:
         now = self.clock()
         if lane is not None:
             self.hold(lane, retry_after_s)
+            if self.shared is not None:
+                try:
+                    await asyncio.wait_for(self.shared.hold(lane, retry_after_s), SHARED_TIMEOUT_S)
+                except Exception as e:  # the local hold stands; another process meets its own 429
+                    log.warning("pacer: could not share a hold of %s: %s", lane, e)
             while self._recent_floods and self._recent_floods[0][0] < now - GLOBAL_FLOOD_WINDOW_S:
                 self._recent_floods.popleft()
             if any(other != lane for _, other in self._recent_floods):

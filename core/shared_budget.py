@@ -18,7 +18,8 @@ from redis.asyncio import Redis
 from core.keys import Keys
 from core.pacer import Limits, Reservation
 
-# KEYS[1]: the global next-slot key; KEYS[2]: the lane's send-time zset ('' for global-only sends).
+# KEYS[1]: the global next-slot key; KEYS[2]: the lane's send-time zset ('' for global-only sends);
+# KEYS[3]: the lane's hold key ('' for none).
 # ARGV[1]: global interval s; ARGV[2]: windows "count:seconds,..."; ARGV[3]: lane ttl s; ARGV[4]: a unique member;
 # ARGV[5]: hold_all seconds (> 0: only push the global slot that far out, reserve nothing).
 # Returns {kind, seconds}: {"ok", wait before the reserved slot} or {"lane", wait until the lane opens}.
@@ -30,6 +31,10 @@ local hold = tonumber(ARGV[5])
 if hold > 0 then
   if now + hold > nxt then redis.call('SET', KEYS[1], tostring(now + hold), 'EX', math.ceil(hold) + 60) end
   return {'held', '0'}
+end
+if KEYS[3] ~= '' then
+  local held_ms = redis.call('PTTL', KEYS[3])
+  if held_ms > 0 then return {'lane', tostring(held_ms / 1000)} end
 end
 if KEYS[2] ~= '' and ARGV[2] ~= '' then
   local longest = 0
@@ -77,8 +82,9 @@ class SharedBudget:
         """Reserve the next global slot, and a place in the lane's windows (or say when the lane opens)."""
         self._n += 1
         lane_key = self.keys.pace_lane(self.platform, lane) if lane is not None else ""
+        hold_key = self.keys.pace_hold(self.platform, lane) if lane is not None else ""
         kind, seconds = await self._script(
-            keys=[self.keys.pace_slot(self.platform), lane_key],
+            keys=[self.keys.pace_slot(self.platform), lane_key, hold_key],
             args=[1.0 / self.limits.global_per_s, self._windows(group), int(self.limits.horizon_s) + 5,
                   f"{self._me}:{self._n}", 0])
         kind = kind.decode() if isinstance(kind, bytes) else str(kind)
@@ -87,5 +93,9 @@ class SharedBudget:
 
     async def hold_all(self, retry_after_s: float) -> None:
         """A 429 for the whole token: every process's next slot moves past it."""
-        await self._script(keys=[self.keys.pace_slot(self.platform), ""],
+        await self._script(keys=[self.keys.pace_slot(self.platform), "", ""],
                            args=[1.0 / self.limits.global_per_s, "", 0, "", retry_after_s])
+
+    async def hold(self, lane: str, retry_after_s: float) -> None:
+        """A 429 for one chat: no process sends to it until ``retry_after_s`` has passed."""
+        await self.redis.set(self.keys.pace_hold(self.platform, lane), 1, px=max(1, int(retry_after_s * 1000)))

@@ -390,3 +390,20 @@ async def test_a_redis_that_never_answers_does_not_stall_sending(double: BotApiD
         server.close()
         await server.wait_closed()
     assert [s.chat_id for s in double.sent] == [101]
+
+
+async def test_a_chat_held_by_a_429_is_held_for_every_process_with_the_token(
+        redis: Redis, keys: Keys, double: BotApiDouble) -> None:
+    """One sender draws a 429 for a chat; another process's next send to that chat waits it out instead of
+    drawing its own (Telegram would extend the flood wait of a bot that keeps knocking)."""
+    async with (paced_bot(double, shared=SharedBudget(redis, keys, "tg", TELEGRAM_LIMITS)) as a,
+                paced_bot(double, shared=SharedBudget(redis, keys, "tg", TELEGRAM_LIMITS)) as b):
+        double.flood_wait(1.5, chat_id=101)
+        first = await TelegramSender(a).send(101, Reply(title="refused"))
+        assert first.outcome is Outcome.RETRY and first.retry_after_s == 2.0  # ceil(1.5)
+        t0 = time.monotonic()
+        other = TelegramSender(b)
+        await other.wait_turn(101)
+        assert time.monotonic() - t0 >= 1.8
+        assert (await other.send(101, Reply(title="after the hold"))).outcome is Outcome.OK
+    assert double.too_many_requests == 1
