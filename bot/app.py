@@ -51,8 +51,10 @@ from handlers.telegram.push import TelegramSender
 from watchers.flows import CoinMetricsProvider, CryptoQuantProvider, FlowProvider, GlassnodeProvider
 from watchers.flows.watcher import FlowWatcher
 from watchers.market import MarketWatcher, MarketWatcherConfig
+from watchers.options import OptionChainWatcher
 from watchers.runner import run_periodic
 from watchers.venues import VenueClient, describe
+from watchers.venues.options import OptionChainClient
 from watchers.watched import WatchedAssets
 
 log = logging.getLogger(__name__)
@@ -229,7 +231,21 @@ def flow_loops(wr: Wiring) -> list[Loop]:
     return loops
 
 
-WATCHER_KINDS: tuple[Callable[[Wiring], list[Loop]], ...] = (market_loops, flow_loops)
+def option_loops(wr: Wiring) -> list[Loop]:
+    """Deribit's option chains for dealer gamma: one book summary per currency per refresh."""
+    metric, w = wr.registry.find("gamma"), wr.settings.watchers
+    if metric is None or not wr.sources.get("gamma"):
+        return []
+    client = OptionChainClient(timeout_s=w.request_timeout_s, rest_base_url=w.rest_base_urls.get("deribit"),
+                               markets_refresh_s=w.markets_refresh_s)
+    wr.stack.push_async_callback(client.close)
+    watcher = OptionChainWatcher(client, wr.store, metric, metric.options["currencies"],
+                                 listeners=[wr.evaluator.on_samples])
+    return [functools.partial(run_periodic, watcher.name, watcher.poll_once, interval_s=metric.options["refresh_s"],
+                              max_backoff_s=max(metric.options["refresh_s"], w.max_backoff_s))]
+
+
+WATCHER_KINDS: tuple[Callable[[Wiring], list[Loop]], ...] = (market_loops, flow_loops, option_loops)
 
 
 # chat role ------------------------------------------------------------------------------------

@@ -162,6 +162,17 @@ class MarketStore:
         pipe.hincrby(key, "requests", requests)
         await pipe.execute()
 
+    async def record_part(self, source: str, part: str, error: str | None, *, now_ms: int, requests: int) -> None:
+        """Note one part's outcome (a watcher of its own serving one metric of a source) without touching the rest."""
+        key = self.keys.source(source)
+        mapping: dict[Any, Any] = {f"ep:{part}:ok_ms": now_ms} if error is None else \
+            {f"ep:{part}:error": error[:300], f"ep:{part}:error_ms": now_ms}
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.sadd(self.keys.sources(), source)
+        pipe.hset(key, mapping=mapping)
+        pipe.hincrby(key, "requests", requests)
+        await pipe.execute()
+
     async def record_failure(self, source: str, error: str, *, now_ms: int, requests: int) -> int:
         """Note a failed poll; return the number of failures in a row."""
         key = self.keys.source(source)

@@ -111,6 +111,8 @@ def parse_rule(args: list[str], *, registry: Registry, sources: Mapping[str, tup
     ``sources`` maps each metric to the sources a rule may name (venues, or flow providers).
     """
     words = [w.lower() for w in args]
+    if words and words[0] in registry:
+        words = registry.get(words[0]).rule_words(words)
     if len(words) < 4:
         raise UserError(usage(registry))
     if words[0] not in registry:

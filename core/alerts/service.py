@@ -379,6 +379,7 @@ class AlertService:
             selector=r.selector, venue=p.venue if p else "", instrument=p.symbol if p else "",
             label=p.label if p else "", direction=direction, window_s=r.window_s, count=len(lv.points),
             context=context, related=related,
+            extra=m.event_extra(self._current(r.metric, r.asset, now), lv, now),
         )
 
     def _related(self, m: Metric, asset: str, now: int) -> tuple[Related, ...]:

@@ -173,6 +173,7 @@ class Metric:
     related: ClassVar[tuple[str, ...]] = ()  # metrics whose headline an alert adds as context
     settings_spec: ClassVar[tuple[Setting, ...]] = ()
     change_window: ClassVar[tuple[int, int]] = (300, 90 * 86_400)  # bounds of change windows, seconds
+    fixed_sources: ClassVar[tuple[str, ...]] = ()  # the only venues that can serve it (gamma: deribit); () = all
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         self.options: dict[str, Any] = {s.key: s.default for s in self.settings_spec} | dict(options or {})
@@ -260,6 +261,10 @@ class Metric:
 
     def usage(self) -> str:
         return f"/threshold set {self.name} <asset> <above|below|crosses> <value>"
+
+    def rule_words(self, words: list[str]) -> list[str]:
+        """The rule's words in the general grammar (a metric may offer shorthands, e.g. 'gamma btc flip')."""
+        return words
 
     # signals ------------------------------------------------------------------------------
     def points(self, by_venue: Mapping[str, Sequence[Any]], field_: str, now_ms: int) -> list[Point]:

@@ -64,9 +64,10 @@ def metric_classes() -> tuple[type[Metric], ...]:
     from core.metrics.basis import Basis
     from core.metrics.flows import Flows
     from core.metrics.funding import Funding
+    from core.metrics.gamma import Gamma
     from core.metrics.open_interest import OpenInterest
 
-    return (Basis, Funding, OpenInterest, Flows)
+    return (Basis, Funding, OpenInterest, Flows, Gamma)
 
 
 def default_registry(options: Mapping[str, Mapping[str, Any]] | None = None) -> Registry:

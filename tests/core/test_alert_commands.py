@@ -120,7 +120,7 @@ async def test_non_admin_refused_chat_admin_gets_chat_rule(core: CommandCore, st
     (["set", "funding", "btc", "above", "banana"], "needs a % sign"),
     (["set", "funding", "btc", "above", "banana%"], "is not a number"),
     (["set", "funding", "btc", "above", "9%"], "out of range"),
-    (["set", "gamma", "btc", "above", "1%"], "Unknown metric"),
+    (["set", "vega", "btc", "above", "1%"], "Unknown metric"),
     (["set", "oi", "btc", "above", "1%"], "is not an amount"),
     (["set", "oi", "btc", "change", "-5%", "24h"], "must be positive"),
     (["set", "oi", "btc", "above", "30q"], "is not an amount"),

@@ -21,6 +21,8 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from tests.fakes import deribit_options
+
 if TYPE_CHECKING:
     from tests.fakes.exchanges import Future, Perp, VenueState
 
@@ -886,6 +888,7 @@ DERIBIT_ROUTES: dict[str, Builder] = {
     "/api/v2/public/get_book_summary_by_currency": _deribit_book_summary,
     "/api/v2/public/get_time": lambda s, q, now: _deribit(now, now),
 }
+deribit_options.install(DERIBIT_ROUTES)  # option instruments and the option book summary
 
 
 ROUTES: dict[str, dict[str, Builder]] = {
