@@ -215,7 +215,7 @@ async def test_subscribe_unsubscribe_alerts(dd: DiscordDouble, frontend: Discord
     assert "This group will receive basis BTC, funding BTC, oi BTC, flows BTC, gamma BTC alerts" in text_of(res)
     store = AlertStore(core.store.redis, core.store.keys)
     assert await store.topics_of(f"dc:{CHAN}") == ["basis:BTC", "flows:BTC", "funding:BTC", "gamma:BTC", "oi:BTC"]
-    assert "Subscribed: basis BTC, flows BTC, funding BTC, oi BTC" in text_of(await ask(dd, "alerts"))
+    assert "Subscribed: basis BTC, flows BTC, funding BTC, gamma BTC, oi BTC" in text_of(await ask(dd, "alerts"))
     assert "Unsubscribed from basis BTC" in text_of(await ask(dd, "unsubscribe", {"metric": "basis", "asset": "btc"},
                                                               user=MANAGER))
     assert "Unsubscribed from flows BTC, funding BTC, oi BTC" in text_of(await ask(dd, "unsubscribe",
