@@ -218,8 +218,8 @@ async def test_subscribe_unsubscribe_alerts(dd: DiscordDouble, frontend: Discord
     assert "Subscribed: basis BTC, flows BTC, funding BTC, gamma BTC, oi BTC" in text_of(await ask(dd, "alerts"))
     assert "Unsubscribed from basis BTC" in text_of(await ask(dd, "unsubscribe", {"metric": "basis", "asset": "btc"},
                                                               user=MANAGER))
-    assert "Unsubscribed from flows BTC, funding BTC, oi BTC" in text_of(await ask(dd, "unsubscribe",
-                                                                                   {"metric": "all"}, user=MANAGER))
+    assert "Unsubscribed from flows BTC, funding BTC, gamma BTC, oi BTC" in text_of(
+        await ask(dd, "unsubscribe", {"metric": "all"}, user=MANAGER))
     assert await store.topics_of(f"dc:{CHAN}") == []
 
 
