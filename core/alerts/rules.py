@@ -4,6 +4,7 @@
     /threshold set <metric> <asset> [<series>] change <value> <window> [options]
     /threshold set <metric> <asset> [<series>] zscore <n> <window> [options]
     options: venue <name|aggregate> (provider <name> for flows), cooldown <duration>, hysteresis <value>
+    /threshold set all(<rule>; <rule>; ...) [cooldown <duration>]     (any(...) too: core.alerts.combined)
 
 Each metric parses its own values (funding % per 8h, basis annualized %, open interest USD with
 k/m/b suffixes, flows coins per day) and says which series, conditions and aggregates it accepts;
@@ -68,6 +69,12 @@ class Rule:
         """What is measured: level, change over a window, or z-score over a window."""
         return {"change": f"change:{self.window_s}", "zscore": f"zscore:{self.window_s}"}.get(self.kind, "level")
 
+    @property
+    def parts(self) -> tuple[Rule, ...]:
+        """A combined rule's conditions as the engine keeps them: ids '<id>.<n>', this rule's scope, no cooldown."""
+        return tuple(replace(c, id=f"{self.id}.{i}", scope=self.scope, target=self.target, cooldown_s=0)
+                     for i, c in enumerate(self.conditions, 1))
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
 
@@ -100,7 +107,7 @@ def usage(registry: Registry) -> str:
     shown = [f"/threshold set {examples[m.name]}" for m in registry if m.name in examples]
     return (f"Usage: /threshold set <{'|'.join(registry.names)}> <asset> [series] <above|below|crosses> <value> "
             "[venue <name|max|min|mean>] [cooldown 1h] [hysteresis <value>], or ... change <value> <window> | "
-            "zscore <n> <window>. e.g. " + ", ".join(shown))
+            "zscore <n> <window>; combine with all(<rule>; <rule>) or any(...). e.g. " + ", ".join(shown))
 
 
 def parse_rule(args: list[str], *, registry: Registry, sources: Mapping[str, tuple[str, ...]], rule_id: str,
@@ -111,6 +118,12 @@ def parse_rule(args: list[str], *, registry: Registry, sources: Mapping[str, tup
     ``sources`` maps each metric to the sources a rule may name (venues, or flow providers).
     """
     words = [w.lower() for w in args]
+    from core.alerts.combined import is_combined, parse_combined
+
+    if is_combined(words):
+        return parse_combined(words, registry=registry, sources=sources, rule_id=rule_id,
+                              default_cooldown_s=default_cooldown_s, now_ms=now_ms, created_by=created_by,
+                              scope=scope, target=target)
     if words and words[0] in registry:
         words = registry.get(words[0]).rule_words(words)
     if len(words) < 4:

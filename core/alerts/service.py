@@ -19,8 +19,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.alerts.engine import ARMED, GroupKey, RuleEngine, RuleState, Transition
+from core.alerts.combined import Combined, combined_event
+from core.alerts.engine import ARMED, FIRED, GroupKey, RuleEngine, RuleState, Transition, group_key
 from core.alerts.events import AlertEvent, ContextPoint, Related
+from core.alerts.rules import Rule
 from core.alerts.signals import Level, level, zscore
 from core.alerts.store import AlertStore
 from core.keys import Keys
@@ -94,6 +96,8 @@ class AlertService:
         self.version = -1
         self.latest: dict[tuple[str, str], dict[str, list[Any]]] = {}  # (metric, asset) -> venue -> samples
         self.watermarks: dict[GroupKey, int] = {}  # discrete groups: the newest row already judged
+        self.combined = Combined()  # all(...)/any(...) rules: a layer over their parts' engine rules
+        self.signal_values: dict[GroupKey, float] = {}  # each group's last judged value (combined checklists)
         self._sig_written: dict[str, int] = {}
         # told every committed batch of state changes and fired events, with the evaluation time (replays)
         self.transition_listeners: list[Callable[[Sequence[Transition], Sequence[AlertEvent], int], None]] = []
@@ -160,16 +164,18 @@ class AlertService:
             await self._commit([], [], {}, flush=True)
         version, rules, states, watermarks = await self.alerts.load_rules()
         engine = RuleEngine(report_silent=False)
-        for r in rules:
-            m = self.registry.find(r.metric)
-            if m is None:
-                continue
-            st = states.get(r.id)
-            if m.discrete and st is not None and st.mode != ARMED:  # each row is judged alone: never waiting
-                st = RuleState(ARMED, st.last_fired_ms)
-            engine.add(r, st)
-        self.engine, self.version, self.watermarks = engine, version, watermarks
-        for metric, asset in {(r.metric, r.asset) for r in rules} - set(self.latest):
+        combined = Combined()
+        for rule in rules:
+            for r in combined.add(rule, states.get(rule.id), self.registry) if rule.combine else (rule,):
+                m = self.registry.find(r.metric)
+                if m is None:
+                    continue
+                st = states.get(r.id)
+                if m.discrete and st is not None and st.mode != ARMED:  # each row is judged alone: never waiting
+                    st = RuleState(ARMED, st.last_fired_ms)
+                engine.add(r, st)
+        self.engine, self.version, self.watermarks, self.combined = engine, version, watermarks, combined
+        for metric, asset in {(p.metric, p.asset) for r in rules for p in (r.parts or (r,))} - set(self.latest):
             m = self.registry.find(metric)
             if m is not None:
                 by_venue, _ = await self.market.read_latest(m, asset, self.settings.sources.get(metric, ()))
@@ -260,14 +266,17 @@ class AlertService:
             if lv is None:
                 continue
             if key[4] == "level":
+                self.signal_values[key] = lv.value
                 new = self.engine.evaluate(key, lv.value, now)
             elif key in history:
-                signed = history[key]
+                signed = self.signal_values[key] = history[key]
                 new = self.engine.evaluate(key, abs(signed), now, signed=signed)
             else:
                 continue
             transitions += new
-            events += [self._event(t, lv, now, shared) for t in new if t.alert]
+            events += [self._event(t, lv, now, shared) for t in new
+                       if t.alert and not self.combined.is_part(t.rule.id)]
+        self._judge_combined(topics, transitions, events, now)
         if not transitions and not watermarks and not self.engine.dirty:
             return 0
         ids = await self._commit(transitions, events, watermarks)
@@ -292,10 +301,40 @@ class AlertService:
                 value = abs(obs.value) if signal != "level" else obs.value
                 new = self.engine.evaluate(key, value, obs.ts_ms, signed=obs.value, discrete=True)
                 transitions += new
-                events += [self._discrete_event(t, obs) for t in new if t.alert]
+                events += [self._discrete_event(t, obs) for t in new
+                           if t.alert and not self.combined.is_part(t.rule.id)]
             newest = max(r.ts_ms for r in source_rows)
             if self.watermarks.get(key, -1) < newest:
                 self.watermarks[key] = watermarks[key] = newest
+
+    def _judge_combined(self, topics: set[tuple[str, str]], transitions: list[Transition], events: list[AlertEvent],
+                        now: int) -> None:
+        """Combined rules whose parts moved (or whose daily-row parts got a new row): fire or re-arm them."""
+        for rule in self.combined.touched(transitions, self.engine.dirty, topics):
+            checks, holds = [], []
+            for p in rule.parts:
+                held, value = self._part_holds(p)
+                holds.append(held)
+                checks.append({"text": p.text.replace(", cooldown 0s", ""), "metric": p.metric, "field": p.field,
+                               "kind": p.kind, "value": value, "holds": held})
+            t = self.combined.judge(rule, holds, now)
+            if t is not None:
+                transitions.append(t)
+                if t.alert:
+                    events.append(combined_event(rule, t, checks, now))
+
+    def _part_holds(self, p: Rule) -> tuple[bool, float | None]:
+        """Whether one condition of a combined rule holds now, and its current value."""
+        m = self.registry.find(p.metric)
+        if m is not None and m.discrete:  # the newest published row decides
+            obs = m.observations(self.latest.get((p.metric, p.asset), {}), p.field, p.selector, p.signal, None)
+            if not obs:
+                return False, None
+            value = obs[-1].value
+            judged = abs(value) if p.signal != "level" else value
+            return (judged < p.threshold if p.kind == "below" else judged > p.threshold), value
+        st = self.engine.states.get(p.id)
+        return st is not None and st.mode == FIRED, self.signal_values.get(group_key(p))
 
     async def _history(self, groups: list[GroupKey], levels: dict[LevelKey, Level],
                        now: int) -> dict[GroupKey, float]:

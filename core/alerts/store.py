@@ -44,7 +44,7 @@ class AlertStore:
         for index in self._indexes(rule):
             pipe.sadd(index, rule.id)
         if not keep_state:  # a changed condition starts armed; a moved rule keeps its state
-            pipe.hdel(self.keys.alert_state(), rule.id)
+            pipe.hdel(self.keys.alert_state(), rule.id, *(p.id for p in rule.parts))
         pipe.incr(self.keys.rules_version())
         self._log(pipe, who=who, action=action, rule=rule, now_ms=now_ms)
         await pipe.execute()
@@ -54,7 +54,7 @@ class AlertStore:
         pipe.hdel(self.keys.rules(), rule.id)
         for index in self._indexes(rule):
             pipe.srem(index, rule.id)
-        pipe.hdel(self.keys.alert_state(), rule.id)
+        pipe.hdel(self.keys.alert_state(), rule.id, *(p.id for p in rule.parts))
         pipe.incr(self.keys.rules_version())
         self._log(pipe, who=who, action="deleted", rule=rule, now_ms=now_ms)
         await pipe.execute()

@@ -53,6 +53,10 @@ class Registry:
         """An alert event as a platform-neutral message (notices carry their own text)."""
         if event.metric == "notice":
             return Reply(title=str(event.extra.get("title", "Notice")), blocks=(str(event.extra.get("text", "")),))
+        if event.extra.get("combine"):
+            from core.alerts.combined import render_combined
+
+            return render_combined(self, event)
         m = self._metrics.get(event.metric)
         if m is None:  # an event from a newer version, or a metric since removed from the config
             return Reply(title=f"{event.asset} {event.metric} alert ({event.rule_text})")
