@@ -178,8 +178,8 @@ class Settings:
     def sources(self, registry: Registry) -> dict[str, tuple[str, ...]]:
         """Metric -> the sources that serve it here: flow providers for flows, the watched venues whose
         adapter serves the metric otherwise (no basis from a venue without dated futures); a metric
-        only some venues can serve (gamma: deribit) keeps those."""
-        return {m.name: self.flows.providers if m.source_word == "provider" else
+        only some venues can serve (gamma: deribit) keeps those; an overview (/summary) has none."""
+        return {m.name: () if m.overview else self.flows.providers if m.source_word == "provider" else
                 tuple(v for v in self.venues_serving(m.name) if v in m.fixed_sources) if m.fixed_sources else
                 self.venues_serving(m.name) for m in registry}
 

@@ -91,7 +91,7 @@ class CommandCore:
         self.settings = settings
         self.registry = registry
         self.clock_ms = clock_ms
-        served = tuple(m.name for m in registry if settings.sources.get(m.name))
+        served = tuple(m.name for m in registry if settings.sources.get(m.name) or m.overview)
         self.specs = command_specs(registry, served)
         handlers: dict[str, Callable[[list[str], ChatContext], Awaitable[Reply]]] = {
             m.name: _ignore_ctx(self._metric_reply(m)) for m in registry if m.command and m.name in served
@@ -106,7 +106,8 @@ class CommandCore:
 
     def _metric_reply(self, m: Metric) -> Callable[[list[str]], Awaitable[Reply]]:
         q = Query(store=self.store, sources=self.settings.sources.get(m.name, ()), clock_ms=self.clock_ms,
-                  stale_after_s=self.settings.stale_after_s, registry=self.registry, venues=self.settings.venues)
+                  stale_after_s=self.settings.stale_after_s, registry=self.registry, venues=self.settings.venues,
+                  all_sources=self.settings.sources)
 
         async def reply(args: list[str]) -> Reply:
             return await m.reply(q, args)

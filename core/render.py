@@ -93,6 +93,8 @@ def block_text(b: Block) -> str:
 def to_plain(reply: Reply) -> str:
     """The whole reply as plain text (console, logs, tests)."""
     parts = [reply.title, *(block_text(b) for b in reply.blocks)]
+    if reply.fields:
+        parts.append("\n".join(f"{name}: {value}" for name, value in reply.fields))
     if reply.footer:
         parts.append(reply.footer)
     return "\n\n".join(parts)

@@ -29,6 +29,7 @@ class Reply:
     footer: str | None = None
     error: bool = False
     next_page: str | None = None  # the command words that show the next page, e.g. "alerts 2"
+    fields: tuple[tuple[str, str], ...] = ()  # (name, value) pairs after the blocks: Discord embed fields
 
     @classmethod
     def fail(cls, message: str) -> Reply:

@@ -16,7 +16,7 @@ from core.store import MarketStore
 def sources(registry: Registry, venues: Sequence[str], providers: Sequence[str] = ("coinmetrics",)
             ) -> dict[str, tuple[str, ...]]:
     """Metric -> sources, as the wiring builds it: providers for flows, venues for the market metrics."""
-    return {m.name: tuple(providers) if m.source_word == "provider" else
+    return {m.name: () if m.overview else tuple(providers) if m.source_word == "provider" else
             tuple(v for v in venues if v in m.fixed_sources) if m.fixed_sources else tuple(venues) for m in registry}
 
 

@@ -105,7 +105,8 @@ def usage(registry: Registry) -> str:
     examples = {"funding": "funding btc above 0.05%", "basis": "basis btc above 40%", "oi": "oi btc above 30b",
                 "flows": "flows btc netflow above 3000"}
     shown = [f"/threshold set {examples[m.name]}" for m in registry if m.name in examples]
-    return (f"Usage: /threshold set <{'|'.join(registry.names)}> <asset> [series] <above|below|crosses> <value> "
+    names = "|".join(m.name for m in registry if m.kinds)
+    return (f"Usage: /threshold set <{names}> <asset> [series] <above|below|crosses> <value> "
             "[venue <name|max|min|mean>] [cooldown 1h] [hysteresis <value>], or ... change <value> <window> | "
             "zscore <n> <window>; combine with all(<rule>; <rule>) or any(...). e.g. " + ", ".join(shown))
 
@@ -128,8 +129,9 @@ def parse_rule(args: list[str], *, registry: Registry, sources: Mapping[str, tup
         words = registry.get(words[0]).rule_words(words)
     if len(words) < 4:
         raise UserError(usage(registry))
-    if words[0] not in registry:
-        raise UserError(f"Unknown metric '{words[0][:20]}': accepted are {', '.join(registry.names)}. "
+    if words[0] not in registry or not registry.get(words[0]).kinds:
+        raise UserError(f"Unknown metric '{words[0][:20]}': accepted are "
+                        f"{', '.join(m.name for m in registry if m.kinds)}. "
                         f"{usage(registry)}")
     m = registry.get(words[0])
     asset = words[1].upper()

@@ -139,6 +139,7 @@ class Query:
     stale_after_s: float
     registry: Any  # core.metrics.registry.Registry (Any: the registry imports this module)
     venues: tuple[str, ...] = ()  # every watched venue, for metrics that read another metric
+    all_sources: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # metric -> its sources (overviews)
 
     def now(self) -> int:
         return self.clock_ms()
@@ -174,6 +175,7 @@ class Metric:
     settings_spec: ClassVar[tuple[Setting, ...]] = ()
     change_window: ClassVar[tuple[int, int]] = (300, 90 * 86_400)  # bounds of change windows, seconds
     fixed_sources: ClassVar[tuple[str, ...]] = ()  # the only venues that can serve it (gamma: deribit); () = all
+    overview: ClassVar[bool] = False  # reads the other metrics (/summary): no samples, topics or rules of its own
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         self.options: dict[str, Any] = {s.key: s.default for s in self.settings_spec} | dict(options or {})

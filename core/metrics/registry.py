@@ -70,8 +70,9 @@ def metric_classes() -> tuple[type[Metric], ...]:
     from core.metrics.funding import Funding
     from core.metrics.gamma import Gamma
     from core.metrics.open_interest import OpenInterest
+    from core.metrics.summary import Summary
 
-    return (Basis, Funding, OpenInterest, Flows, Gamma)
+    return (Basis, Funding, OpenInterest, Flows, Gamma, Summary)
 
 
 def default_registry(options: Mapping[str, Mapping[str, Any]] | None = None) -> Registry:

@@ -1,7 +1,8 @@
 """Reply -> Discord embeds, within Discord's limits.
 
-Limits: embed title 256, description 4096, footer 2048, 10 embeds per message and 6000 characters
-across all embeds of one message. A reply becomes one or more messages, each a list of embeds:
+Limits: embed title 256, description 4096, footer 2048, 25 fields (name 256, value 1024), 10 embeds
+per message and 6000 characters across all embeds of one message; a reply's fields go on its first embed.
+A reply becomes one or more messages, each a list of embeds:
 the title on the first embed, the footer on the last, tables as ``` code blocks, never cut
 inside a row (a long table continues in another block with its header repeated).
 """
@@ -19,6 +20,9 @@ DESCRIPTION_LIMIT = 4096
 FOOTER_LIMIT = 2048
 EMBEDS_PER_MESSAGE = 10
 MESSAGE_TOTAL_LIMIT = 6000
+FIELDS_PER_EMBED = 25
+FIELD_NAME_LIMIT = 256
+FIELD_VALUE_LIMIT = 1024
 
 COLOUR = 0x5865F2
 ERROR_COLOUR = 0xED4245
@@ -87,7 +91,9 @@ def render_embeds(reply: Reply) -> list[list[discord.Embed]]:
         blocks.insert(0, reply.title)
         title = ""
     # every message keeps room for a title and the footer, wherever they end up
-    budget = min(DESCRIPTION_LIMIT, MESSAGE_TOTAL_LIMIT - TITLE_LIMIT - len(footer) - 64)
+    fields_size = sum(min(len(n), FIELD_NAME_LIMIT) + min(len(v), FIELD_VALUE_LIMIT)
+                      for n, v in reply.fields[:FIELDS_PER_EMBED])
+    budget = min(DESCRIPTION_LIMIT, MESSAGE_TOTAL_LIMIT - TITLE_LIMIT - len(footer) - fields_size - 64)
     pieces = _pieces(Reply(title="", blocks=tuple(blocks)), budget)
 
     descriptions: list[str] = []
@@ -115,6 +121,8 @@ def render_embeds(reply: Reply) -> list[list[discord.Embed]]:
         batch.append(embed)
         used += len(desc)
     messages.append(batch)
+    for name, value in reply.fields[:FIELDS_PER_EMBED]:  # fields sit on the first embed, under its title
+        messages[0][0].add_field(name=_cut(name, FIELD_NAME_LIMIT), value=_cut(value, FIELD_VALUE_LIMIT), inline=False)
     if footer:
         messages[-1][-1].set_footer(text=footer)
     return messages

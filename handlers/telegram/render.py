@@ -56,6 +56,8 @@ def _html_blocks(reply: Reply) -> list[str]:
             out.append(cap + "<pre>" + escape("\n".join(chunk)) + "</pre>")
         else:
             out.extend(escape(p) for p in _pieces(b, _BUDGET))
+    if reply.fields:
+        out.append("\n".join(f"<b>{escape(name)}</b>: {escape(value)}" for name, value in reply.fields))
     if reply.footer:
         out.extend(f"<i>{escape(p)}</i>" for p in _pieces(reply.footer, _BUDGET))
     return out
