@@ -44,7 +44,8 @@ def command_specs(registry: Registry, metrics: Sequence[str]) -> tuple[CommandSp
         CommandSpec("alerts", "[page]", "/alerts", "what this chat receives: rules, thresholds, states"),
         CommandSpec("mute", "<duration|off>", "/mute 2h", "silence this chat's alerts for a while (in groups: admins)"),
         CommandSpec("threshold", "set|list|del|history", "/threshold set funding btc above 0.05%",
-                    "alert rules (admins); funding in % per 8h, basis in annualized %, oi in USD"),
+                    "alert rules (admins); funding in % per 8h, basis in annualized %, oi in USD, gamma in USD "
+                    "per 1%; combine factors with all(rule; rule) or any(rule; rule)"),
         CommandSpec("backtest", "<rule> [period]", "/backtest funding btc above 0.1% 90d",
                     "how often and when a rule would have fired on stored history"),
         CommandSpec("admin", "add|remove|list <user id>", "/admin add 123456789", "bot admins (bot admins only)"),
@@ -167,7 +168,10 @@ class CommandCore:
         """/help: the command list with one example each."""
         lines = [f"/{c.name} {c.args}".rstrip() + f" — {c.summary}. e.g. {c.example}" for c in self.specs
                  if c.name in self._handlers]
-        return Reply(
-            title=f"{self.settings.product_name}: derivatives market structure in chat",
-            blocks=("\n".join(lines), "Assets are case-insensitive: btc, ETH, sol, … any base asset the venues list."),
-        )
+        blocks = ["\n".join(lines), "Assets are case-insensitive: btc, ETH, sol, … any base asset the venues list."]
+        if "threshold" in self._handlers:
+            blocks.append("Rules that combine factors: /threshold set all(basis btc above 40%; funding btc above "
+                          "0.05%; flows btc netflow above 3000) fires once when every condition holds at the same "
+                          "time; any(...) when the first one does. Each condition keeps its own hysteresis; add "
+                          "cooldown 4h after the parenthesis.")
+        return Reply(title=f"{self.settings.product_name}: derivatives market structure in chat", blocks=tuple(blocks))
