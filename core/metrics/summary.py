@@ -76,6 +76,8 @@ class Summary(Metric):
         rules = await self._rules(q, read.rule_ids)
         fresh = {n: {v: kept for v, ss in read.latest.get(n, {}).items()
                      if (kept := [s for s in ss if not q.stale(s.ts_ms, now)])} for n in metrics}
+        if "liqs" in metrics:  # liquidations are events: the metric's own summary judges their window
+            fresh["liqs"] = read.latest.get("liqs", {})
         lines: dict[str, Callable[[], tuple[str, list[int]]]] = {
             "funding": lambda: self._funding(fresh["funding"], read, now),
             "basis": lambda: self._basis(metrics["basis"], fresh["basis"], read, now),
