@@ -14,7 +14,9 @@ Evaluation is a layer over the rule engine: every condition is an ordinary engin
 (``<id>.1``, ``<id>.2``, ... without alerts and cooldown of their own), so it is judged from the
 same signals, with its own hysteresis, in live running and in a replay alike. A condition holds
 while its engine rule is fired (it re-arms per its hysteresis); a daily-row condition (flows)
-holds while the newest published day satisfies it. ``all`` fires once when every condition holds
+holds while the newest published day satisfies it. A condition whose signal has not been judged
+within its metric's freshness window (its venue went silent) holds nothing; one not judged yet by
+this process (just started) is unknown and neither fires nor re-arms anything. ``all`` fires once when every condition holds
 at the same time and re-arms when one stops holding; ``any`` fires when the first condition
 comes to hold and re-arms when none holds. The combined rule's cooldown swallows a firing too
 soon after the last. Its alert lists each condition as a checklist line with its current value.
@@ -92,6 +94,7 @@ class Combined:
     rules: dict[str, Rule] = field(default_factory=dict)
     states: dict[str, RuleState] = field(default_factory=dict)
     owner: dict[str, str] = field(default_factory=dict)  # part id -> combined rule id
+    by_group: dict[GroupKey, set[str]] = field(default_factory=dict)  # a part's engine group -> combined ids
     discrete_topics: dict[tuple[str, str], set[str]] = field(default_factory=dict)  # topic -> combined ids
 
     def add(self, rule: Rule, state: RuleState | None, registry: Registry) -> list[Rule]:
@@ -101,6 +104,7 @@ class Combined:
         parts = list(rule.parts)
         for p in parts:
             self.owner[p.id] = rule.id
+            self.by_group.setdefault(group_key(p), set()).add(rule.id)
             m = registry.find(p.metric)
             if m is not None and m.discrete:
                 self.discrete_topics.setdefault((p.metric, p.asset), set()).add(rule.id)
@@ -109,27 +113,37 @@ class Combined:
     def is_part(self, rule_id: str) -> bool:
         return rule_id in self.owner
 
-    def touched(self, transitions: list[Transition], silent: set[str], topics: set[tuple[str, str]]) -> list[Rule]:
-        """Combined rules a batch may have moved: a part fired, changed state silently (re-armed), or got a row."""
-        ids = {self.owner[t.rule.id] for t in transitions if t.rule.id in self.owner}
-        ids |= {owner for part, owner in self.owner.items() if part in silent}
+    def touched(self, judged: set[GroupKey], topics: set[tuple[str, str]]) -> list[Rule]:
+        """Combined rules a batch may have moved: a part's signal was judged, or a daily-row part got a row."""
+        if not self.rules:
+            return []
+        ids: set[str] = set()
+        for key in judged:
+            ids |= self.by_group.get(key, set())
         for topic in topics:
             ids |= self.discrete_topics.get(topic, set())
         return [self.rules[i] for i in sorted(ids)]
 
-    def judge(self, rule: Rule, holds: list[bool], now_ms: int) -> Transition | None:
-        """The combined rule's new state for its conditions' current truth, or None when it did not move."""
+    def judge(self, rule: Rule, holds: list[bool | None], now_ms: int) -> Transition | None:
+        """The combined rule's new state for its conditions' current truth, or None when it did not move.
+
+        A condition not judged yet by this process (None, e.g. right after a restart) neither helps a
+        firing nor causes a re-arm.
+        """
         state = self.states[rule.id]
-        cond = all(holds) if rule.combine == "all" else any(holds)
-        if state.mode == ARMED and cond:
+        if rule.combine == "all":
+            fire, rearm = all(h is True for h in holds), any(h is False for h in holds)
+        else:
+            fire, rearm = any(h is True for h in holds), all(h is False for h in holds)
+        if state.mode == ARMED and fire:
             alert = state.last_fired_ms == 0 or now_ms - state.last_fired_ms >= rule.cooldown_s * 1000
             new = RuleState(FIRED, now_ms if alert else state.last_fired_ms)
-        elif state.mode == FIRED and not cond:
+        elif state.mode == FIRED and rearm:
             new, alert = RuleState(ARMED, state.last_fired_ms), False
         else:
             return None
         self.states[rule.id] = new
-        return Transition(rule, new, alert, float(sum(holds)))
+        return Transition(rule, new, alert, float(sum(1 for h in holds if h)))
 
 
 def part_value(values: Mapping[GroupKey, float], part: Rule) -> float | None:
@@ -146,7 +160,7 @@ def combined_event(rule: Rule, t: Transition, checks: list[dict[str, Any]], now_
 def _fmt(registry: Registry, c: Mapping[str, Any]) -> str:
     value = c.get("value")
     if value is None:
-        return "no data yet"
+        return "no current value"
     m = registry.find(str(c.get("metric")))
     kind = c.get("kind")
     if kind == "zscore":

@@ -98,6 +98,7 @@ class AlertService:
         self.watermarks: dict[GroupKey, int] = {}  # discrete groups: the newest row already judged
         self.combined = Combined()  # all(...)/any(...) rules: a layer over their parts' engine rules
         self.signal_values: dict[GroupKey, float] = {}  # each group's last judged value (combined checklists)
+        self.signal_seen: dict[GroupKey, int] = {}  # when it was judged: a condition holds only on current data
         self._sig_written: dict[str, int] = {}
         # told every committed batch of state changes and fired events, with the evaluation time (replays)
         self.transition_listeners: list[Callable[[Sequence[Transition], Sequence[AlertEvent], int], None]] = []
@@ -218,9 +219,14 @@ class AlertService:
                 by_venue[venue] = list(merged.values())
         return touched
 
+    def _window_ms(self, metric: str) -> float:
+        m = self.registry.find(metric)
+        stale_ms = self.settings.stale_after_ms
+        return stale_ms if m is None else m.fresh_for_s(stale_ms / 1000) * 1000
+
     def _current(self, metric: str, asset: str, now: int) -> dict[str, list[Any]]:
         """Current samples of a topic; a venue that stopped reporting drops out instead of voting with old data."""
-        oldest = now - self.settings.stale_after_ms
+        oldest = now - self._window_ms(metric)
         return {v: kept for v, ss in self.latest.get((metric, asset), {}).items()
                 if (kept := [s for s in ss if s.ts_ms >= oldest])}
 
@@ -258,6 +264,7 @@ class AlertService:
                 if lv is not None:
                     levels[(metric, asset, f, sel)] = lv
             groups.extend(mine)
+        judged: set[GroupKey] = set()  # groups a value was applied to (what combined rules look at)
         relative = [k for k in groups if k[4] != "level"]
         history = await self._history(relative, levels, now)
         await self._record_history({k: levels[k] for k in recorded if k in levels}, now)
@@ -266,17 +273,20 @@ class AlertService:
             if lv is None:
                 continue
             if key[4] == "level":
-                self.signal_values[key] = lv.value
+                self.signal_values[key], self.signal_seen[key] = lv.value, now
+                judged.add(key)
                 new = self.engine.evaluate(key, lv.value, now)
             elif key in history:
                 signed = self.signal_values[key] = history[key]
+                self.signal_seen[key] = now
+                judged.add(key)
                 new = self.engine.evaluate(key, abs(signed), now, signed=signed)
             else:
                 continue
             transitions += new
             events += [self._event(t, lv, now, shared) for t in new
                        if t.alert and not self.combined.is_part(t.rule.id)]
-        self._judge_combined(topics, transitions, events, now)
+        self._judge_combined(judged, topics, transitions, events, now)
         if not transitions and not watermarks and not self.engine.dirty:
             return 0
         ids = await self._commit(transitions, events, watermarks)
@@ -307,23 +317,24 @@ class AlertService:
             if self.watermarks.get(key, -1) < newest:
                 self.watermarks[key] = watermarks[key] = newest
 
-    def _judge_combined(self, topics: set[tuple[str, str]], transitions: list[Transition], events: list[AlertEvent],
-                        now: int) -> None:
-        """Combined rules whose parts moved (or whose daily-row parts got a new row): fire or re-arm them."""
-        for rule in self.combined.touched(transitions, self.engine.dirty, topics):
-            checks, holds = [], []
+    def _judge_combined(self, judged: set[GroupKey], topics: set[tuple[str, str]], transitions: list[Transition],
+                        events: list[AlertEvent], now: int) -> None:
+        """Combined rules whose parts were judged (or whose daily-row parts got a new row): fire or re-arm them."""
+        for rule in self.combined.touched(judged, topics):
+            checks: list[dict[str, Any]] = []
+            holds: list[bool | None] = []
             for p in rule.parts:
-                held, value = self._part_holds(p)
+                held, value = self._part_holds(p, now)
                 holds.append(held)
                 checks.append({"text": p.text.replace(", cooldown 0s", ""), "metric": p.metric, "field": p.field,
-                               "kind": p.kind, "value": value, "holds": held})
+                               "kind": p.kind, "value": value, "holds": bool(held)})
             t = self.combined.judge(rule, holds, now)
             if t is not None:
                 transitions.append(t)
                 if t.alert:
                     events.append(combined_event(rule, t, checks, now))
 
-    def _part_holds(self, p: Rule) -> tuple[bool, float | None]:
+    def _part_holds(self, p: Rule, now: int) -> tuple[bool | None, float | None]:
         """Whether one condition of a combined rule holds now, and its current value."""
         m = self.registry.find(p.metric)
         if m is not None and m.discrete:  # the newest published row decides
@@ -333,8 +344,14 @@ class AlertService:
             value = obs[-1].value
             judged = abs(value) if p.signal != "level" else value
             return (judged < p.threshold if p.kind == "below" else judged > p.threshold), value
+        key = group_key(p)
+        seen = self.signal_seen.get(key)
+        if seen is None:
+            return None, None  # not judged by this process yet (just started): unknown
+        if now - seen > self._window_ms(p.metric):
+            return False, None  # its venue went silent: a stale state holds nothing
         st = self.engine.states.get(p.id)
-        return st is not None and st.mode == FIRED, self.signal_values.get(group_key(p))
+        return st is not None and st.mode == FIRED, self.signal_values.get(key)
 
     async def _history(self, groups: list[GroupKey], levels: dict[LevelKey, Level],
                        now: int) -> dict[GroupKey, float]:

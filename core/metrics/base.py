@@ -264,6 +264,10 @@ class Metric:
     def usage(self) -> str:
         return f"/threshold set {self.name} <asset> <above|below|crosses> <value>"
 
+    def fresh_for_s(self, default_s: float) -> float:
+        """How long a sample counts as current (a metric refreshed more slowly than the venues' polls says so)."""
+        return default_s
+
     def rule_words(self, words: list[str]) -> list[str]:
         """The rule's words in the general grammar (a metric may offer shorthands, e.g. 'gamma btc flip')."""
         return words

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from core.alerts.events import AlertEvent
@@ -86,6 +87,10 @@ class Gamma(Metric):
         Setting("hysteresis", 0.05, "re-arm band of total GEX rules, as a share of the threshold (5%)", _band),
         Setting("flip_band", 0.0025, "a flip rule fires once spot is this far past the flip level (0.25%)", _band),
     )
+
+    def fresh_for_s(self, default_s: float) -> float:
+        """A chain is current until two refreshes have been missed."""
+        return max(default_s, 2 * float(self.options["refresh_s"]))
 
     @property
     def max_days(self) -> float | None:
@@ -197,6 +202,7 @@ class Gamma(Metric):
                                 "e.g. /gamma btc 30d")
             max_days, args = float(m.group(1)), args[:1]
         asset = parse_asset(args, "gamma")
+        q = replace(q, stale_after_s=self.fresh_for_s(q.stale_after_s))
         view = await q.view(self, asset)
         now = q.now()
         chain = [o for _, o in view.samples()]

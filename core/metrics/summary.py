@@ -74,8 +74,9 @@ class Summary(Metric):
         sources = {n: tuple(q.all_sources.get(n, q.venues)) for n in metrics}
         read = await self._read(q, asset, metrics, sources, now)
         rules = await self._rules(q, read.rule_ids)
+        window = {n: m.fresh_for_s(q.stale_after_s) * 1000 for n, m in metrics.items()}
         fresh = {n: {v: kept for v, ss in read.latest.get(n, {}).items()
-                     if (kept := [s for s in ss if not q.stale(s.ts_ms, now)])} for n in metrics}
+                     if (kept := [s for s in ss if now - s.ts_ms <= window[n]])} for n in metrics}
         if "liqs" in metrics:  # liquidations are events: the metric's own summary judges their window
             fresh["liqs"] = read.latest.get("liqs", {})
         lines: dict[str, Callable[[], tuple[str, list[int]]]] = {

@@ -170,3 +170,16 @@ async def test_a_daily_flows_condition_holds_while_the_newest_day_does(redis: Re
     assert await feed(svc, "okx", [perp("okx", 0.0006, ts=clock.now)], []) == 0  # the newest day no longer holds
     assert await svc.on_samples("flows", "coinmetrics", [day("2027-01-16", 5000.0)], replace=False) == 1
     assert VENUES  # the helpers' venues
+
+
+async def test_a_condition_on_a_silent_venue_no_longer_holds(redis: Redis, keys: Keys, alerts: AlertStore,
+                                                             clock: Clock) -> None:
+    await add(alerts, ALL)
+    svc = make_service(redis, keys, alerts, clock)
+    await svc.start()
+    clock.now += 60_000
+    assert await svc.on_samples("funding", "okx", [perp("okx", 0.0006, ts=clock.now)]) == 0  # funding holds
+    clock.now += 600_000  # okx funding stops reporting; its old state must not count
+    assert await svc.on_samples("basis", "okx", [fut("okx", basis_price(0.45, 73), 73, now=clock.now)]) == 0
+    clock.now += 60_000
+    assert await svc.on_samples("funding", "okx", [perp("okx", 0.0006, ts=clock.now)]) == 1  # current again: fires

@@ -120,6 +120,9 @@ async def test_summary_lines_markers_and_two_round_trips(counted: Redis, keys: K
     assert "flip" in f["Dealer gamma"] and "in the zone of r3" in f["Dealer gamma"]
     text = to_plain(reply)
     assert text.startswith("BTC six factors") and "⚠ Funding: mean" in text
+    later = command_core(store, VENUES, clock_ms=lambda: NOW + 400_000, registry=reg)  # after 6m40s
+    f = dict((n.lstrip("⚠ "), v) for n, v in (await later.run("summary", ["btc"])).fields)
+    assert f["Funding"] == "no data" and f["Dealer gamma"].startswith("total")  # a chain lasts two refreshes
 
 
 async def test_summary_without_data_says_so(redis: Redis, keys: Keys) -> None:
