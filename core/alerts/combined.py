@@ -16,10 +16,11 @@ same signals, with its own hysteresis, in live running and in a replay alike. A 
 while its engine rule is fired (it re-arms per its hysteresis); a daily-row condition (flows)
 holds while the newest published day satisfies it. A condition whose signal has not been judged
 within its metric's freshness window (its venue went silent) holds nothing; one not judged yet by
-this process (just started) is unknown and neither fires nor re-arms anything. ``all`` fires once when every condition holds
-at the same time and re-arms when one stops holding; ``any`` fires when the first condition
-comes to hold and re-arms when none holds. The combined rule's cooldown swallows a firing too
-soon after the last. Its alert lists each condition as a checklist line with its current value.
+this process (just started) is unknown and neither fires nor re-arms anything. ``all`` fires
+once when every condition holds at the same time and re-arms when one stops holding; ``any``
+fires when the first condition comes to hold and re-arms when none holds. The combined rule's
+cooldown swallows a firing too soon after the last. Its alert lists each condition as a
+checklist line with its current value.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from core.metrics.alert_text import stamp
 from core.reply import Reply, UserError
 
 if TYPE_CHECKING:
+    from core.alerts.service import AlertService
     from core.metrics.registry import Registry
 
 COMBINE = ("all", "any")
@@ -146,8 +148,42 @@ class Combined:
         return Transition(rule, new, alert, float(sum(1 for h in holds if h)))
 
 
-def part_value(values: Mapping[GroupKey, float], part: Rule) -> float | None:
-    return values.get(group_key(part))
+    def evaluate(self, svc: AlertService, judged: set[GroupKey], topics: set[tuple[str, str]],
+                 transitions: list[Transition], events: list[AlertEvent], now: int) -> None:
+        """Combined rules whose parts were judged (or whose daily-row parts got a new row): fire or re-arm them."""
+        for rule in self.touched(judged, topics):
+            checks: list[dict[str, Any]] = []
+            holds: list[bool | None] = []
+            for p in rule.parts:
+                held, value = part_holds(svc, p, now)
+                holds.append(held)
+                checks.append({"text": p.text.replace(", cooldown 0s", ""), "metric": p.metric, "field": p.field,
+                               "kind": p.kind, "value": value, "holds": bool(held)})
+            t = self.judge(rule, holds, now)
+            if t is not None:
+                transitions.append(t)
+                if t.alert:
+                    events.append(combined_event(rule, t, checks, now))
+
+
+def part_holds(svc: AlertService, p: Rule, now: int) -> tuple[bool | None, float | None]:
+    """Whether one condition of a combined rule holds now (None: not judged yet), and its current value."""
+    m = svc.registry.find(p.metric)
+    if m is not None and m.discrete:  # the newest published row decides
+        obs = m.observations(svc.latest.get((p.metric, p.asset), {}), p.field, p.selector, p.signal, None)
+        if not obs:
+            return False, None
+        value = obs[-1].value
+        judged = abs(value) if p.signal != "level" else value
+        return (judged < p.threshold if p.kind == "below" else judged > p.threshold), value
+    key = group_key(p)
+    seen = svc.signal_seen.get(key)
+    if seen is None:
+        return None, None  # not judged by this process yet (just started): unknown
+    if now - seen > svc.window_ms(p.metric):
+        return False, None  # its venue went silent: a stale state holds nothing
+    st = svc.engine.states.get(p.id)
+    return st is not None and st.mode == FIRED, svc.signal_values.get(key)
 
 
 def combined_event(rule: Rule, t: Transition, checks: list[dict[str, Any]], now_ms: int) -> AlertEvent:

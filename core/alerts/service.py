@@ -19,10 +19,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.alerts.combined import Combined, combined_event
-from core.alerts.engine import ARMED, FIRED, GroupKey, RuleEngine, RuleState, Transition, group_key
+from core.alerts.combined import Combined
+from core.alerts.engine import ARMED, GroupKey, RuleEngine, RuleState, Transition
 from core.alerts.events import AlertEvent, ContextPoint, Related
-from core.alerts.rules import Rule
 from core.alerts.signals import Level, level, zscore
 from core.alerts.store import AlertStore
 from core.keys import Keys
@@ -219,14 +218,15 @@ class AlertService:
                 by_venue[venue] = list(merged.values())
         return touched
 
-    def _window_ms(self, metric: str) -> float:
+    def window_ms(self, metric: str) -> float:
+        """How long a metric's samples count as current."""
         m = self.registry.find(metric)
         stale_ms = self.settings.stale_after_ms
         return stale_ms if m is None else m.fresh_for_s(stale_ms / 1000) * 1000
 
     def _current(self, metric: str, asset: str, now: int) -> dict[str, list[Any]]:
         """Current samples of a topic; a venue that stopped reporting drops out instead of voting with old data."""
-        oldest = now - self._window_ms(metric)
+        oldest = now - self.window_ms(metric)
         return {v: kept for v, ss in self.latest.get((metric, asset), {}).items()
                 if (kept := [s for s in ss if s.ts_ms >= oldest])}
 
@@ -286,7 +286,7 @@ class AlertService:
             transitions += new
             events += [self._event(t, lv, now, shared) for t in new
                        if t.alert and not self.combined.is_part(t.rule.id)]
-        self._judge_combined(judged, topics, transitions, events, now)
+        self.combined.evaluate(self, judged, topics, transitions, events, now)
         if not transitions and not watermarks and not self.engine.dirty:
             return 0
         ids = await self._commit(transitions, events, watermarks)
@@ -316,42 +316,6 @@ class AlertService:
             newest = max(r.ts_ms for r in source_rows)
             if self.watermarks.get(key, -1) < newest:
                 self.watermarks[key] = watermarks[key] = newest
-
-    def _judge_combined(self, judged: set[GroupKey], topics: set[tuple[str, str]], transitions: list[Transition],
-                        events: list[AlertEvent], now: int) -> None:
-        """Combined rules whose parts were judged (or whose daily-row parts got a new row): fire or re-arm them."""
-        for rule in self.combined.touched(judged, topics):
-            checks: list[dict[str, Any]] = []
-            holds: list[bool | None] = []
-            for p in rule.parts:
-                held, value = self._part_holds(p, now)
-                holds.append(held)
-                checks.append({"text": p.text.replace(", cooldown 0s", ""), "metric": p.metric, "field": p.field,
-                               "kind": p.kind, "value": value, "holds": bool(held)})
-            t = self.combined.judge(rule, holds, now)
-            if t is not None:
-                transitions.append(t)
-                if t.alert:
-                    events.append(combined_event(rule, t, checks, now))
-
-    def _part_holds(self, p: Rule, now: int) -> tuple[bool | None, float | None]:
-        """Whether one condition of a combined rule holds now, and its current value."""
-        m = self.registry.find(p.metric)
-        if m is not None and m.discrete:  # the newest published row decides
-            obs = m.observations(self.latest.get((p.metric, p.asset), {}), p.field, p.selector, p.signal, None)
-            if not obs:
-                return False, None
-            value = obs[-1].value
-            judged = abs(value) if p.signal != "level" else value
-            return (judged < p.threshold if p.kind == "below" else judged > p.threshold), value
-        key = group_key(p)
-        seen = self.signal_seen.get(key)
-        if seen is None:
-            return None, None  # not judged by this process yet (just started): unknown
-        if now - seen > self._window_ms(p.metric):
-            return False, None  # its venue went silent: a stale state holds nothing
-        st = self.engine.states.get(p.id)
-        return st is not None and st.mode == FIRED, self.signal_values.get(key)
 
     async def _history(self, groups: list[GroupKey], levels: dict[LevelKey, Level],
                        now: int) -> dict[GroupKey, float]:
