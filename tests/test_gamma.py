@@ -217,3 +217,21 @@ async def test_gamma_rules_total_below_and_flip(redis: Redis, keys: Keys) -> Non
 def by_hand_total_samples(chain: list[OptionSample], now: int) -> float:
     return sum((1 if o.call else -1) * by_hand_gamma(o.underlying_usd, o.strike, o.mark_iv_pct, o.expiry_ms, now)
                * o.open_interest * o.underlying_usd**2 * 0.01 for o in chain)
+
+
+async def test_a_currency_with_bad_rows_fails_alone(exchanges: ExchangeDouble, redis: Redis, keys: Keys) -> None:
+    today = dt.datetime.now(dt.UTC).date()
+    eth = [Option("ETH", today + dt.timedelta(days=9), k, True, 100.0, -5.0, 3500.0, 3500.0) for k in (3000, 4000)]
+    set_chain(exchanges.venues["deribit"], [*small_chain(today), *eth])  # ETH's IV is negative: never stored
+    store = MarketStore(redis, keys, retention_ms=MS_PER_DAY)
+    reg = default_registry()
+    client = OptionChainClient(timeout_s=2, rest_base_url=exchanges.url("deribit"))
+    try:
+        assert await OptionChainWatcher(client, store, reg.get("gamma"), ("BTC", "ETH")).poll_once() == 20
+    finally:
+        await client.close()
+    by_venue, health = await store.read_latest(reg.get("gamma"), "BTC", ("deribit",), with_health=True)
+    assert len(by_venue["deribit"]) == 20
+    problem = health["deribit"].problem("gamma") or ""
+    assert "ETH" in problem and "sanity" in problem
+    assert (await store.read_latest(reg.get("gamma"), "ETH", ("deribit",)))[0] == {}
