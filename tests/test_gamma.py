@@ -235,3 +235,22 @@ async def test_a_currency_with_bad_rows_fails_alone(exchanges: ExchangeDouble, r
     problem = health["deribit"].problem("gamma") or ""
     assert "ETH" in problem and "sanity" in problem
     assert (await store.read_latest(reg.get("gamma"), "ETH", ("deribit",)))[0] == {}
+
+
+async def test_a_newly_listed_option_is_picked_up_by_a_market_reload(exchanges: ExchangeDouble, redis: Redis,
+                                                                     keys: Keys) -> None:
+    today = dt.datetime.now(dt.UTC).date()
+    state = exchanges.venues["deribit"]
+    set_chain(state, small_chain(today))
+    store = MarketStore(redis, keys, retention_ms=MS_PER_DAY)
+    client = OptionChainClient(timeout_s=2, rest_base_url=exchanges.url("deribit"))
+    watcher = OptionChainWatcher(client, store, default_registry().get("gamma"), ("BTC",))
+    try:
+        assert await watcher.poll_once() == 20
+        set_chain(state, [*small_chain(today), Option("BTC", today + dt.timedelta(days=9), 120_000, True, 10.0,
+                                                      60.0, 100_150.0, SPOT)])
+        assert await watcher.poll_once() == 20  # listed since the markets were loaded: skipped, reload asked
+        assert await watcher.poll_once() == 21
+        assert sum("get_instruments" in r for r in state.requests) == 2
+    finally:
+        await client.close()

@@ -94,9 +94,10 @@ class OptionChainClient:
                 expiry_ms=int(m["expiry"]), call=m.get("optionType") == "call", open_interest=oi,
                 mark_iv_pct=iv, underlying_usd=fwd, index_usd=index,
                 ts_ms=integer(row.get("creation_timestamp")) or now))
-        if skipped and len(skipped_names := [r for r in rows if isinstance(r, dict)
-                                             and str(r.get("instrument_name")) not in self.options]):
+        unknown = [str(r.get("instrument_name")) for r in rows
+                   if isinstance(r, dict) and str(r.get("instrument_name")) not in self.options]
+        if unknown:
             self._reload = True  # newly listed options: read the instruments again next refresh
-            log.info("venue=%s %d %s options not in the loaded markets (e.g. %s): reloading next refresh",
-                     self.venue, len(skipped_names), currency, skipped_names[0].get("instrument_name"))
+            log.info("venue=%s asset=%s %d options not in the loaded markets (e.g. %s): reloading next refresh",
+                     self.venue, currency, len(unknown), unknown[0])
         return out, skipped
