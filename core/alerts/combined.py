@@ -147,7 +147,6 @@ class Combined:
         self.states[rule.id] = new
         return Transition(rule, new, alert, float(sum(1 for h in holds if h)))
 
-
     def evaluate(self, svc: AlertService, judged: set[GroupKey], topics: set[tuple[str, str]],
                  transitions: list[Transition], events: list[AlertEvent], now: int) -> None:
         """Combined rules whose parts were judged (or whose daily-row parts got a new row): fire or re-arm them."""
