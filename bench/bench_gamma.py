@@ -1,8 +1,9 @@
 """Benchmark: dealer gamma on a chain of Deribit's real size, through the command core against a real Redis.
 
 Loads a BTC chain of 12 expiries x 36 strikes, calls and puts (864 options, about Deribit's BTC
-listing) plus funding, basis and open interest on 5 venues, then times the flip-level search,
-``/gamma btc`` and ``/summary btc`` and counts Redis round trips per command.
+listing) plus funding, basis and open interest on 5 venues and 120 global rules on those topics,
+then times the flip-level search, ``/gamma btc`` and ``/summary btc`` and counts Redis round trips
+per command.
 
     .venv/bin/python -m bench.bench_gamma [--redis redis://127.0.0.1:6379/0] [--calls 200]
 """
@@ -17,6 +18,8 @@ import uuid
 
 from redis.asyncio import Redis
 
+from core.alerts.rules import parse_rule
+from core.alerts.store import AlertStore
 from core.commands import CommandCore, CoreSettings
 from core.gamma import OptionSample, flip_level
 from core.keys import Keys
@@ -73,6 +76,13 @@ async def main() -> None:
     reg = default_registry()
     sources = {m.name: () if m.overview else ("deribit",) if m.fixed_sources else VENUES for m in reg}
     core = CommandCore(store, CoreSettings(venues=VENUES, sources=sources), reg)
+    alerts = AlertStore(redis, keys)
+    rules = ["funding btc above 0.01%", "basis btc above 40%", "oi btc above 30b", "gamma btc below -50m",
+             "gamma btc flip", "all(basis btc above 40%; funding btc above 0.05%; flows btc netflow above 3000)"]
+    for i, text in enumerate(rules * 20):  # 120 global rules on the factors' topics
+        rule = parse_rule(text.split(), registry=reg, sources=sources | {"flows": ("coinmetrics",)},
+                          rule_id=f"r{i}", default_cooldown_s=3600, now_ms=now, created_by="bench")
+        await alerts.save_rule(rule, who="bench", action="set", now_ms=now)
 
     writes = [0]
     conn_cls = redis.connection_pool.connection_class

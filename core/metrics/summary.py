@@ -88,12 +88,13 @@ class Summary(Metric):
             "gamma": lambda: self._gamma(metrics["gamma"], fresh["gamma"], read, now),
         }
         fields: list[tuple[str, str]] = []
+        points: dict[tuple[str, str], list[Any]] = {}  # (metric, series) -> its points, computed once
         for name in FACTORS:
             if name not in metrics:
                 fields.append((NAMES[name], "no data: not watched by this deployment"))
                 continue
             text, ts = lines[name]()
-            zone = [r.id for r in rules if self._in_zone(metrics[name], r, fresh[name], read, now)]
+            zone = [r.id for r in rules if self._in_zone(metrics[name], r, fresh[name], read, now, points)]
             age = f" · {fmt_age((now - max(ts)) / 1000)} old" if ts else ""
             mark = f" · ⚠ in the zone of {', '.join(sorted(set(zone)))}" if zone else ""
             fields.append((("⚠ " if zone else "") + NAMES[name], text + age + mark))
@@ -151,7 +152,8 @@ class Summary(Metric):
         return out
 
     @staticmethod
-    def _in_zone(m: Metric, r: Rule, fresh: Mapping[str, Sequence[Any]], read: _Read, now: int) -> bool:
+    def _in_zone(m: Metric, r: Rule, fresh: Mapping[str, Sequence[Any]], read: _Read, now: int,
+                 points: dict[tuple[str, str], list[Any]]) -> bool:
         """An above/below rule whose condition holds on the current figures."""
         if r.metric != m.name or r.kind not in ("above", "below"):
             return False
@@ -159,7 +161,9 @@ class Summary(Metric):
             rows = sorted(read.latest.get(m.name, {}).get(r.selector, ()), key=m.sort_key)
             value = getattr(rows[-1], r.field, None) if rows else None
         else:
-            lv = level(m.points(fresh, r.field, now), r.selector)
+            if (m.name, r.field) not in points:
+                points[(m.name, r.field)] = m.points(fresh, r.field, now)
+            lv = level(points[(m.name, r.field)], r.selector)
             value = lv.value if lv is not None else None
         if value is None:
             return False
