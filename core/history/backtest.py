@@ -73,6 +73,9 @@ class Backtester:
                 continue
             if not 1 <= days <= MAX_DAYS:
                 raise UserError(f"a back-test period is 1d to {MAX_DAYS}d, e.g. 90d")
+            if rule.combine:
+                raise UserError(f"A back-test runs one plain rule: test the conditions of {rule.combine}(...) one "
+                                "by one, e.g. /backtest funding btc above 0.05% 90d")
             return rule, days, words
         assert error is not None
         raise error

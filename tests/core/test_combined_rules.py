@@ -183,3 +183,12 @@ async def test_a_condition_on_a_silent_venue_no_longer_holds(redis: Redis, keys:
     assert await svc.on_samples("basis", "okx", [fut("okx", basis_price(0.45, 73), 73, now=clock.now)]) == 0
     clock.now += 60_000
     assert await svc.on_samples("funding", "okx", [perp("okx", 0.0006, ts=clock.now)]) == 1  # current again: fires
+
+
+async def test_a_back_test_asks_for_one_plain_rule(redis: Redis, keys: Keys) -> None:
+    from core.store import MarketStore
+
+    core = command_core(MarketStore(redis, keys, retention_ms=MS_PER_DAY), ExchangeDouble.VENUES)
+    typed = "all(funding btc above 0.05%; basis btc above 40%) 30d"
+    reply = await core.run("backtest", typed.split())
+    assert reply.error and "runs one plain rule" in reply.title
