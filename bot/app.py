@@ -241,7 +241,8 @@ def option_loops(wr: Wiring) -> list[Loop]:
     wr.stack.push_async_callback(client.close)
     watcher = OptionChainWatcher(client, wr.store, metric, metric.options["currencies"],
                                  listeners=[wr.evaluator.on_samples])
-    return [functools.partial(run_periodic, watcher.name, watcher.poll_once, interval_s=metric.options["refresh_s"],
+    return [functools.partial(run_periodic, watcher.name, _polled(wr, watcher.name, watcher.poll_once),
+                              interval_s=metric.options["refresh_s"],
                               max_backoff_s=max(metric.options["refresh_s"], w.max_backoff_s))]
 
 
