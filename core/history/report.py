@@ -14,6 +14,12 @@ from core.metrics.registry import Registry
 
 def alert_line(e: AlertEvent, registry: Registry, rule_words: Mapping[str, str]) -> str:
     """'2021-04-10T08:00:00Z  r1 funding btc above 0.05% venue binance  value +0.1486%/8h  threshold ...'."""
+    if e.extra.get("combine"):  # a combined rule: each condition with the value it held at
+        checks = e.extra.get("conditions", ())
+        parts = "; ".join(f"{c.get('text')} = {_condition_value(registry, c)}" for c in checks)
+        held = sum(1 for c in checks if c.get("holds"))
+        return f"{iso_utc(e.ts_ms)}  {e.rule_id} {rule_words.get(e.rule_id, e.rule_text)}  " \
+               f"{held}/{len(checks)} conditions hold: {parts}"
     m = registry.find(e.metric)
     value = m.fmt_value(e.value, e.field) if m else f"{e.value:g}"
     threshold = m.fmt_threshold(e.kind, e.threshold, e.field) if m else f"{e.threshold:g}"
@@ -23,6 +29,16 @@ def alert_line(e: AlertEvent, registry: Registry, rule_words: Mapping[str, str])
         where += f" {day}"
     return f"{iso_utc(e.ts_ms)}  {e.rule_id} {rule_words.get(e.rule_id, e.rule_text)}  value {value}  " \
            f"threshold {threshold}  {where}".rstrip()
+
+
+def _condition_value(registry: Registry, c: Mapping[str, object]) -> str:
+    m = registry.find(str(c.get("metric")))
+    value = c.get("value")
+    if not isinstance(value, int | float):
+        return "no value"
+    if c.get("kind") == "change" and m is not None and m.change_relative:
+        return f"{value * 100:+.2f}%"
+    return m.fmt_value(float(value), str(c.get("field", ""))) if m else f"{value:g}"
 
 
 def stale_after_ms(batches: Sequence[Batch], registry: Registry, floor_ms: int = 180_000) -> int:

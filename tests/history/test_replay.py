@@ -176,3 +176,31 @@ async def test_april_2021(redis_url: str, settings: Settings, tmp_path: Path) ->
     assert all(t >= published[day] for t, day in fired_flows)  # never before its publication
     crash = ms("2021-04-18T00:00:00Z")
     assert [day for t, day in fired_flows if t < crash] == ["2021-04-12", "2021-04-13"]
+
+
+@pytest.mark.replay
+async def test_april_2021_combined_funding_and_netflow_warns_five_days_before_the_crash(
+        redis_url: str, settings: Settings, tmp_path: Path) -> None:
+    if not APRIL.is_dir():
+        pytest.skip(f"replay data not found at {APRIL} (the shared replay folder sits beside the repository)")
+    rules = tmp_path / "rules.toml"
+    rules.write_text('rules = ["all(funding btc above 0.05% venue binance; flows btc netflow above 3000)"]\n')
+    out: list[str] = []
+    result = await run_replay(args(APRIL, rules, "2021-04-01", "2021-04-30", redis_url), settings, out)
+    with (APRIL / "funding_8h.csv").open(newline="") as f:
+        binance = sorted((ms(r["ts_utc"]), float(r["rate_per_8h"])) for r in csv.DictReader(f)
+                          if r["venue"] == "binance")
+    with (APRIL / "exchange_flows_1d.csv").open(newline="") as f:
+        days = sorted((ms(d["available_at_utc"]), float(d["netflow_btc"])) for d in csv.DictReader(f))
+
+    def holds(t: int) -> bool:
+        """Both conditions at time t: the last settled binance rate, and the newest published day."""
+        rate = [v for ts, v in binance if ts <= t]
+        net = [v for ts, v in days if ts <= t]
+        return bool(rate and net) and rate[-1] > 0.0005 and net[-1] > 3000
+
+    moments = sorted({t for t, _ in binance} | {t for t, _ in days})  # the only times either value changes
+    first = next(t for t in moments if ms("2021-04-01T00:00:00Z") <= t and holds(t))
+    assert iso(first).startswith("2021-04-13")  # five days before the crash of 2021-04-18
+    assert result.events and result.events[0].ts_ms == first and result.events[0].rule_id == "r1"
+    assert "2/2 conditions hold" in out[0]
