@@ -35,6 +35,9 @@ from core.alerts.events import notice
 from core.alerts.rules import parse_rule
 from core.alerts.service import AlertService, AlertSettings
 from core.alerts.store import AlertStore
+from core.charts.catalog import ChartCatalog
+from core.charts.command import ChartCommands
+from core.charts.service import ChartService
 from core.commands import CommandCore, CoreSettings
 from core.keys import Keys
 from core.metrics.registry import Registry
@@ -84,6 +87,7 @@ class Wiring:
     session: aiohttp.ClientSession
     metrics: obs.Metrics
     leases: LeaseKeeper  # data replicas: one process polls each source; the others wait for its lease
+    charts: ChartCommands
     groups: list[str] = field(default_factory=list)  # consumer groups of the platforms that will deliver
 
 
@@ -151,10 +155,13 @@ async def build(settings: Settings, stack: AsyncExitStack, stop: asyncio.Event |
         default_cooldown_s=a.default_cooldown_s), registry,
         quotas=Quotas(store, settings.flows.assets if settings.flows.providers else (), settings.quotas,
                       market_metrics=[m.name for m in registry if m.source_word != "provider"]))
+    chart_service = ChartService(settings.charts)
+    stack.push_async_callback(chart_service.close)
+    charts = ChartCommands(ChartCatalog(registry, sources), chart_service, store, registry, sources, alert_store)
     core = obs.TimedCommandCore(store, CoreSettings(venues=w.venues, providers=settings.flows.providers,
                                                     sources=sources, stale_after_s=w.stale_after_s,
                                                     venue_notes=settings.venue_notes()),
-                                registry, alerts=alert_commands)
+                                registry, alerts=alert_commands, charts=charts)
     core.metrics = metrics
     evaluator = AlertService(alert_store, store, keys, registry, AlertSettings(
         sources=sources, history_assets=h.assets, history_step_s=h.step_s,
@@ -166,7 +173,8 @@ async def build(settings: Settings, stack: AsyncExitStack, stop: asyncio.Event |
     session = aiohttp.ClientSession()
     stack.push_async_callback(session.close)
     return Wiring(settings, stack, redis, keys, registry, sources, store, alert_store, core, evaluator, session,
-                  metrics, LeaseKeeper(redis, keys.lease, [], ttl_s=settings.replicas.lease_ttl_s))
+                  metrics, LeaseKeeper(redis, keys.lease, [], ttl_s=settings.replicas.lease_ttl_s),
+                  charts)
 
 
 def _polled(wr: Wiring, name: str, step: Callable[[], Coroutine[Any, Any, object]]) -> Callable[[], Any]:
@@ -287,7 +295,7 @@ async def chat_loops(wr: Wiring, *, telegram: bool, discord: bool, console: bool
                                 claim_idle_ms=int(a.claim_idle_s * 1000), admins=admins, render=wr.registry.render)
         loops.append(worker.run)
     if console:
-        repl = Console(wr.core, await _stdin_reader(wr.stack), _write_stdout)
+        repl = Console(wr.core, await _stdin_reader(wr.stack), _write_stdout, files_dir=s.charts.files_dir)
         loops.append(repl.run)
     return loops
 

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from core.alerts.rules import parse_duration, parse_rule
+from core.charts.service import ChartSettings
 from core.metrics.base import Metric
 from core.metrics.registry import Registry, metric_classes
 from core.quotas import QuotaSettings
@@ -162,6 +163,7 @@ class Settings:
     watchers: WatcherSettings = field(default_factory=WatcherSettings)
     history: HistorySettings = field(default_factory=HistorySettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
+    charts: ChartSettings = field(default_factory=ChartSettings)
     # each metric's section ([funding], [basis], [oi], ...): the keys its module declares, defaults filled in
     metrics: dict[str, dict[str, Any]] = field(default_factory=lambda: {
         cls.name: {s.key: s.default for s in cls.settings_spec} for cls in metric_classes()})
@@ -270,7 +272,7 @@ def parse_settings(raw: dict[str, Any], env: dict[str, str] | None = None) -> Se
     env = dict(os.environ) if env is None else env
     classes = metric_classes()
     top_known = {"redis", "telegram", "discord", "flows", "console", "watchers", "history", "alerts", "log_level",
-                 "quotas", "observability", "replicas", *(cls.name for cls in classes)}
+                 "quotas", "observability", "replicas", "charts", *(cls.name for cls in classes)}
     unknown = set(raw) - top_known
     if unknown:
         raise ConfigError(f"config has unknown section(s) {sorted(unknown)}: accepted are {sorted(top_known)}")
@@ -343,10 +345,22 @@ def parse_settings(raw: dict[str, Any], env: dict[str, str] | None = None) -> Se
         raise _bad("log_level", level, '"DEBUG", "INFO", "WARNING" or "ERROR"')
     return Settings(redis=redis, telegram=telegram, discord=discord, flows=flows,
                     console=ConsoleSettings(enabled=enabled), watchers=watchers,
-                    history=history, alerts=alerts, metrics=metrics, log_level=level, unknown_venues=unknown_venues,
-                    quotas=_quotas(raw), observability=_observability(raw),
+                    history=history, alerts=alerts, charts=_charts(raw), metrics=metrics, log_level=level,
+                    unknown_venues=unknown_venues, quotas=_quotas(raw), observability=_observability(raw),
                     replicas=ReplicaSettings(lease_ttl_s=_num(_section(raw, "replicas", {"lease_ttl_s"}), "replicas",
                                                               "lease_ttl_s", 6.0, 1, 60)))
+
+
+def _charts(raw: dict[str, Any]) -> ChartSettings:
+    c = _section(raw, "charts", {"workers", "pool", "cache_s", "max_pending", "files_dir"})
+    pool = _text(c, "charts", "pool", ChartSettings.pool)
+    if pool not in ("process", "thread"):
+        raise _bad("charts.pool", pool, '"process" (charts drawn in worker processes) or "thread"')
+    return ChartSettings(
+        workers=int(_num(c, "charts", "workers", ChartSettings.workers, 1, 16)), pool=pool,
+        cache_s=_num(c, "charts", "cache_s", ChartSettings.cache_s, 0, 3600),
+        max_pending=int(_num(c, "charts", "max_pending", ChartSettings.max_pending, 1, 256)),
+        files_dir=_text(c, "charts", "files_dir", ChartSettings.files_dir))
 
 
 def _tickers(d: dict[str, Any], section: str, key: str, default: tuple[str, ...]) -> tuple[str, ...]:

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from core.alert_commands import AlertCommands
+from core.charts.command import ChartCommands
 from core.context import CONSOLE, ChatContext
 from core.history.backtest import Backtester
 from core.metrics.base import Metric, Query
@@ -79,6 +80,21 @@ def _ignore_ctx(fn: Callable[[list[str]], Awaitable[Reply]]) -> Callable[[list[s
     return call
 
 
+CHART_SPEC = CommandSpec("chart", "<metric> <asset> [window|curve]", "/chart funding btc 7d",
+                         "a chart: funding, basis, oi or flows over a window; /chart basis btc curve")
+Handler = Callable[[list[str], ChatContext], Awaitable[Reply]]
+
+
+def _with_sub(handler: Handler, word: str, sub: Handler) -> Handler:
+    """``/<command> <word> ...`` goes to ``sub``; everything else to the command's own handler."""
+    async def call(args: list[str], ctx: ChatContext) -> Reply:
+        if args and args[0].lower() == word:
+            return await sub(args[1:], ctx)
+        return await handler(args, ctx)
+
+    return call
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -87,7 +103,8 @@ class CommandCore:
     """Answers commands from the store alone."""
 
     def __init__(self, store: MarketStore, settings: CoreSettings, registry: Registry,
-                 alerts: AlertCommands | None = None, clock_ms: Callable[[], int] = _now_ms) -> None:
+                 alerts: AlertCommands | None = None, clock_ms: Callable[[], int] = _now_ms,
+                 charts: ChartCommands | None = None) -> None:
         self.store = store
         self.settings = settings
         self.registry = registry
@@ -103,6 +120,14 @@ class CommandCore:
             handlers.update({name: getattr(alerts, name) for name in ALERT_COMMANDS})
             handlers["backtest"] = Backtester(store, registry, settings.sources, clock_ms=clock_ms,
                                               default_cooldown_s=alerts.settings.default_cooldown_s).backtest
+        self.alerts = alerts
+        self.charts = charts
+        if charts is not None:
+            handlers["chart"] = charts.chart
+            if "alerts" in handlers:
+                handlers["alerts"] = _with_sub(handlers["alerts"], "charts", charts.alerts_charts)
+            n = sum(1 for c in self.specs if c.name in served)
+            self.specs = (*self.specs[:n], CHART_SPEC, *self.specs[n:])
         self._handlers = handlers
 
     def _metric_reply(self, m: Metric) -> Callable[[list[str]], Awaitable[Reply]]:

@@ -30,6 +30,10 @@ class Keys:
         """ZSET scored by the venue's sample time in ms; members carry the symbol; trimmed by age."""
         return f"{self.base}:hist:{metric}:{asset}:{venue}"
 
+    def history_coarse(self, metric: str, asset: str, venue: str) -> str:
+        """ZSET like ``history`` with one point per series per hour, kept longer: what long charts read."""
+        return f"{self.base}:histh:{metric}:{asset}:{venue}"
+
     def venue_assets(self, metric: str, venue: str) -> str:
         """SET of the assets a venue's last poll reported for a metric (what the next poll replaces)."""
         return f"{self.base}:vassets:{metric}:{venue}"
@@ -126,6 +130,10 @@ class Keys:
     def mute(self, target: str) -> str:
         """STRING with TTL: the target is muted until it expires."""
         return f"{self.base}:mute:{target}"
+
+    def chart_prefs(self) -> str:
+        """HASH target -> "on": chats whose alerts carry a chart (/alerts charts on)."""
+        return f"{self.base}:chartprefs"
 
     def admins(self, platform: str) -> str:
         """SET of user ids made bot admins by /admin add (config admins are added to these)."""

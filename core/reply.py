@@ -21,8 +21,25 @@ Block = str | Table
 
 
 @dataclass(frozen=True, slots=True)
+class Image:
+    """A picture a reply carries (a chart): PNG bytes, a file name, and the caption shown under it."""
+
+    data: bytes
+    filename: str
+    caption: str
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """A one-tap button under a message: its label and the command words a press runs (``mute 1h``)."""
+
+    label: str
+    command: str
+
+
+@dataclass(frozen=True, slots=True)
 class Reply:
-    """A command's answer: a title, blocks of text and tables, an optional footer."""
+    """A command's answer: a title, blocks of text and tables, an optional footer, image and buttons."""
 
     title: str
     blocks: tuple[Block, ...] = ()
@@ -30,6 +47,8 @@ class Reply:
     error: bool = False
     next_page: str | None = None  # the command words that show the next page, e.g. "alerts 2"
     fields: tuple[tuple[str, str], ...] = ()  # (name, value) pairs after the blocks: Discord embed fields
+    image: Image | None = None  # platforms send it as a photo (Telegram), an embed image (Discord), a file
+    actions: tuple[Action, ...] = ()  # buttons (Telegram inline keyboard, Discord components)
 
     @classmethod
     def fail(cls, message: str) -> Reply:

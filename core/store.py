@@ -18,6 +18,7 @@ from core.keys import Keys
 if TYPE_CHECKING:
     from core.metrics.base import Metric
 
+COARSE_STEP_MS = 3_600_000  # one point per series per hour in the long-chart history
 FUNDING = "funding"
 BASIS = "basis"
 FLOWS = "flows"
@@ -85,6 +86,7 @@ class MarketStore:
         self.redis = redis
         self.keys = keys
         self.retention_ms = retention_ms
+        self._coarse_bucket: dict[tuple[str, str], int] = {}  # (key, symbol) -> the last hour written
 
     # writes ---------------------------------------------------------------------------
     async def write_samples(self, metric: Metric, venue: str, samples: Sequence[Any], *, now_ms: int,
@@ -118,13 +120,28 @@ class MarketStore:
             pipe.sadd(vkey, *by_asset)
             pipe.hset(self.keys.assets(metric.name), mapping={f"{a}:{venue}": now_ms for a in by_asset})
         trimmed: set[str] = set()
+        coarse_ms = int(float(metric.options.get("chart_history_days") or 0) * 86_400_000)
         for s in history:
             hkey = self.keys.history(metric.name, s.asset, venue)
             pipe.zadd(hkey, {metric.history_member(s): s.ts_ms})
             if hkey not in trimmed:
                 pipe.zremrangebyscore(hkey, "-inf", now_ms - self.retention_ms)
                 trimmed.add(hkey)
+            if coarse_ms:
+                self._coarse(pipe, metric, venue, s, now_ms - coarse_ms, trimmed)
         await pipe.execute()
+
+    def _coarse(self, pipe: Any, metric: Metric, venue: str, s: Any, cutoff_ms: int, trimmed: set[str]) -> None:
+        """The first history point of each series in each hour also goes to the long-chart history."""
+        ckey = self.keys.history_coarse(metric.name, s.asset, venue)
+        bucket = s.ts_ms // COARSE_STEP_MS
+        if self._coarse_bucket.get((ckey, s.symbol)) == bucket:
+            return
+        self._coarse_bucket[(ckey, s.symbol)] = bucket
+        pipe.zadd(ckey, {metric.history_member(s): s.ts_ms})
+        if ckey not in trimmed:
+            pipe.zremrangebyscore(ckey, "-inf", cutoff_ms)
+            trimmed.add(ckey)
 
     async def delete_instruments(self, metric: str, asset: str, venue: str, symbols: Sequence[str]) -> None:
         """Drop some of a venue's stored instruments (rows past their retention)."""
@@ -235,12 +252,13 @@ class MarketStore:
                                                         withscores=True)
         return [(int(pair[1]), _str(pair[0]) or "") for pair in raw]
 
-    async def history_since(self, metric: str, asset: str, venues: Sequence[str], since_ms: int
-                            ) -> dict[str, list[tuple[int, str]]]:
-        """Every venue's history members newer than ``since_ms``: one round trip."""
+    async def history_since(self, metric: str, asset: str, venues: Sequence[str], since_ms: int, *,
+                            coarse: bool = False) -> dict[str, list[tuple[int, str]]]:
+        """Every venue's history members newer than ``since_ms`` (hourly ones with ``coarse``): one round trip."""
+        key = self.keys.history_coarse if coarse else self.keys.history
         pipe = self.redis.pipeline(transaction=False)
         for venue in venues:
-            pipe.zrangebyscore(self.keys.history(metric, asset, venue), since_ms, "+inf", withscores=True)
+            pipe.zrangebyscore(key(metric, asset, venue), since_ms, "+inf", withscores=True)
         return {v: [(int(p[1]), _str(p[0]) or "") for p in raw]
                 for v, raw in zip(venues, await pipe.execute(), strict=True) if raw}
 

@@ -53,6 +53,17 @@ class Setting:
     parse: Callable[[Any], Any] = lambda v: v  # raises UserError/ValueError/TypeError on a bad value
 
 
+def _history_days(v: Any) -> float:
+    x = float(v)
+    if isinstance(v, bool) or not 0 <= x <= 3650:
+        raise ValueError("a number of days from 0 to 3650")
+    return x
+
+
+# a metric whose history long charts read adds this to its settings_spec (the store keeps hourly points for it)
+CHART_HISTORY = Setting("chart_history_days", 180, "days of hourly history kept for long charts (/chart ... 90d); "
+                        "0 keeps none", _history_days)
+
 _AMOUNT = re.compile(r"^([+-]?\d+(?:\.\d+)?)([kmbt]?)$")
 _SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "b": 1e9, "t": 1e12}
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(m|h|d|w)$")

@@ -12,7 +12,7 @@ from typing import Any
 
 from core.alerts.signals import Point
 from core.bounds import sample_problem
-from core.metrics.base import Metric, Query, Setting, View, parse_percent
+from core.metrics.base import CHART_HISTORY, Metric, Query, Setting, View, parse_percent
 from core.metrics.common import FAMILY_LEGEND, age_footer, degraded_note, mark, unknown_asset
 from core.models import BasisSample, is_sane_price
 from core.parsing import parse_asset
@@ -54,6 +54,7 @@ class Basis(Metric):
                 "alerted on): it explodes as expiry nears", _days),
         Setting("max_deviation_from_index", 0.5, "a future further than this from its index is a bad value",
                 _fraction),
+        CHART_HISTORY,
     )
 
     @property

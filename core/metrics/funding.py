@@ -14,7 +14,7 @@ from typing import Any
 from core.alerts.events import AlertEvent
 from core.alerts.signals import Level, Point, level
 from core.bounds import sample_problem
-from core.metrics.base import Metric, Query, Setting, View, parse_percent
+from core.metrics.base import CHART_HISTORY, Metric, Query, Setting, View, parse_percent
 from core.metrics.common import FAMILY_LEGEND, age_footer, current, degraded_note, mark, unknown_asset
 from core.models import EIGHT_HOURS_S, FundingSample, is_sane_price
 from core.parsing import parse_asset
@@ -53,6 +53,7 @@ class Funding(Metric):
         Setting("max_abs_rate_per_interval", 0.05, "|funding| above this per interval is a bad value, never stored",
                 _fraction),
         Setting("max_premium", 0.5, "a perpetual's mark further than this from its index is a bad value", _fraction),
+        CHART_HISTORY,
     )
 
     def problem(self, s: FundingSample) -> str | None:

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from core.alerts.signals import Level, Point, level
-from core.metrics.base import Metric, Query, Setting, View, fmt_amount, parse_amount, parse_percent
+from core.metrics.base import CHART_HISTORY, Metric, Query, Setting, View, fmt_amount, parse_amount, parse_percent
 from core.metrics.common import FAMILY_LEGEND, age_footer, current, degraded_note, mark, unknown_asset
 from core.models import OpenInterestSample
 from core.parsing import parse_asset
@@ -49,6 +49,7 @@ class OpenInterest(Metric):
     change_relative = True
     settings_spec = (
         Setting("hysteresis", 0.02, "re-arm band of OI level rules, as a fraction of the threshold (2%)", _band),
+        CHART_HISTORY,
     )
 
     def problem(self, s: OpenInterestSample) -> str | None:

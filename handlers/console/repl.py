@@ -9,6 +9,7 @@ from collections.abc import Callable
 from core.commands import CommandCore
 from core.parsing import split_command
 from core.render import to_plain
+from handlers.console.media import image_line
 
 log = logging.getLogger(__name__)
 
@@ -18,10 +19,12 @@ BANNER = "Console chat ready. Type /help, /basis btc, /funding eth, /status; /qu
 class Console:
     """Reads commands from a stream, writes plain-text replies."""
 
-    def __init__(self, core: CommandCore, reader: asyncio.StreamReader, write: Callable[[str], None]) -> None:
+    def __init__(self, core: CommandCore, reader: asyncio.StreamReader, write: Callable[[str], None],
+                 files_dir: str = "data/charts") -> None:
         self.core = core
         self.reader = reader
         self.write = write
+        self.files_dir = files_dir  # where charts are written (their path is printed)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until /quit, end of input, or ``stop``."""
@@ -50,4 +53,7 @@ class Console:
                 stop.set()
                 return
             reply = await self.core.run(name, args)
+            if reply.image is not None:
+                self.write(image_line(reply.image, self.files_dir) + "\n> ")
+                continue
             self.write(to_plain(reply) + "\n> ")

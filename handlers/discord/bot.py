@@ -25,6 +25,7 @@ from core.context import ChatContext
 from core.pacer import DISCORD_LIMITS, Limits, Pacer, SharedSlots
 from core.reply import Reply
 from handlers.discord.commands import CHOICES_LIMIT, Option, SlashDef, group_description, slash_definitions
+from handlers.discord.media import image_message
 from handlers.discord.render import render_embeds
 
 log = logging.getLogger(__name__)
@@ -212,6 +213,13 @@ class DiscordFrontend:
 
     async def respond(self, interaction: discord.Interaction, reply: Reply) -> None:
         """Send a reply; errors and refusals only to the user who asked (ephemeral)."""
+        if reply.image is not None:  # a chart: one embed showing the attached PNG
+            embed, file = image_message(reply.image)
+            if not interaction.response.is_done():
+                await interaction.response.send_message(embed=embed, file=file)
+            else:
+                await interaction.followup.send(embed=embed, file=file)
+            return
         for embeds in render_embeds(reply):
             # interaction answers go to the interaction's webhook, not the channel's bucket: global rate only
             await self.pacer.acquire(None)

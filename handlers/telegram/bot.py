@@ -23,6 +23,7 @@ from core.context import ChatContext
 from core.pacer import TELEGRAM_LIMITS, Limits, Pacer, SharedSlots
 from core.parsing import split_command
 from core.reply import Reply
+from handlers.telegram.media import reply_image
 from handlers.telegram.pacing import PacedRateLimiter
 from handlers.telegram.render import render_html
 
@@ -72,6 +73,10 @@ class TelegramFrontend:
         msg = update.effective_message
         if msg is None:
             return
+        if reply.image is not None:  # a chart: the photo's caption says what it shows
+            await reply_image(msg, reply.image)
+            if not reply.blocks:
+                return
         chunks = render_html(reply)
         for i, chunk in enumerate(chunks):
             # reply_text keeps the topic (message_thread_id of a topic message) and quotes the asker in groups

@@ -1,0 +1,111 @@
+"""Drawing charts off the event loop: a bounded worker pool, a short cache, one render per identical ask.
+
+Rendering is CPU work that holds the GIL, so by default it runs in worker processes: the event
+loop keeps answering other commands while charts are drawn. At most ``max_pending`` charts wait or
+draw at once; beyond that a request is answered "busy" at once instead of queueing without end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import multiprocessing
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
+
+from core.charts.draw import render_png
+from core.charts.figure import Figure
+from core.reply import UserError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)  # no slots: settings read the defaults from the class
+class ChartSettings:
+    workers: int = 2
+    pool: str = "process"  # "process" or "thread"
+    cache_s: float = 60.0  # an identical chart asked again within this is not redrawn
+    max_pending: int = 12  # charts drawing or waiting at once; more are refused as busy
+    files_dir: str = "data/charts"  # the console writes charts here and prints their path
+
+
+class ChartService:
+    """Renders Figures to PNG in a pool; the caller owns ``start``/``close``."""
+
+    def __init__(self, settings: ChartSettings = ChartSettings(), *,
+                 render: Callable[[Figure, str], bytes] = render_png,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.settings = settings
+        self.render = render
+        self.clock = clock
+        self._executor: Executor | None = None
+        self._cache: OrderedDict[Hashable, tuple[float, bytes]] = OrderedDict()
+        self._inflight: dict[Hashable, asyncio.Future[bytes]] = {}
+        self.pending = 0
+        self.rendered = 0
+
+    def _pool(self) -> Executor:
+        if self._executor is None:
+            if self.settings.pool == "thread":
+                self._executor = ThreadPoolExecutor(self.settings.workers, thread_name_prefix="chart")
+            else:  # spawn: a fork of a process with running threads (asyncio, Redis) is not safe
+                self._executor = ProcessPoolExecutor(self.settings.workers,
+                                                     mp_context=multiprocessing.get_context("spawn"))
+        return self._executor
+
+    async def start(self) -> None:
+        """Start the workers and draw one blank chart in each, so the first real chart is not slow."""
+        blank = Figure(title="", y_label="", series=(), footer="", caption="")
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*(loop.run_in_executor(self._pool(), self.render, blank, "light")
+                               for _ in range(self.settings.workers)))
+
+    async def close(self) -> None:
+        if self._executor is not None:
+            executor, self._executor = self._executor, None
+            await asyncio.get_running_loop().run_in_executor(
+                None, functools.partial(executor.shutdown, wait=True, cancel_futures=True))
+
+    def cached(self, key: Hashable) -> bytes | None:
+        hit = self._cache.get(key)
+        if hit is None:
+            return None
+        if hit[0] < self.clock():
+            del self._cache[key]
+            return None
+        self._cache.move_to_end(key)
+        return hit[1]
+
+    async def png(self, key: Hashable, build: Callable[[], Figure], theme: str = "light") -> bytes:
+        """The chart for ``key``: from the cache, from a render of the same key in flight, or drawn now."""
+        hit = self.cached(key)
+        if hit is not None:
+            return hit
+        running = self._inflight.get(key)
+        if running is not None:
+            return await asyncio.shield(running)
+        if self.pending >= self.settings.max_pending:
+            raise UserError("Charts are busy right now; try again in a few seconds.")
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[bytes] = loop.create_future()
+        self._inflight[key] = fut
+        self.pending += 1
+        try:
+            data = await loop.run_in_executor(self._pool(), self.render, build(), theme)
+            self.rendered += 1
+            self._cache[key] = (self.clock() + self.settings.cache_s, data)
+            while len(self._cache) > 128:
+                self._cache.popitem(last=False)
+            fut.set_result(data)
+            return data
+        except BaseException as e:
+            fut.set_exception(e)
+            fut.exception()  # retrieved: waiters get it, nobody else needs to
+            raise
+        finally:
+            self.pending -= 1
+            del self._inflight[key]
