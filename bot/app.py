@@ -35,6 +35,8 @@ from core.alerts.events import notice
 from core.alerts.rules import parse_rule
 from core.alerts.service import AlertService, AlertSettings
 from core.alerts.store import AlertStore
+from core.buttons import with_actions
+from core.charts.alert_charts import ChartingSender
 from core.charts.catalog import ChartCatalog
 from core.charts.command import ChartCommands
 from core.charts.service import ChartService
@@ -288,11 +290,13 @@ async def chat_loops(wr: Wiring, *, telegram: bool, discord: bool, console: bool
                                        dc.disconnect_gateway))
         senders.append(("discord", DiscordSender(dc.client, dc.pacer), a.discord_admins))
     if console:
-        senders.append(("console", ConsoleSender(_write_stdout), frozenset()))
+        senders.append(("console", ConsoleSender(_write_stdout, s.charts.files_dir), frozenset()))
+    # alerts carry buttons (Mute 1h, Unsubscribe, Chart) and, for chats that asked, their chart
+    render = with_actions(wr.registry.render, wr.charts.catalog.metrics)
     for group, sender, admins in senders:
-        sender = obs.ObservedSender(sender, group, wr.metrics)
+        sender = obs.ObservedSender(ChartingSender(sender, wr.charts), group, wr.metrics)
         worker = DeliveryWorker(wr.alert_store, sender, group=group, consumer=consumer,
-                                claim_idle_ms=int(a.claim_idle_s * 1000), admins=admins, render=wr.registry.render)
+                                claim_idle_ms=int(a.claim_idle_s * 1000), admins=admins, render=render)
         loops.append(worker.run)
     if console:
         repl = Console(wr.core, await _stdin_reader(wr.stack), _write_stdout, files_dir=s.charts.files_dir)

@@ -86,9 +86,9 @@ class ChartCommands:
         data = await self.service.png(key, lambda: fig, req.theme)
         return Image(data, filename, _caption(chart, req))
 
-    async def levels(self, chart: Chart, req: ChartRequest, target: str, extra: Sequence[Any] = ()) -> list[LevelLine]:
+    async def levels(self, chart: Chart, req: ChartRequest, target: str) -> list[LevelLine]:
         """The thresholds of the rules this chat receives on the chart's metric and asset, as lines."""
-        rules: list[Any] = list(extra)
+        rules: list[Any] = []
         if self.alert_store is not None:
             topic = f"{req.metric}:{req.asset}"
             index = [self.alert_store.keys.rules_target(target)]
@@ -129,8 +129,8 @@ class ChartCommands:
     async def charts_on(self, target: str) -> bool:
         return bool(await self.store.redis.hexists(self.store.keys.chart_prefs(), target))
 
-    async def alert_image(self, metric: str, asset: str, rules: Sequence[Any] = ()) -> Image | None:
-        """The metric's first chart at its default window, with the alert's rule as a line; None without one."""
+    async def alert_image(self, metric: str, asset: str, *, target: str = "") -> Image | None:
+        """The metric's first chart at its default window with the chat's thresholds; None without one."""
         charts = self.catalog.by_metric.get(metric)
         if not charts:
             return None
@@ -139,7 +139,7 @@ class ChartCommands:
         if req is None:
             return None
         try:
-            return await self.draw(chart, req, await self.levels(chart, req, "", extra=rules))
+            return await self.draw(chart, req, await self.levels(chart, req, target))
         except UserError:  # no history yet: the alert goes without its chart
             return None
 

@@ -61,7 +61,7 @@ def _history_days(v: Any) -> float:
 
 
 # a metric whose history long charts read adds this to its settings_spec (the store keeps hourly points for it)
-CHART_HISTORY = Setting("chart_history_days", 180, "days of hourly history kept for long charts (/chart ... 90d); "
+CHART_HISTORY = Setting("chart_history_days", 180.0, "days of hourly history kept for long charts (/chart ... 90d); "
                         "0 keeps none", _history_days)
 
 _AMOUNT = re.compile(r"^([+-]?\d+(?:\.\d+)?)([kmbt]?)$")

@@ -24,6 +24,7 @@ from core.commands import CommandCore
 from core.context import ChatContext
 from core.pacer import DISCORD_LIMITS, Limits, Pacer, SharedSlots
 from core.reply import Reply
+from handlers.discord import components
 from handlers.discord.commands import CHOICES_LIMIT, Option, SlashDef, group_description, slash_definitions
 from handlers.discord.media import image_message
 from handlers.discord.render import render_embeds
@@ -93,6 +94,7 @@ class DiscordFrontend:
         self.definitions = slash_definitions(core.specs, core.names, core.registry, self.metrics,
                                              core.settings.venues)
         self._register()
+        components.register(self.client, core, self.context_of)  # alert buttons: Mute 1h, Unsubscribe, Chart
         self._task: asyncio.Task[None] | None = None
 
     # ---------------------------------------------------------------- command tree

@@ -17,6 +17,7 @@ import discord
 from core.alerts.delivery import Outcome, SendResult
 from core.pacer import Pacer, Priority
 from core.reply import Reply
+from handlers.discord.components import alert_extras
 from handlers.discord.render import render_embeds
 
 log = logging.getLogger(__name__)
@@ -60,10 +61,14 @@ class DiscordSender:
         channel = self.client.get_partial_messageable(thread_id or chat_id)
         lane = str(thread_id or chat_id)
         try:
-            for i, embeds in enumerate(render_embeds(reply)):
+            messages = render_embeds(reply)
+            for i, embeds in enumerate(messages):
                 if i:
                     await self.pacer.acquire(lane, group=True, priority=Priority.ALERT)
-                await channel.send(embeds=embeds)
+                extras = alert_extras(reply, embeds) if i == len(messages) - 1 else {}
+                await channel.send(embeds=embeds, **extras)
+                if "view" in extras:
+                    extras["view"].stop()  # presses are answered by the front end, not by this view
         except discord.RateLimited as e:  # longer than the client's max_ratelimit_timeout
             wait = max(1.0, e.retry_after)
             await self.pacer.flood(lane, wait)

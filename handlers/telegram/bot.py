@@ -23,6 +23,7 @@ from core.context import ChatContext
 from core.pacer import TELEGRAM_LIMITS, Limits, Pacer, SharedSlots
 from core.parsing import split_command
 from core.reply import Reply
+from handlers.telegram import buttons
 from handlers.telegram.media import reply_image
 from handlers.telegram.pacing import PacedRateLimiter
 from handlers.telegram.render import render_html
@@ -61,6 +62,7 @@ class TelegramFrontend:
         self.app.add_handler(MessageHandler(filters.COMMAND & new_only, self._on_command))
         self.app.add_handler(CallbackQueryHandler(self._on_button))
         self.app.add_error_handler(self._on_error)
+        buttons.register(self.app, core, self.context_of)  # alert buttons: Mute 1h, Unsubscribe, Chart
 
     @staticmethod
     def _markup(reply: Reply) -> InlineKeyboardMarkup | None:

@@ -11,6 +11,8 @@ from telegram.ext import ExtBot
 from core.alerts.delivery import Outcome, SendResult
 from core.pacer import Priority
 from core.reply import Reply
+from handlers.telegram.buttons import keyboard
+from handlers.telegram.media import send_with_image
 from handlers.telegram.pacing import PacedRateLimiter, is_group_chat, retry_after_s
 from handlers.telegram.render import render_html
 
@@ -36,11 +38,19 @@ class TelegramSender:
 
     async def send(self, chat_id: int, reply: Reply, thread_id: int | None = None) -> SendResult:
         """Send after ``wait_turn``: the first part goes in the slot it granted, later parts wait for theirs."""
+        markup = keyboard(reply.actions)
         try:
-            for i, chunk in enumerate(render_html(reply)):
+            if reply.image is not None:  # the chat wants alerts with their chart
+                await send_with_image(self.bot, chat_id, reply, reply_markup=markup, message_thread_id=thread_id,
+                                      first={"rate_limit_args": Priority.ALERT_PREPAID},
+                                      rest={"rate_limit_args": Priority.ALERT})
+                return SendResult(Outcome.OK)
+            chunks = render_html(reply)
+            for i, chunk in enumerate(chunks):
                 await self.bot.send_message(chat_id, chunk, parse_mode=ParseMode.HTML,
                                             disable_web_page_preview=True, message_thread_id=thread_id,
-                                            rate_limit_args=Priority.ALERT_PREPAID if i == 0 else Priority.ALERT)
+                                            rate_limit_args=Priority.ALERT_PREPAID if i == 0 else Priority.ALERT,
+                                            reply_markup=markup if i == len(chunks) - 1 else None)
         except RetryAfter as e:
             return SendResult(Outcome.RETRY, retry_after_s=max(1.0, retry_after_s(e.retry_after)), detail="429")
         except ChatMigrated as e:
