@@ -62,10 +62,12 @@ async def test_funding_series_equal_history_per_8h_and_annualized(charts: ChartC
         await write(charts, store, "funding", written[i * 3:(i + 1) * 3], now=NOW_MS - (23 - i) * H)
     got = await series_of(charts, ["funding", "btc", "1d"])
     assert set(got) == {"binance", "okx", "bybit·inv"}
-    assert same(got["okx"], [(float(s.ts_ms), s.rate_per_interval * 2 * 100) for s in written if s.venue == "okx"])
-    assert same(got["binance"], [(float(s.ts_ms), s.rate_per_interval * 100) for s in written if s.venue == "binanceusdm"])
+    okx = [s for s in written if s.venue == "okx"]
+    binance = [s for s in written if s.venue == "binanceusdm"]
+    assert same(got["okx"], [(float(s.ts_ms), s.rate_per_interval * 2 * 100) for s in okx])  # 4h: twice per 8h
+    assert same(got["binance"], [(float(s.ts_ms), s.rate_per_interval * 100) for s in binance])
     ann = await series_of(charts, ["funding", "btc", "1d", "ann"])
-    assert same(ann["okx"], [(float(s.ts_ms), s.rate_per_interval * 365 * 6 * 100) for s in written if s.venue == "okx"])
+    assert same(ann["okx"], [(float(s.ts_ms), s.rate_per_interval * 365 * 6 * 100) for s in okx])
 
 
 async def test_long_window_reads_the_hourly_history(charts: ChartCommands, store: MarketStore) -> None:

@@ -35,7 +35,7 @@ def install(double: DiscordDouble) -> DiscordDouble:
 
 
 async def press(double: DiscordDouble, message: dict[str, Any], custom_id: str, *, user_id: int, guild_id: int | None,
-                permissions: int | None = None, timeout: float = 5.0) -> dict[str, Any]:
+                permissions: int | None = None, within_s: float = 5.0) -> dict[str, Any]:
     """A user presses the button ``custom_id`` on ``message``; returns the interaction's callback body."""
     channel_id = int(message["channel_id"])
     iid = double._next_id()
@@ -65,6 +65,6 @@ async def press(double: DiscordDouble, message: dict[str, Any], custom_id: str, 
     double.interactions[iid] = rec
     double._interactions_by_token[token] = rec
     await double.dispatch("INTERACTION_CREATE", payload)
-    await double._wait_for(lambda: rec.callback is not None, timeout, f"an answer to the press of {custom_id}")
+    await double._wait_for(lambda: rec.callback is not None, within_s, f"an answer to the press of {custom_id}")
     assert rec.callback is not None
     return {"interaction_id": iid, **rec.callback}
