@@ -159,7 +159,8 @@ async def build(settings: Settings, stack: AsyncExitStack, stop: asyncio.Event |
                       market_metrics=[m.name for m in registry if m.source_word != "provider"]))
     chart_service = ChartService(settings.charts)
     stack.push_async_callback(chart_service.close)
-    charts = ChartCommands(ChartCatalog(registry, sources), chart_service, store, registry, sources, alert_store)
+    charts = ChartCommands(ChartCatalog(registry, sources), chart_service, store, registry, sources, alert_store,
+                           history_step_s=h.step_s)
     core = obs.TimedCommandCore(store, CoreSettings(venues=w.venues, providers=settings.flows.providers,
                                                     sources=sources, stale_after_s=w.stale_after_s,
                                                     venue_notes=settings.venue_notes()),

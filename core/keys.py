@@ -30,9 +30,9 @@ class Keys:
         """ZSET scored by the venue's sample time in ms; members carry the symbol; trimmed by age."""
         return f"{self.base}:hist:{metric}:{asset}:{venue}"
 
-    def history_coarse(self, metric: str, asset: str, venue: str) -> str:
-        """ZSET like ``history`` with one point per series per hour, kept longer: what long charts read."""
-        return f"{self.base}:histh:{metric}:{asset}:{venue}"
+    def history_tier(self, tier: str, metric: str, asset: str, venue: str) -> str:
+        """ZSET like ``history`` with one point per series per ``tier`` ('1h', '6h'), kept longer: long charts."""
+        return f"{self.base}:hist{tier}:{metric}:{asset}:{venue}"
 
     def venue_assets(self, metric: str, venue: str) -> str:
         """SET of the assets a venue's last poll reported for a metric (what the next poll replaces)."""

@@ -18,7 +18,8 @@ from core.keys import Keys
 if TYPE_CHECKING:
     from core.metrics.base import Metric
 
-COARSE_STEP_MS = 3_600_000  # one point per series per hour in the long-chart history
+# the long-chart history: one point per series per step, kept for the metric's chart_history_days
+TIERS_MS = {"1h": 3_600_000, "6h": 21_600_000}
 FUNDING = "funding"
 BASIS = "basis"
 FLOWS = "flows"
@@ -86,7 +87,7 @@ class MarketStore:
         self.redis = redis
         self.keys = keys
         self.retention_ms = retention_ms
-        self._coarse_bucket: dict[tuple[str, str], int] = {}  # (key, symbol) -> the last hour written
+        self._tier_bucket: dict[tuple[str, str], int] = {}  # (key, symbol) -> the last step written
 
     # writes ---------------------------------------------------------------------------
     async def write_samples(self, metric: Metric, venue: str, samples: Sequence[Any], *, now_ms: int,
@@ -127,21 +128,25 @@ class MarketStore:
             if hkey not in trimmed:
                 pipe.zremrangebyscore(hkey, "-inf", now_ms - self.retention_ms)
                 trimmed.add(hkey)
-            if coarse_ms:
-                self._coarse(pipe, metric, venue, s, now_ms - coarse_ms, trimmed)
+            for tier, step_ms in TIERS_MS.items() if coarse_ms else ():
+                self._tier(pipe, metric, venue, s, tier, step_ms, now_ms - coarse_ms, trimmed)
         await pipe.execute()
 
-    def _coarse(self, pipe: Any, metric: Metric, venue: str, s: Any, cutoff_ms: int, trimmed: set[str]) -> None:
-        """The first history point of each series in each hour also goes to the long-chart history."""
-        ckey = self.keys.history_coarse(metric.name, s.asset, venue)
-        bucket = s.ts_ms // COARSE_STEP_MS
-        if self._coarse_bucket.get((ckey, s.symbol)) == bucket:
+    def _tier(self, pipe: Any, metric: Metric, venue: str, s: Any, tier: str, step_ms: int, cutoff_ms: int,
+              trimmed: set[str]) -> None:
+        """The first history point of each series in each step also goes to that step's long-chart history.
+
+        The last step written is remembered in memory, so after a restart a step may hold two points
+        of a series (harmless: a chart draws both)."""
+        key = self.keys.history_tier(tier, metric.name, s.asset, venue)
+        bucket = s.ts_ms // step_ms
+        if self._tier_bucket.get((key, s.symbol)) == bucket:
             return
-        self._coarse_bucket[(ckey, s.symbol)] = bucket
-        pipe.zadd(ckey, {metric.history_member(s): s.ts_ms})
-        if ckey not in trimmed:
-            pipe.zremrangebyscore(ckey, "-inf", cutoff_ms)
-            trimmed.add(ckey)
+        self._tier_bucket[(key, s.symbol)] = bucket
+        pipe.zadd(key, {metric.history_member(s): s.ts_ms})
+        if key not in trimmed:
+            pipe.zremrangebyscore(key, "-inf", cutoff_ms)
+            trimmed.add(key)
 
     async def delete_instruments(self, metric: str, asset: str, venue: str, symbols: Sequence[str]) -> None:
         """Drop some of a venue's stored instruments (rows past their retention)."""
@@ -253,12 +258,13 @@ class MarketStore:
         return [(int(pair[1]), _str(pair[0]) or "") for pair in raw]
 
     async def history_since(self, metric: str, asset: str, venues: Sequence[str], since_ms: int, *,
-                            coarse: bool = False) -> dict[str, list[tuple[int, str]]]:
-        """Every venue's history members newer than ``since_ms`` (hourly ones with ``coarse``): one round trip."""
-        key = self.keys.history_coarse if coarse else self.keys.history
+                            tier: str = "") -> dict[str, list[tuple[int, str]]]:
+        """Every venue's history members newer than ``since_ms`` (of a long-chart ``tier``): one round trip."""
         pipe = self.redis.pipeline(transaction=False)
         for venue in venues:
-            pipe.zrangebyscore(key(metric, asset, venue), since_ms, "+inf", withscores=True)
+            key = self.keys.history_tier(tier, metric, asset, venue) if tier else \
+                self.keys.history(metric, asset, venue)
+            pipe.zrangebyscore(key, since_ms, "+inf", withscores=True)
         return {v: [(int(p[1]), _str(p[0]) or "") for p in raw]
                 for v, raw in zip(venues, await pipe.execute(), strict=True) if raw}
 

@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from core.charts.figure import Figure, LevelLine
-from core.metrics.base import Metric, fmt_duration_s
+from core.metrics.base import Metric
 from core.render import VENUE_LABELS
 from core.reply import UserError
-from core.store import MarketStore
+from core.store import TIERS_MS, MarketStore
 
 _WINDOW = re.compile(r"^(\d{1,3})(h|d)$")
-COARSE_AFTER_S = 7 * 86_400  # longer windows read the hourly history
-MAX_POINTS = 1500  # per series: more than a phone screen has pixels for
+POINTS_PER_SERIES = 800  # a window reads the finest history with at most this many points per series
+MAX_POINTS = 800  # per series drawn: a phone screen has fewer pixels across
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,15 +45,26 @@ class ChartSource:
     metric: Metric
     sources: tuple[str, ...]
     clock_ms: Callable[[], int]
+    fine_step_ms: int = 300_000  # the [history] step of the watchers' history
 
     async def history(self, asset: str, window_s: int, now_ms: int) -> dict[str, list[tuple[int, str]]]:
-        """Every source's history members in the window; long windows read the hourly history."""
+        """Every source's history members in the window, from the finest history that keeps the points per
+        series under POINTS_PER_SERIES (the 5-minute history, the hourly one, the 6-hourly one)."""
         since = now_ms - window_s * 1000
-        if window_s > COARSE_AFTER_S:
-            coarse = await self.store.history_since(self.metric.name, asset, self.sources, since, coarse=True)
-            if coarse:
-                return coarse
-        return await self.store.history_since(self.metric.name, asset, self.sources, since)
+        for tier, step_ms in TIERS_MS.items():
+            if window_s * 1000 / step_ms <= POINTS_PER_SERIES or tier == list(TIERS_MS)[-1]:
+                break
+        if window_s * 1000 / self.fine_step_ms <= POINTS_PER_SERIES:
+            return await self.store.history_since(self.metric.name, asset, self.sources, since)
+        found = await self.store.history_since(self.metric.name, asset, self.sources, since, tier=tier)
+        if found or window_s > self.store.retention_ms / 1000:
+            return found
+        return await self.store.history_since(self.metric.name, asset, self.sources, since)  # tiers not written yet
+
+
+def fmt_window(seconds: int) -> str:
+    """86400 -> '1d', 3600 * 36 -> '36h', 7 days -> '7d' (never weeks: windows are typed in h or d)."""
+    return f"{seconds // 86_400}d" if seconds % 86_400 == 0 else f"{seconds // 3600}h"
 
 
 def parse_window(word: str, *, lo_s: int = 3600, hi_s: int = 90 * 86_400) -> int | None:
@@ -100,10 +111,10 @@ class Chart:
         seconds = parse_window(window, lo_s=self.lo_s, hi_s=self.hi_s)
         if seconds is None:
             if rest and _WINDOW.match(window):
-                raise UserError(f"/chart {self.metric}: the window must be from {fmt_duration_s(self.lo_s)} to "
-                                f"{fmt_duration_s(self.hi_s)}, e.g. /chart {self.metric} btc {self.default_window}")
+                raise UserError(f"/chart {self.metric}: the window must be from {fmt_window(self.lo_s)} to "
+                                f"{fmt_window(self.hi_s)}, e.g. /chart {self.metric} btc {self.default_window}")
             return None
-        return ChartRequest(self.name, self.metric, asset, fmt_duration_s(seconds), seconds, opts, theme)
+        return ChartRequest(self.name, self.metric, asset, fmt_window(seconds), seconds, opts, theme)
 
     def usage(self) -> str:
         return f"/chart {self.metric} <asset> {self.words}"

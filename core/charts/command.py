@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -30,7 +31,7 @@ class ChartCommands:
 
     def __init__(self, catalog: ChartCatalog, service: ChartService, store: MarketStore, registry: Registry,
                  sources: dict[str, tuple[str, ...]], alert_store: AlertStore | None = None,
-                 clock_ms: Callable[[], int] = _now_ms) -> None:
+                 clock_ms: Callable[[], int] = _now_ms, history_step_s: float = 300.0) -> None:
         self.catalog = catalog
         self.service = service
         self.store = store
@@ -38,6 +39,7 @@ class ChartCommands:
         self.sources = sources
         self.alert_store = alert_store
         self.clock_ms = clock_ms
+        self.history_step_ms = int(history_step_s * 1000)  # the watchers' [history] step_s
 
     def usage(self) -> str:
         return "Usage: /chart <metric> <asset> [window], e.g. /chart funding btc 7d. Accepted:\n" + self.catalog.usage()
@@ -74,17 +76,19 @@ class ChartCommands:
         hit = self.service.cached(key)
         if hit is not None:
             return Image(hit, filename, _caption(chart, req))
-        metric = self.registry.get(req.metric)
         now = self.clock_ms()
-        src = ChartSource(self.store, metric, self.sources.get(req.metric, ()), self.clock_ms)
-        raw = await chart.load(src, req, now)
-        fig = chart.figure(raw, req, levels, now)
-        if not fig.points:
+        raw = await chart.load(self.source(req.metric), req, now)
+        data = await self.service.png(key, functools.partial(chart.figure, raw, req, tuple(levels), now), req.theme)
+        if data is None:
             where = f"in the last {req.window}" if req.window_s else "now"
             raise UserError(f"No {req.metric} data for {req.asset} {where} yet (history is kept for the assets in "
                             "[history] assets; see /status).")
-        data = await self.service.png(key, lambda: fig, req.theme)
         return Image(data, filename, _caption(chart, req))
+
+    def source(self, metric: str) -> ChartSource:
+        """What a chart of ``metric`` may read."""
+        return ChartSource(self.store, self.registry.get(metric), self.sources.get(metric, ()), self.clock_ms,
+                           self.history_step_ms)
 
     async def levels(self, chart: Chart, req: ChartRequest, target: str) -> list[LevelLine]:
         """The thresholds of the rules this chat receives on the chart's metric and asset, as lines."""

@@ -44,7 +44,7 @@ class ChartService:
         self.clock = clock
         self._executor: Executor | None = None
         self._cache: OrderedDict[Hashable, tuple[float, bytes]] = OrderedDict()
-        self._inflight: dict[Hashable, asyncio.Future[bytes]] = {}
+        self._inflight: dict[Hashable, asyncio.Future[bytes | None]] = {}
         self.pending = 0
         self.rendered = 0
 
@@ -59,9 +59,8 @@ class ChartService:
 
     async def start(self) -> None:
         """Start the workers and draw one blank chart in each, so the first real chart is not slow."""
-        blank = Figure(title="", y_label="", series=(), footer="", caption="")
         loop = asyncio.get_running_loop()
-        await asyncio.gather(*(loop.run_in_executor(self._pool(), self.render, blank, "light")
+        await asyncio.gather(*(loop.run_in_executor(self._pool(), draw, self.render, _blank, "light", True)
                                for _ in range(self.settings.workers)))
 
     async def close(self) -> None:
@@ -80,8 +79,11 @@ class ChartService:
         self._cache.move_to_end(key)
         return hit[1]
 
-    async def png(self, key: Hashable, build: Callable[[], Figure], theme: str = "light") -> bytes:
-        """The chart for ``key``: from the cache, from a render of the same key in flight, or drawn now."""
+    async def png(self, key: Hashable, build: Callable[[], Figure], theme: str = "light") -> bytes | None:
+        """The chart for ``key``: from the cache, from a render of the same key in flight, or drawn now.
+
+        ``build`` (picklable: the chart's pure data-to-series step over what was read) runs in the worker
+        too, so the event loop only reads Redis; None when the series hold no point (nothing is drawn)."""
         hit = self.cached(key)
         if hit is not None:
             return hit
@@ -91,13 +93,14 @@ class ChartService:
         if self.pending >= self.settings.max_pending:
             raise UserError("Charts are busy right now; try again in a few seconds.")
         loop = asyncio.get_running_loop()
-        fut: asyncio.Future[bytes] = loop.create_future()
+        fut: asyncio.Future[bytes | None] = loop.create_future()
         self._inflight[key] = fut
         self.pending += 1
         try:
-            data = await loop.run_in_executor(self._pool(), self.render, build(), theme)
+            data = await loop.run_in_executor(self._pool(), draw, self.render, build, theme)
             self.rendered += 1
-            self._cache[key] = (self.clock() + self.settings.cache_s, data)
+            if data is not None:
+                self._cache[key] = (self.clock() + self.settings.cache_s, data)
             while len(self._cache) > 128:
                 self._cache.popitem(last=False)
             fut.set_result(data)
@@ -109,3 +112,16 @@ class ChartService:
         finally:
             self.pending -= 1
             del self._inflight[key]
+
+
+def _blank() -> Figure:
+    return Figure(title="", y_label="", series=(), footer="", caption="")
+
+
+def draw(render: Callable[[Figure, str], bytes], build: Callable[[], Figure], theme: str,
+         empty_too: bool = False) -> bytes | None:
+    """In the worker: the series, then the PNG (None for a chart without any point, unless ``empty_too``)."""
+    fig = build()
+    if not fig.points and not empty_too:
+        return None
+    return render(fig, theme)

@@ -43,10 +43,7 @@ def same(got: list[tuple[float, float]], expected: list[tuple[float, float]]) ->
 
 async def series_of(charts: ChartCommands, words: list[str]) -> dict[str, list[tuple[float, float]]]:
     chart, req = charts.parse(words)
-    from core.charts.base import ChartSource
-
-    src = ChartSource(charts.store, charts.registry.get(req.metric), charts.sources[req.metric], charts.clock_ms)
-    raw = await chart.load(src, req, NOW_MS)
+    raw = await chart.load(charts.source(req.metric), req, NOW_MS)
     fig = chart.figure(raw, req, [], NOW_MS)
     return {s.label: list(zip(s.xs, s.ys, strict=True)) for s in fig.series}
 
@@ -70,7 +67,7 @@ async def test_funding_series_equal_history_per_8h_and_annualized(charts: ChartC
     assert same(ann["okx"], [(float(s.ts_ms), s.rate_per_interval * 365 * 6 * 100) for s in okx])
 
 
-async def test_long_window_reads_the_hourly_history(charts: ChartCommands, store: MarketStore) -> None:
+async def test_long_windows_read_the_hourly_and_6_hourly_history(charts: ChartCommands, store: MarketStore) -> None:
     written = []
     for i in range(10 * 24 * 2):  # ten days every 30 minutes
         ts = NOW_MS - 10 * DAY + i * H // 2
@@ -80,10 +77,16 @@ async def test_long_window_reads_the_hourly_history(charts: ChartCommands, store
     hourly = {}
     for s in written:  # the first point of each hour
         hourly.setdefault(s.ts_ms // H, s)
-    got = await series_of(charts, ["funding", "btc", "30d"])
+    six_hourly = {}
+    for s in written:
+        six_hourly.setdefault(s.ts_ms // (6 * H), s)
+    got = await series_of(charts, ["funding", "btc", "30d"])  # 720 hourly points at most
     assert same(got["binance"], [(float(s.ts_ms), s.rate_per_interval * 100) for s in hourly.values()])
-    short = await series_of(charts, ["funding", "btc", "7d"])  # short windows: every stored point
-    assert len(short["binance"]) == sum(1 for s in written if s.ts_ms >= NOW_MS - 7 * DAY)
+    got = await series_of(charts, ["funding", "btc", "90d"])  # 360 6-hourly points at most
+    assert same(got["binance"], [(float(s.ts_ms), s.rate_per_interval * 100) for s in six_hourly.values()])
+    short = await series_of(charts, ["funding", "btc", "2d"])  # short windows: every stored point
+    assert same(short["binance"], [(float(s.ts_ms), s.rate_per_interval * 100) for s in written
+                                   if s.ts_ms >= NOW_MS - 2 * DAY])
 
 
 async def test_basis_series_and_curve(charts: ChartCommands, store: MarketStore) -> None:
