@@ -55,7 +55,8 @@ def render_png(fig: Figure, theme: str = "light") -> bytes:
         xs = [x / _MS_PER_DAY for x in s.xs] if time_axis else list(s.xs)
         if s.style == "bars":
             colours = [t["up"] if y >= 0 else t["down"] for y in s.ys]
-            target.bar(xs, s.ys, width=0.8 if time_axis else 1.0, color=colours, label=s.label, alpha=0.85)
+            width = (s.width / _MS_PER_DAY if time_axis else s.width) if s.width else (0.8 if time_axis else 1.0)
+            target.bar(xs, s.ys, width=width, color=colours, label=s.label, alpha=0.85)
             continue
         c = PALETTE[colour % len(PALETTE)]
         colour += 1
@@ -65,6 +66,9 @@ def render_png(fig: Figure, theme: str = "light") -> bytes:
             target.plot(xs, s.ys, linewidth=1.8, color=c, label=s.label)
     for lv in fig.levels:
         ax.axhline(lv.value, color=t["muted"], linestyle="--", linewidth=1.4, label=lv.label)
+    for i, mk in enumerate(fig.marks):
+        x = mk.value / _MS_PER_DAY if time_axis else mk.value
+        ax.axvline(x, color=PALETTE[(i + 4) % len(PALETTE)], linestyle=":", linewidth=2.0, label=mk.label)
     if time_axis:
         locator = mdates.AutoDateLocator(minticks=3, maxticks=7)  # type: ignore[no-untyped-call]  # untyped in mpl
         ax.xaxis.set_major_locator(locator)

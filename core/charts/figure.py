@@ -18,6 +18,7 @@ class Series:
     ys: tuple[float, ...]
     style: str = "line"  # "line", "bars" or "points" (a line with markers)
     axis: str = "left"  # "left" or "right" (a second unit, e.g. the exchange balance)
+    width: float = 0.0  # bars: width in x units (ms on a time axis); 0: most of a day, or 1 unit
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +39,8 @@ class Figure:
     footer: str  # data source and time
     caption: str  # what the platform shows under the picture
     levels: tuple[LevelLine, ...] = ()
-    x_kind: str = "time"  # "time" (UTC) or "days" (days to expiry)
+    marks: tuple[LevelLine, ...] = ()  # vertical lines at x values (spot, a flip level)
+    x_kind: str = "time"  # "time" (UTC), or a number axis named by x_label (days to expiry, strike)
     x_label: str = ""
     y2_label: str = ""
     empty_note: str = "no data in this window yet"
