@@ -63,8 +63,8 @@ class ChartSource:
 
 
 def fmt_window(seconds: int) -> str:
-    """86400 -> '1d', 3600 * 36 -> '36h', 7 days -> '7d' (never weeks: windows are typed in h or d)."""
-    return f"{seconds // 86_400}d" if seconds % 86_400 == 0 else f"{seconds // 3600}h"
+    """3600 * 24 -> '24h', 7 days -> '7d': hours below two days, days from there (never weeks)."""
+    return f"{seconds // 86_400}d" if seconds % 86_400 == 0 and seconds >= 2 * 86_400 else f"{seconds // 3600}h"
 
 
 def parse_window(word: str, *, lo_s: int = 3600, hi_s: int = 90 * 86_400) -> int | None:
@@ -114,7 +114,7 @@ class Chart:
                 raise UserError(f"/chart {self.metric}: the window must be from {fmt_window(self.lo_s)} to "
                                 f"{fmt_window(self.hi_s)}, e.g. /chart {self.metric} btc {self.default_window}")
             return None
-        return ChartRequest(self.name, self.metric, asset, fmt_window(seconds), seconds, opts, theme)
+        return ChartRequest(self.name, self.metric, asset, window, seconds, opts, theme)  # the window as typed
 
     def usage(self) -> str:
         return f"/chart {self.metric} <asset> {self.words}"
