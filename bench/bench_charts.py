@@ -96,7 +96,8 @@ async def main() -> None:
         t0 = time.perf_counter()
         members = await load(redis, store, now)
         print(f"loaded {members:,} history members in {time.perf_counter() - t0:.1f}s; pool={args.pool}, 2 workers")
-        await service.start()
+        service.start()
+        await asyncio.sleep(3)  # both workers up and warm
         print(f"{'chart':<26}{'window':>8}{'points':>9}{'p50 ms':>9}{'p99 ms':>9}")
         for words in (["funding", "btc"], ["funding", "btc", "ann"], ["basis", "btc"], ["oi", "btc"]):
             for window in ("1d", "30d", "90d"):

@@ -21,6 +21,7 @@ def local_settings(exchanges: ExchangeDouble, telegram: BotApiDouble, redis_url:
         "telegram": {"token": TOKEN, "base_url": telegram.base_url, "base_file_url": telegram.base_file_url,
                      "poll_timeout_s": 1},
         "console": {"enabled": "off"},
+        "charts": {"pool": "thread", "workers": 1},  # no worker processes for tests that draw no chart
         "watchers": {"poll_interval_s": 0.3, "request_timeout_s": request_timeout_s, "max_backoff_s": 0.5,
                      "rest_base_urls": {v: exchanges.url(v) for v in ExchangeDouble.VENUES}},
     }

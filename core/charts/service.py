@@ -57,11 +57,12 @@ class ChartService:
                                                      mp_context=multiprocessing.get_context("spawn"))
         return self._executor
 
-    async def start(self) -> None:
-        """Start the workers and draw one blank chart in each, so the first real chart is not slow."""
-        loop = asyncio.get_running_loop()
-        await asyncio.gather(*(loop.run_in_executor(self._pool(), draw, self.render, _blank, "light", True)
-                               for _ in range(self.settings.workers)))
+    def start(self) -> None:
+        """Start the workers, each drawing one blank chart (matplotlib imported, fonts cached), in the
+        background: nothing waits for it, and the first real chart is not slow."""
+        pool = self._pool()
+        for _ in range(self.settings.workers):
+            pool.submit(draw, self.render, _blank, "light", True)
 
     async def close(self) -> None:
         if self._executor is not None:

@@ -25,7 +25,7 @@ def figure() -> Figure:  # module level: picklable into a worker process
 async def test_process_pool_draws_a_png() -> None:
     svc = ChartService(ChartSettings(workers=1, pool="process"))
     try:
-        await svc.start()
+        svc.start()
         data = await svc.png("k", figure)
         assert data is not None and PILImage.open(io.BytesIO(data)).size == (1200, 750)
     finally:
