@@ -14,7 +14,7 @@ import multiprocessing
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from core.charts.draw import render_png
@@ -98,7 +98,15 @@ class ChartService:
         self._inflight[key] = fut
         self.pending += 1
         try:
-            data = await loop.run_in_executor(self._pool(), draw, self.render, build, theme)
+            pool = self._pool()
+            try:
+                data = await loop.run_in_executor(pool, draw, self.render, build, theme)
+            except BrokenExecutor:  # a worker died (killed, out of memory): the next chart gets a new pool
+                log.error("charts: the chart pool broke; starting a new one for the next chart")
+                if self._executor is pool:
+                    self._executor = None
+                    pool.shutdown(wait=False, cancel_futures=True)
+                raise UserError("Drawing that chart failed; please try again.") from None
             self.rendered += 1
             if data is not None:
                 self._cache[key] = (self.clock() + self.settings.cache_s, data)

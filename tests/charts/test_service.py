@@ -32,6 +32,24 @@ async def test_process_pool_draws_a_png() -> None:
         await svc.close()
 
 
+def crash(fig: Figure, theme: str) -> bytes:  # a worker that dies while drawing
+    import os
+
+    os._exit(1)
+
+
+async def test_a_broken_pool_is_replaced() -> None:
+    svc = ChartService(ChartSettings(workers=1, pool="process"), render=crash)
+    try:
+        with pytest.raises(UserError, match="failed"):
+            await svc.png("k", figure)
+        svc.render = ChartService().render  # the default renderer again, in a new pool
+        data = await svc.png("k", figure)
+        assert data is not None and data.startswith(b"\x89PNG")
+    finally:
+        await svc.close()
+
+
 async def test_cache_in_flight_sharing_and_the_bound() -> None:
     gate = asyncio.Event()
     calls: list[str] = []
