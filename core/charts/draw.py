@@ -54,7 +54,8 @@ def render_png(fig: Figure, theme: str = "light") -> bytes:
         target = ax2 if s.axis == "right" and ax2 is not None else ax
         xs = [x / _MS_PER_DAY for x in s.xs] if time_axis else list(s.xs)
         if s.style == "bars":
-            colours = [t["up"] if y >= 0 else t["down"] for y in s.ys]
+            pos, neg = (t["down"], t["up"]) if s.rising_good else (t["up"], t["down"])
+            colours = [pos if y >= 0 else neg for y in s.ys]
             width = (s.width / _MS_PER_DAY if time_axis else s.width) if s.width else (0.8 if time_axis else 1.0)
             target.bar(xs, s.ys, width=width, color=colours, label=s.label, alpha=0.85)
             continue

@@ -19,6 +19,7 @@ class Series:
     style: str = "line"  # "line", "bars" or "points" (a line with markers)
     axis: str = "left"  # "left" or "right" (a second unit, e.g. the exchange balance)
     width: float = 0.0  # bars: width in x units (ms on a time axis); 0: most of a day, or 1 unit
+    rising_good: bool = False  # bars: positive in green, negative in red (else positive red: inflows, longs hit)
 
 
 @dataclass(frozen=True, slots=True)
