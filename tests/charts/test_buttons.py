@@ -193,6 +193,14 @@ async def test_discord_components_refuse_members_and_act_for_managers(dd: Discor
         assert chart["type"] == 4 and chart["data"]["embeds"][0]["image"]["url"].startswith("attachment://")
         (file,) = dd.interaction_files[chart["interaction_id"]]  # type: ignore[attr-defined]
         assert PILImage.open(io.BytesIO(file["data"])).size == (1200, 750)
+
+        # /alerts charts on: the alert's last embed shows the chart, attached to the same message
+        await charts.set_charts(f"dc:{CHAN}", True)
+        assert (await ChartingSender(DiscordSender(fe.client), charts).send(CHAN, alert(charts))).outcome.value == "ok"
+        body = dd.channel_messages[CHAN][-1]
+        assert body["embeds"][-1]["image"]["url"] == "attachment://funding-btc-7d.png"
+        assert "BTC funding above" in body["embeds"][0]["title"] and body["components"]
+        assert PILImage.open(io.BytesIO(dd.channel_files[CHAN][-1]["data"])).format == "PNG"
     finally:
         await fe.stop()
 
