@@ -80,8 +80,6 @@ def _ignore_ctx(fn: Callable[[list[str]], Awaitable[Reply]]) -> Callable[[list[s
     return call
 
 
-CHART_SPEC = CommandSpec("chart", "<metric> <asset> [window|curve]", "/chart funding btc 7d",
-                         "a chart: funding, basis, oi or flows over a window; /chart basis btc curve")
 Handler = Callable[[list[str], ChatContext], Awaitable[Reply]]
 
 
@@ -127,7 +125,9 @@ class CommandCore:
             if "alerts" in handlers:
                 handlers["alerts"] = _with_sub(handlers["alerts"], "charts", charts.alerts_charts)
             n = sum(1 for c in self.specs if c.name in served)
-            self.specs = (*self.specs[:n], CHART_SPEC, *self.specs[n:])
+            spec = CommandSpec("chart", "<metric> <asset> [window]", "/chart funding btc 7d",
+                               f"a chart of {', '.join(charts.catalog.metrics)} over a window (see /chart)")
+            self.specs = (*self.specs[:n], spec, *self.specs[n:])
         self._handlers = handlers
 
     def _metric_reply(self, m: Metric) -> Callable[[list[str]], Awaitable[Reply]]:
