@@ -31,10 +31,13 @@ class ChartingSender:
         return getattr(self.inner, name)
 
     async def send(self, chat_id: int, reply: Reply, *args: Any, **kwargs: Any) -> Any:
+        """As the platform's send (its other arguments, such as a forum topic, passed on)."""
+        thread = kwargs.get("thread_id", args[0] if args else None)
+        target = f"{self.platform}:{chat_id}" + (f"/{thread}" if thread is not None else "")  # as ChatContext has it
         wanted = chart_of(reply) if reply.image is None else None
-        if wanted is not None and await self.charts.charts_on(f"{self.platform}:{chat_id}"):
+        if wanted is not None and await self.charts.charts_on(target):
             try:
-                image = await self.charts.alert_image(*wanted, target=f"{self.platform}:{chat_id}")
+                image = await self.charts.alert_image(*wanted, target=target)
             except Exception:  # an alert is never held back by its chart
                 log.exception("charts: the chart of a %s %s alert failed", *wanted)
                 image = None
