@@ -11,6 +11,8 @@ import asyncio
 import functools
 import logging
 import multiprocessing
+import os
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -54,15 +56,16 @@ class ChartService:
                 self._executor = ThreadPoolExecutor(self.settings.workers, thread_name_prefix="chart")
             else:  # spawn: a fork of a process with running threads (asyncio, Redis) is not safe
                 self._executor = ProcessPoolExecutor(self.settings.workers,
-                                                     mp_context=multiprocessing.get_context("spawn"))
+                                                     mp_context=multiprocessing.get_context("spawn"),
+                                                     initializer=_watch_parent, initargs=(os.getpid(),))
+                for _ in range(self.settings.workers):  # every worker up and warm, not only the first
+                    self._executor.submit(draw, self.render, _blank, "light", True)
         return self._executor
 
     def start(self) -> None:
-        """Start the workers, each drawing one blank chart (matplotlib imported, fonts cached), in the
-        background: nothing waits for it, and the first real chart is not slow."""
-        pool = self._pool()
-        for _ in range(self.settings.workers):
-            pool.submit(draw, self.render, _blank, "light", True)
+        """Start the workers now, each drawing one blank chart (matplotlib imported, fonts cached), in the
+        background: nothing waits for it. Without it the pool starts with the first chart asked for."""
+        self._pool()
 
     async def close(self) -> None:
         if self._executor is not None:
@@ -121,6 +124,18 @@ class ChartService:
         finally:
             self.pending -= 1
             del self._inflight[key]
+
+
+def _watch_parent(parent_pid: int) -> None:
+    """In each worker: exit when the bot process is gone (killed with SIGKILL, it cannot stop its pool),
+    so no orphan keeps running or keeps the bot's output pipes open."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="chart-parent-watch", daemon=True).start()
 
 
 def _blank() -> Figure:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
+import sys
 
 import pytest
 from PIL import Image as PILImage
@@ -36,6 +38,44 @@ def crash(fig: Figure, theme: str) -> bytes:  # a worker that dies while drawing
     import os
 
     os._exit(1)
+
+
+ORPHAN = """
+import asyncio, os, sys
+from core.charts.service import ChartService, ChartSettings
+from tests.charts.test_service import figure
+
+async def main():
+    svc = ChartService(ChartSettings(workers=2, pool="process"))
+    await svc.png("k", figure)
+    print(" ".join(str(p) for p in svc._executor._processes), flush=True)
+    await asyncio.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+async def test_workers_exit_when_the_bot_is_killed() -> None:
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", ORPHAN, stdout=asyncio.subprocess.PIPE)
+    assert proc.stdout is not None
+    pids = [int(p) for p in (await asyncio.wait_for(proc.stdout.readline(), 30)).split()]
+    assert len(pids) == 2 and all(_alive(p) for p in pids)
+    proc.kill()  # SIGKILL: the pool cannot be shut down
+    await asyncio.wait_for(proc.wait(), 10)  # returns only once every holder of its stdout is gone
+    for _ in range(50):
+        if not any(_alive(p) for p in pids):
+            break
+        await asyncio.sleep(0.1)
+    assert not any(_alive(p) for p in pids)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:  # a zombie waiting to be reaped is gone too
+        return f.read().split()[2] != "Z"
 
 
 async def test_a_broken_pool_is_replaced() -> None:
