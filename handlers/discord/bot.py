@@ -94,7 +94,8 @@ class DiscordFrontend:
         self.definitions = slash_definitions(core.specs, core.names, core.registry, self.metrics,
                                              core.settings.venues)
         self._register()
-        components.register(self.client, core, self.context_of)  # alert buttons: Mute 1h, Unsubscribe, Chart
+        # alert buttons: Mute 1h, Unsubscribe, Chart
+        components.register(self.client, core, self.context_of, self.pacer)
         self._task: asyncio.Task[None] | None = None
 
     # ---------------------------------------------------------------- command tree
@@ -215,8 +216,9 @@ class DiscordFrontend:
 
     async def respond(self, interaction: discord.Interaction, reply: Reply) -> None:
         """Send a reply; errors and refusals only to the user who asked (ephemeral)."""
-        if reply.image is not None:  # a chart: one embed showing the attached PNG
+        if reply.image is not None:  # a chart: one embed showing the attached PNG, paced like any answer
             embed, file = image_message(reply.image)
+            await self.pacer.acquire(None)
             if not interaction.response.is_done():
                 await interaction.response.send_message(embed=embed, file=file)
             else:

@@ -16,6 +16,7 @@ import discord
 from core.buttons import DONE, PREFIX, encode, press
 from core.commands import CommandCore
 from core.context import ChatContext
+from core.pacer import Pacer
 from core.reply import Action, Reply
 from handlers.discord.media import image_message
 
@@ -61,8 +62,8 @@ def relabelled(message: discord.Message, custom_id: str, label: str) -> discord.
 
 
 def register(client: discord.Client, core: CommandCore,
-             context_of: Callable[[discord.Interaction], ChatContext]) -> None:
-    """Answer presses of our buttons on ``client``."""
+             context_of: Callable[[discord.Interaction], ChatContext], pacer: Pacer | None = None) -> None:
+    """Answer presses of our buttons on ``client`` (each answer paced by the token's ``pacer``)."""
 
     async def on_interaction(interaction: discord.Interaction) -> None:
         if interaction.type is not discord.InteractionType.component:
@@ -77,6 +78,8 @@ def register(client: discord.Client, core: CommandCore,
             log.exception("discord: button %s failed", custom_id)
             await interaction.response.send_message("Something went wrong; please try again.", ephemeral=True)
             return
+        if pacer is not None:  # an interaction answer: the global rate only, like a command's reply
+            await pacer.acquire(None)
         if result.reply is not None and result.reply.image is not None:
             embed, file = image_message(result.reply.image)
             await interaction.response.send_message(embed=embed, file=file)

@@ -172,7 +172,7 @@ async def test_discord_components_refuse_members_and_act_for_managers(dd: Discor
     fe = DiscordFrontend(full_core(charts, store), token="fake-token", guild_ready_timeout_s=0.05)
     await fe.start(ready_timeout_s=5)
     try:
-        assert (await DiscordSender(fe.client).send(CHAN, alert(charts))).outcome.value == "ok"
+        assert (await DiscordSender(fe.client, fe.pacer).send(CHAN, alert(charts))).outcome.value == "ok"
         message = next(m for m in dd.messages.values() if m["channel_id"] == str(CHAN))
         (row,) = message["components"]
         ids = {b["label"]: b["custom_id"] for b in row["components"]}
@@ -196,7 +196,8 @@ async def test_discord_components_refuse_members_and_act_for_managers(dd: Discor
 
         # /alerts charts on: the alert's last embed shows the chart, attached to the same message
         await charts.set_charts(f"dc:{CHAN}", True)
-        assert (await ChartingSender(DiscordSender(fe.client), charts).send(CHAN, alert(charts))).outcome.value == "ok"
+        sender = ChartingSender(DiscordSender(fe.client, fe.pacer), charts)
+        assert (await sender.send(CHAN, alert(charts))).outcome.value == "ok"
         body = dd.channel_messages[CHAN][-1]
         assert body["embeds"][-1]["image"]["url"] == "attachment://funding-btc-7d.png"
         assert "BTC funding above" in body["embeds"][0]["title"] and body["components"]
