@@ -14,6 +14,7 @@ from core.metrics.registry import Registry
 def chart_classes() -> dict[str, tuple[type[Chart], ...]]:
     """Metric name -> its chart kinds, in the order /chart tries them."""
     from core.charts.flows import FlowsChart
+    from core.charts.gamma import GammaChart
     from core.charts.market import BasisChart, BasisCurveChart, FundingChart, OpenInterestChart
 
     return {
@@ -21,6 +22,7 @@ def chart_classes() -> dict[str, tuple[type[Chart], ...]]:
         "basis": (BasisChart, BasisCurveChart),
         "oi": (OpenInterestChart,),
         "flows": (FlowsChart,),
+        "gamma": (GammaChart,),
     }
 
 
