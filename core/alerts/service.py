@@ -32,8 +32,8 @@ from core.store import MarketStore
 log = logging.getLogger(__name__)
 
 STATE_FLUSH_PER_BATCH = 2000  # silent state changes written per batch (firings at once, with their event)
-LEASE_TTL_S = 30.0
-LEASE_RENEW_S = 10.0
+LEASE_TTL_S = 9.0  # a standby data process takes over evaluation within this after the active one dies
+LEASE_RENEW_S = 3.0
 _ACQUIRE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
