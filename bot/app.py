@@ -29,6 +29,7 @@ from bot import redis_connect
 from bot.embedded_redis import EmbeddedRedis
 from bot.leases import LeaseKeeper, while_leased
 from bot.settings import Settings
+from bot.streams import stream_loops
 from core.alert_commands import AlertCommands, AlertCommandSettings
 from core.alerts.delivery import DeliveryWorker, Sender, ensure_group
 from core.alerts.events import notice
@@ -58,6 +59,7 @@ from watchers.flows.watcher import FlowWatcher
 from watchers.market import MarketWatcher, MarketWatcherConfig
 from watchers.options import OptionChainWatcher
 from watchers.runner import run_periodic
+from watchers.streams import StreamWatcher
 from watchers.venues import VenueClient, describe
 from watchers.venues.options import OptionChainClient
 from watchers.watched import WatchedAssets
@@ -91,6 +93,8 @@ class Wiring:
     leases: LeaseKeeper  # data replicas: one process polls each source; the others wait for its lease
     charts: ChartCommands
     groups: list[str] = field(default_factory=list)  # consumer groups of the platforms that will deliver
+    streams: list[StreamWatcher] = field(default_factory=list)  # live streams own their metric of their venue
+    venue_clients: dict[str, VenueClient] = field(default_factory=dict)
 
 
 async def open_redis(settings: Settings, stack: AsyncExitStack, stop: asyncio.Event | None = None) -> Redis | None:
@@ -201,7 +205,9 @@ def market_loops(wr: Wiring) -> list[Loop]:
                              oi_assets=w.oi_assets, funding_info_refresh_s=w.funding_info_refresh_s,
                              watched=watched)
         wr.stack.push_async_callback(client.close)
-        watcher = MarketWatcher(client, wr.store, wr.registry, cfg, listeners=[wr.evaluator.on_samples])
+        wr.venue_clients[venue] = client
+        watcher = MarketWatcher(client, wr.store, wr.registry, cfg, listeners=[wr.evaluator.on_samples],
+                                stream_owns=functools.partial(stream_owns, wr, venue))
         loops.append(functools.partial(run_periodic, watcher.name, _polled(wr, watcher.name, watcher.poll_once),
                                        interval_s=w.venue_poll_interval_s.get(venue, w.poll_interval_s),
                                        max_backoff_s=w.max_backoff_s))
@@ -257,7 +263,12 @@ def option_loops(wr: Wiring) -> list[Loop]:
                               max_backoff_s=max(metric.options["refresh_s"], w.max_backoff_s))]
 
 
-WATCHER_KINDS: tuple[Callable[[Wiring], list[Loop]], ...] = (market_loops, flow_loops, option_loops)
+def stream_owns(wr: Wiring, venue: str, metric: str) -> bool:
+    """Whether a live stream of ``venue`` feeds ``metric`` now (its poll then leaves that metric alone)."""
+    return any(s.client.venue == venue and s.owns(metric) for s in wr.streams)
+
+
+WATCHER_KINDS: tuple[Callable[[Wiring], list[Loop]], ...] = (market_loops, flow_loops, option_loops, stream_loops)
 
 
 # chat role ------------------------------------------------------------------------------------

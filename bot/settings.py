@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from bot.stream_settings import StreamSettings, parse_streams
 from core.alerts.rules import parse_duration, parse_rule
 from core.charts.service import ChartSettings
 from core.metrics.base import Metric
@@ -164,6 +165,7 @@ class Settings:
     history: HistorySettings = field(default_factory=HistorySettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
     charts: ChartSettings = field(default_factory=ChartSettings)
+    streams: StreamSettings = field(default_factory=StreamSettings)
     # each metric's section ([funding], [basis], [oi], ...): the keys its module declares, defaults filled in
     metrics: dict[str, dict[str, Any]] = field(default_factory=lambda: {
         cls.name: {s.key: s.default for s in cls.settings_spec} for cls in metric_classes()})
@@ -272,7 +274,8 @@ def parse_settings(raw: dict[str, Any], env: dict[str, str] | None = None) -> Se
     env = dict(os.environ) if env is None else env
     classes = metric_classes()
     top_known = {"redis", "telegram", "discord", "flows", "console", "watchers", "history", "alerts", "log_level",
-                 "quotas", "observability", "replicas", "charts", *(cls.name for cls in classes)}
+                 "quotas", "observability", "replicas", "charts", "streams",
+                 *(cls.name for cls in classes)}
     unknown = set(raw) - top_known
     if unknown:
         raise ConfigError(f"config has unknown section(s) {sorted(unknown)}: accepted are {sorted(top_known)}")
@@ -348,7 +351,8 @@ def parse_settings(raw: dict[str, Any], env: dict[str, str] | None = None) -> Se
                     history=history, alerts=alerts, charts=_charts(raw), metrics=metrics, log_level=level,
                     unknown_venues=unknown_venues, quotas=_quotas(raw), observability=_observability(raw),
                     replicas=ReplicaSettings(lease_ttl_s=_num(_section(raw, "replicas", {"lease_ttl_s"}), "replicas",
-                                                              "lease_ttl_s", 6.0, 1, 60)))
+                                                              "lease_ttl_s", 6.0, 1, 60)),
+                    streams=parse_streams(raw, _bad))
 
 
 def _charts(raw: dict[str, Any]) -> ChartSettings:

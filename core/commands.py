@@ -21,6 +21,7 @@ from core.metrics.registry import Registry
 from core.render import VENUE_LABELS, fmt_age
 from core.reply import Reply, Table, UserError
 from core.store import MarketStore
+from core.streams import StreamHealthStore, status_blocks
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +183,7 @@ class CommandCore:
         blocks: list[str | Table] = [table]
         if errors:
             blocks.append("Last errors:\n" + "\n".join(errors))
+        blocks += status_blocks(await StreamHealthStore(self.store.redis, self.store.keys).read_all(), now)
         if self.settings.venue_notes:
             blocks.append("What each venue serves:\n" + "\n".join(
                 f"{VENUE_LABELS.get(v, v)}: {note}" for v, note in self.settings.venue_notes.items()))

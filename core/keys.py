@@ -54,6 +54,21 @@ class Keys:
         """HASH part ('funding|okx|BTC/USDT:USDT', 'flows|coinmetrics') -> ms up to which a backfill job stored it."""
         return f"{self.base}:backfill:{job}"
 
+    def liq_events(self, asset: str, venue: str) -> str:
+        """ZSET of one venue's liquidations of an asset (JSON members, scored by the venue's time in ms).
+
+        A member is the event itself, so a frame replayed after a reconnect adds nothing (ZADD NX).
+        """
+        return f"{self.base}:liqev:{asset}:{venue}"
+
+    def stream(self, name: str) -> str:
+        """HASH of one websocket stream's health: state, messages, rate, last message, reconnects."""
+        return f"{self.base}:stream:{name}"
+
+    def streams(self) -> str:
+        """SET of the stream names that have reported health."""
+        return f"{self.base}:streams"
+
     def discord_commands(self) -> str:
         """STRING: hash of the slash-command definitions last synced, so start-up syncs only on change."""
         return f"{self.base}:discord:commands"

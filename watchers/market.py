@@ -35,13 +35,15 @@ class MarketWatcher:
     """Turns one venue's answers into samples of every metric it serves, each part stored on its own."""
 
     def __init__(self, client: VenueClient, store: MarketStore, registry: Registry, config: MarketWatcherConfig,
-                 *, listeners: Sequence[SamplesListener] = (), clock_ms: Callable[[], int] = _now_ms) -> None:
+                 *, listeners: Sequence[SamplesListener] = (), clock_ms: Callable[[], int] = _now_ms,
+                 stream_owns: Callable[[str], bool] = lambda metric: False) -> None:
         self.client = client
         self.store = store
         self.registry = registry
         self.config = config
         self.listeners = list(listeners)
         self.clock_ms = clock_ms
+        self.stream_owns = stream_owns  # a live stream of this venue feeds the metric: the poll leaves it alone
         self.venue = client.venue
         self._last_history_ms: dict[tuple[str, str, str], int] = {}
         self._last_problem: dict[str, str] = {}
@@ -96,6 +98,8 @@ class MarketWatcher:
             await self.store.record_failure(self.venue, f"{type(e).__name__}: {e}", now_ms=self.clock_ms(),
                                             requests=self.client.requests - start_req)
             for metric in snap_metrics(self.registry, self.client.metrics):  # nothing of it is current any more
+                if self.stream_owns(metric):
+                    continue
                 for listener in self.listeners:
                     await listener(metric, self.venue, [])
             raise
@@ -104,6 +108,9 @@ class MarketWatcher:
         stored = 0
         for metric, samples in checked.items():
             part = snap.parts[metric]
+            if self.stream_owns(metric):
+                endpoints[metric] = None
+                continue
             if part.error is not None:
                 endpoints[metric] = f"{type(part.error).__name__}: {part.error}"
                 continue  # its stored values stay for their age, marked not current, out of every figure
@@ -116,6 +123,8 @@ class MarketWatcher:
                                         requests=self.client.requests - start_req, markets=markets,
                                         endpoints=endpoints)
         for metric, samples in checked.items():
+            if self.stream_owns(metric):
+                continue
             usable = samples if snap.parts[metric].error is None else []
             for listener in self.listeners:
                 await listener(metric, self.venue, usable)

@@ -103,7 +103,8 @@ def _legacy_selector(d: Mapping[str, Any]) -> str:
 
 def usage(registry: Registry) -> str:
     examples = {"funding": "funding btc above 0.05%", "basis": "basis btc above 40%", "oi": "oi btc above 30b",
-                "flows": "flows btc netflow above 3000"}
+                "flows": "flows btc netflow above 3000",
+                "liqs": "liqs btc above 100m 1h"}
     shown = [f"/threshold set {examples[m.name]}" for m in registry if m.name in examples]
     names = "|".join(m.name for m in registry if m.kinds)
     return (f"Usage: /threshold set <{names}> <asset> [series] <above|below|crosses> <value> "
@@ -139,12 +140,14 @@ def parse_rule(args: list[str], *, registry: Registry, sources: Mapping[str, tup
         raise UserError(f"'{words[1][:20]}' is not an asset ticker, e.g. btc")
     pos = 2
     field_ = ""
-    if m.fields:
+    if m.fields and not (m.default_field and words[2] not in m.fields):
         field_ = words[2]
         if field_ not in m.fields:
             raise UserError(f"Unknown {m.name} series '{field_[:20]}': accepted are {', '.join(m.fields)}. "
                             f"Usage: {m.usage()}")
         pos = 3
+    elif m.default_field:
+        field_ = m.default_field
     if len(words) <= pos + 1:
         raise UserError(f"Usage: {m.usage()}")
     kind = words[pos]
@@ -167,7 +170,7 @@ def parse_rule(args: list[str], *, registry: Registry, sources: Mapping[str, tup
             raise UserError("a change threshold must be positive: it applies in either direction")
         rest = rest[2:]
     else:
-        rest = rest[1:]
+        field_, rest = m.level_field(field_, rest[1:])
     accepted = sources.get(m.name, ())
     venue = m.default_selector(kind, accepted)
     cooldown_s = 0 if m.discrete else default_cooldown_s

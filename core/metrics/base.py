@@ -176,6 +176,7 @@ class Metric:
     summary: ClassVar[str] = ""  # the command's one-line help
     command: ClassVar[bool] = True  # has a /<name> command
     fields: ClassVar[tuple[str, ...]] = ()  # sub-series a rule names (flows: netflow, inflow, ...); () = one series
+    default_field: ClassVar[str] = ""  # the series a rule watches when it names none ("" = a series is required)
     kinds: ClassVar[tuple[str, ...]] = ("above", "below", "crosses", "change", "zscore")
     aggregates: ClassVar[tuple[str, ...]] = ("max", "min", "mean")
     source_word: ClassVar[str] = "venue"  # the rule option naming one source: venue, or provider
@@ -219,6 +220,10 @@ class Metric:
     def parse_threshold(self, kind: str, text: str, field_: str) -> float:
         """A threshold as typed after the condition word; raises UserError naming what is accepted."""
         raise NotImplementedError
+
+    def level_field(self, field_: str, rest: list[str]) -> tuple[str, list[str]]:
+        """A level rule's words after the threshold: a metric may take one (a rolling window) into the field."""
+        return field_, rest
 
     def fmt_value(self, value: float, field_: str = "", *, signed: bool = True) -> str:
         raise NotImplementedError

@@ -69,10 +69,11 @@ def metric_classes() -> tuple[type[Metric], ...]:
     from core.metrics.flows import Flows
     from core.metrics.funding import Funding
     from core.metrics.gamma import Gamma
+    from core.metrics.liquidations import Liquidations
     from core.metrics.open_interest import OpenInterest
     from core.metrics.summary import Summary
 
-    return (Basis, Funding, OpenInterest, Flows, Gamma, Summary)
+    return (Basis, Funding, OpenInterest, Flows, Gamma, Summary, Liquidations)
 
 
 def default_registry(options: Mapping[str, Mapping[str, Any]] | None = None) -> Registry:

@@ -1,0 +1,63 @@
+"""The stream watchers' builder: one watcher per (venue, feed) the ``[streams]`` section enables."""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Any
+
+from core.liquidations import LiquidationStore
+from core.streams import StreamHealthStore
+from watchers.streams import FundingSink, LiquidationSink, Sink, StreamConfig, StreamWatcher
+from watchers.venues.streams import StreamClient
+
+if TYPE_CHECKING:
+    from bot.app import Loop, Wiring
+
+
+def streamed_venues(wr: Wiring) -> list[str]:
+    """Watched venues that stream; a venue whose REST host is overridden streams only with its ws host given too."""
+    s, w = wr.settings.streams, wr.settings.watchers
+    if not s.enabled:
+        return []
+    return [v for v in w.venues if v in s.venues and (v not in w.rest_base_urls or v in s.ws_base_urls)]
+
+
+def _interval_of(wr: Wiring, venue: str, symbol: str) -> int | None:
+    client = wr.venue_clients.get(venue)
+    return client.funding_intervals_s.get(symbol) if client is not None else None
+
+
+def stream_loops(wr: Wiring) -> list[Loop]:
+    """Liquidations and funding by websocket; each watcher reconnects on its own and reports to /status."""
+    s, w = wr.settings.streams, wr.settings.watchers
+    cfg = StreamConfig(stall_after_s=s.stall_after_s, reconnect_base_s=s.reconnect_base_s,
+                       max_backoff_s=s.max_backoff_s)
+    health = StreamHealthStore(wr.redis, wr.keys)
+    events = LiquidationStore(wr.redis, wr.keys)
+    loops: list[Loop] = []
+    for venue in streamed_venues(wr):
+        wanted: list[tuple[str, Any]] = []
+        liqs, funding = wr.registry.find("liqs"), wr.registry.find("funding")
+        if s.liquidations and liqs is not None:
+            wanted.append(("liqs", liqs))
+        if s.funding and funding is not None:
+            wanted.append(("funding", funding))
+        for feed, metric in wanted:
+            client = StreamClient(venue, timeout_s=w.request_timeout_s, ping_interval_s=s.ping_interval_s,
+                                  rest_base_url=w.rest_base_urls.get(venue), ws_base_url=s.ws_base_urls.get(venue),
+                                  liq_assets=s.liquidation_assets,
+                                  interval_of=functools.partial(_interval_of, wr, venue))
+            if feed not in client.feeds(liquidations=True, funding=True):
+                continue
+            wr.stack.push_async_callback(client.close)
+            sink: Sink
+            if feed == "liqs":
+                sink = LiquidationSink(venue, events, wr.store, metric, wr.evaluator.on_samples,
+                                       max_event_age_s=s.max_event_age_s, refresh_s=s.window_refresh_s)
+            else:
+                sink = FundingSink(venue, wr.store, metric, wr.evaluator.on_samples, refresh_s=s.funding_refresh_s,
+                                   price_tolerance=s.price_tolerance)
+            watcher = StreamWatcher(client, feed, sink, health, cfg)
+            wr.streams.append(watcher)
+            loops.append(watcher.run)
+    return loops

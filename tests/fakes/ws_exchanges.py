@@ -1,0 +1,199 @@
+"""WsExchangeDouble: one local aiohttp websocket server speaking four venues' public stream frames.
+
+ccxt.pro (4.5.90) runs its own subscribe, ping and parse code against it; point an exchange's
+``urls['api']['ws']`` at ``double.ws_url(venue)`` with ``watchers.venues.urls.rewrite_ws_urls``
+(the REST side stays on :class:`tests.fakes.exchanges.ExchangeDouble`, which lists the markets).
+
+Paths ccxt builds from the rewritten URLs, and what each side of the conversation looks like:
+
+* binanceusdm ``/binanceusdm/market/ws/<n>`` and binancecoinm ``/binancecoinm/ws/<n>``: the client
+  sends ``{"method":"SUBSCRIBE","params":["!forceOrder@arr"],"id":1}``, the server acks
+  ``{"result":null,"id":1}``; data frames are ``{"e":"forceOrder","E":..,"o":{"s":"BTCUSDT","S":"SELL",
+  "o":"LIMIT","f":"IOC","q":"0.5","p":"99000","ap":"99100","X":"FILLED","l":"0.5","z":"0.5","T":..}}``
+  and, for ``!markPrice@arr@1s``, an array of ``{"e":"markPriceUpdate","E":..,"s":"BTCUSDT","p":mark,
+  "i":index,"P":settle,"r":rate,"T":next funding}``. Pings are websocket control frames.
+* bybit ``/bybit/v5/public/linear`` (and ``/inverse``): ``{"op":"subscribe","args":["allLiquidation.BTCUSDT"],
+  "req_id":"1"}`` acked with ``{"success":true,"ret_msg":"","conn_id":..,"req_id":"1","op":"subscribe"}``;
+  ``{"op":"ping"}`` answered ``{"success":true,"ret_msg":"pong",..,"op":"ping"}``; liquidations
+  ``{"topic":"allLiquidation.BTCUSDT","type":"snapshot","ts":..,"data":[{"T":..,"s":"BTCUSDT","S":"Buy",
+  "v":"0.5","p":"99000"}]}`` (``S`` is the position side: Buy = a long was liquidated).
+* okx ``/okx/ws/v5/public``: ``{"op":"subscribe","args":[{"channel":"liquidation-orders","instType":"SWAP"}]}``
+  acked ``{"event":"subscribe","arg":{..},"connId":..}``; text ``ping`` answered ``pong``; data
+  ``{"arg":{..},"data":[{"details":[{"bkLoss":"0","bkPx":"99000","ccy":"","posSide":"long","side":"sell",
+  "sz":"50","ts":".."}],"instFamily":"BTC-USDT","instId":"BTC-USDT-SWAP","instType":"SWAP","uly":"BTC-USDT"}]}``
+  (``sz`` in contracts).
+
+Test controls: ``push_*`` send to every connection subscribed to the topic; ``drop(venue)`` closes the
+venue's connections (ccxt sees code 1006); ``stall(venue)`` keeps them open but silent (no data, no
+pongs); ``replay[venue]`` frames are sent right after each subscription ack, as venues that replay
+recent events on connect do. ``connections[venue]`` counts handshakes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+__all__ = ["WsExchangeDouble", "binance_force_order", "binance_mark_price", "bybit_liquidation", "okx_liquidation"]
+
+
+def _ms() -> int:
+    return int(time.time() * 1000)
+
+
+def binance_force_order(symbol_id: str, side: str, qty: float, price: float, ts_ms: int) -> dict[str, Any]:
+    """A forceOrder event: ``side`` is the order side (SELL closes a long)."""
+    return {"e": "forceOrder", "E": ts_ms + 2, "o": {
+        "s": symbol_id, "S": side, "o": "LIMIT", "f": "IOC", "q": str(qty), "p": str(price * 0.995),
+        "ap": str(price), "X": "FILLED", "l": str(qty), "z": str(qty), "T": ts_ms}}
+
+
+def bybit_liquidation(symbol_id: str, side: str, size: float, price: float, ts_ms: int) -> dict[str, Any]:
+    """An allLiquidation frame: ``side`` is the position side (Buy = a long was liquidated)."""
+    return {"topic": f"allLiquidation.{symbol_id}", "type": "snapshot", "ts": ts_ms + 3,
+            "data": [{"T": ts_ms, "s": symbol_id, "S": side, "v": str(size), "p": str(price)}]}
+
+
+def okx_liquidation(inst_id: str, pos_side: str, contracts: float, price: float, ts_ms: int) -> dict[str, Any]:
+    """A liquidation-orders frame for one SWAP instrument."""
+    family = inst_id.rsplit("-", 1)[0]
+    return {"arg": {"channel": "liquidation-orders", "instType": "SWAP"}, "data": [{
+        "details": [{"bkLoss": "0", "bkPx": str(price), "ccy": "", "posSide": pos_side,
+                     "side": "sell" if pos_side == "long" else "buy", "sz": str(contracts), "ts": str(ts_ms)}],
+        "instFamily": family, "instId": inst_id, "instType": "SWAP", "uly": family}]}
+
+
+def binance_mark_price(symbol_id: str, mark: float, index: float, rate: float, next_ms: int, ts_ms: int
+                       ) -> dict[str, Any]:
+    return {"e": "markPriceUpdate", "E": ts_ms, "s": symbol_id, "p": f"{mark:.8f}", "i": f"{index:.8f}",
+            "P": f"{index:.8f}", "r": f"{rate:.8f}", "T": next_ms}
+
+
+@dataclass
+class _Conn:
+    venue: str
+    ws: web.WebSocketResponse
+    topics: set[str] = field(default_factory=set)
+
+
+class WsExchangeDouble:
+    """The local websocket server; ``async with WsExchangeDouble() as ws: ws.ws_url("okx")``."""
+
+    VENUES = ("binanceusdm", "binancecoinm", "bybit", "okx")
+
+    def __init__(self) -> None:
+        self.app = web.Application()
+        self.app.router.add_get("/{venue}/{tail:.*}", self._handle)
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+        self.live: dict[str, list[_Conn]] = defaultdict(list)
+        self.connections: dict[str, int] = defaultdict(int)
+        self.stalled: set[str] = set()
+        self.replay: dict[str, list[Any]] = defaultdict(list)
+        self.received: list[tuple[str, Any]] = []
+
+    async def __aenter__(self) -> WsExchangeDouble:
+        self._runner = web.AppRunner(self.app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # started just above
+        return self
+
+    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        for conns in self.live.values():
+            for c in list(conns):
+                await c.ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def ws_url(self, venue: str) -> str:
+        return f"ws://127.0.0.1:{self.port}/{venue}"
+
+    def subscribed(self, venue: str, topic: str) -> bool:
+        return any(topic in c.topics for c in self.live.get(venue, ()))
+
+    async def wait_subscribed(self, venue: str, topic: str, within_s: float = 10.0) -> None:
+        deadline = time.monotonic() + within_s
+        while not self.subscribed(venue, topic):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{venue}: nobody subscribed to {topic}")
+            await asyncio.sleep(0.01)
+
+    # controls -----------------------------------------------------------------------------
+    async def push(self, venue: str, topic: str, frame: Any) -> int:
+        """Send ``frame`` to every live, not stalled connection subscribed to ``topic``; returns how many."""
+        if venue in self.stalled:
+            return 0
+        text = json.dumps(frame, separators=(",", ":"))
+        sent = 0
+        for c in list(self.live.get(venue, ())):
+            if topic in c.topics and not c.ws.closed:
+                await c.ws.send_str(text)
+                sent += 1
+        return sent
+
+    async def drop(self, venue: str) -> None:
+        """Close the venue's connections abruptly."""
+        for c in list(self.live.get(venue, ())):
+            await c.ws.close(code=1011)
+
+    def stall(self, venue: str, on: bool = True) -> None:
+        """Keep the venue's connections open but send nothing (no data, no pongs) while on."""
+        (self.stalled.add if on else self.stalled.discard)(venue)
+
+    # protocol --------------------------------------------------------------------------------
+    async def _handle(self, request: web.Request) -> web.WebSocketResponse:
+        venue = request.match_info["venue"]
+        ws = web.WebSocketResponse(autoping=False)
+        await ws.prepare(request)
+        self.connections[venue] += 1
+        conn = _Conn(venue, ws)
+        self.live[venue].append(conn)
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.PING:
+                    if venue not in self.stalled:
+                        await ws.pong(msg.data)
+                elif msg.type == WSMsgType.TEXT:
+                    await self._on_text(conn, msg.data)
+        finally:
+            self.live[venue].remove(conn)
+        return ws
+
+    async def _on_text(self, c: _Conn, text: str) -> None:
+        if text == "ping":  # okx's text ping
+            if c.venue not in self.stalled:
+                await c.ws.send_str("pong")
+            return
+        msg = json.loads(text)
+        self.received.append((c.venue, msg))
+        if c.venue in ("binanceusdm", "binancecoinm"):
+            if msg.get("method") == "SUBSCRIBE":
+                c.topics.update(msg.get("params", []))
+                await c.ws.send_str(json.dumps({"result": None, "id": msg.get("id")}))
+        elif c.venue == "bybit":
+            op = msg.get("op")
+            if op == "ping":
+                if c.venue not in self.stalled:
+                    await c.ws.send_str(json.dumps({"success": True, "ret_msg": "pong", "conn_id": "double",
+                                                    "req_id": msg.get("req_id"), "op": "ping"}))
+                return
+            if op == "subscribe":
+                c.topics.update(msg.get("args", []))
+                await c.ws.send_str(json.dumps({"success": True, "ret_msg": "", "conn_id": "double",
+                                                "req_id": msg.get("req_id"), "op": "subscribe"}))
+        elif c.venue == "okx" and msg.get("op") == "subscribe":
+            for arg in msg.get("args", []):
+                c.topics.add(arg.get("channel", "") + ":" + (arg.get("instType") or arg.get("instId") or ""))
+                await c.ws.send_str(json.dumps({"event": "subscribe", "arg": arg, "connId": "double"}))
+        for frame in self.replay.get(c.venue, ()):
+            await c.ws.send_str(json.dumps(frame, separators=(",", ":")))

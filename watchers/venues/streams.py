@@ -1,0 +1,214 @@
+"""One ccxt.pro exchange per venue for its public streams, turned into normalized events and samples.
+
+Feeds (each an ``async () -> list`` that waits for the next batch):
+
+- liquidations: binanceusdm / binancecoinm ``!forceOrder@arr`` (every symbol, at most one event per
+  symbol per second), bybit ``allLiquidation.<symbol>`` for the perpetuals of ``liq_assets`` (bybit
+  has no all-market channel), okx ``liquidation-orders`` for SWAP. The side is the position that was
+  liquidated: binance and okx report the order side (a forced SELL closes a long), bybit the
+  position side (Buy = a long was liquidated). Sizes are contracts: coins for linear contracts
+  (times the contract size), USD for inverse ones.
+- funding: binanceusdm / binancecoinm ``!markPrice@arr@1s`` (every perpetual's mark, index, funding
+  rate and next funding time, each second).
+
+ccxt reconnects nothing by itself: a closed or failed connection rejects the pending watch with a
+``NetworkError`` and the next watch dials again. :meth:`StreamClient.reset` drops every connection
+(after a stall); the watcher calls the feeds again to resubscribe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import ccxt.pro as ccxtpro
+
+from core.liquidations import LiqEvent
+from core.models import EIGHT_HOURS_S, FundingSample
+from watchers.errors import SourceError
+from watchers.venues.client import _MARKET_OPTIONS, _f, _i, _instrument, translate
+from watchers.venues.urls import rewrite_rest_urls, rewrite_ws_urls
+
+log = logging.getLogger(__name__)
+
+LIQUIDATION_VENUES = ("binanceusdm", "binancecoinm", "bybit", "okx")
+FUNDING_VENUES = ("binanceusdm", "binancecoinm")
+
+Feed = Callable[[], Awaitable[list[Any]]]
+
+
+class StreamClient:
+    """A ccxt.pro exchange for one venue's public streams."""
+
+    def __init__(self, venue: str, *, timeout_s: float, ping_interval_s: float, rest_base_url: str | None = None,
+                 ws_base_url: str | None = None, liq_assets: tuple[str, ...] = ("BTC", "ETH", "SOL"),
+                 interval_of: Callable[[str], int | None] | None = None) -> None:
+        self.venue = venue
+        cls = getattr(ccxtpro, venue)
+        self.exchange: Any = cls({
+            "timeout": int(timeout_s * 1000),
+            "enableRateLimit": True,
+            "options": _MARKET_OPTIONS.get(venue, {}),
+            "streaming": {"keepAlive": int(ping_interval_s * 1000)},
+        })
+        if rest_base_url:
+            self.exchange.urls["api"] = rewrite_rest_urls(self.exchange.urls["api"], rest_base_url)
+        if ws_base_url:
+            self.exchange.urls["api"]["ws"] = rewrite_ws_urls(self.exchange.urls["api"]["ws"], ws_base_url)
+        self.liq_assets = frozenset(a.upper() for a in liq_assets)
+        self.interval_of = interval_of or (lambda symbol: None)
+        self._queue: asyncio.Queue[list[LiqEvent] | BaseException] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def feeds(self, *, liquidations: bool, funding: bool) -> dict[str, Feed]:
+        """The feeds this venue streams, by name (``liqs``, ``funding``)."""
+        out: dict[str, Feed] = {}
+        if liquidations and self.venue in LIQUIDATION_VENUES:
+            out["liqs"] = self.liquidations
+        if funding and self.venue in FUNDING_VENUES:
+            out["funding"] = self.funding
+        return out
+
+    async def load_markets(self) -> None:
+        if self.exchange.markets is None:
+            try:
+                await self.exchange.load_markets()
+            except Exception as e:
+                raise translate(self.venue, e) from e
+
+    def last_message_ms(self) -> int | None:
+        """The newest frame (data, ack or pong) on any of this venue's connections, None with none open."""
+        times = [c.last_message_at or c.connectionEstablished or 0 for c in self.exchange.clients.values()
+                 if not c.closed()]
+        return max(times) if times else None
+
+    async def reset(self) -> None:
+        """Drop every connection and per-symbol task; the next feed call dials again and resubscribes."""
+        await self._stop_tasks()
+        try:
+            await self.exchange.close_ws_clients()
+        except Exception as e:  # closing a broken socket may raise; the clients are dropped regardless
+            log.debug("venue=%s closing streams: %s", self.venue, e)
+        self.exchange.clients = {}
+
+    async def close(self) -> None:
+        await self._stop_tasks()
+        await self.exchange.close()
+
+    async def _stop_tasks(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        self._queue = asyncio.Queue()
+
+    async def _watch(self, fn: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Any:
+        await self.load_markets()
+        try:
+            return await fn(*args, **kwargs)
+        except SourceError:
+            raise
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            raise SourceError("the connection was closed under a pending watch") from None  # ccxt cancels on close
+        except Exception as e:
+            raise translate(self.venue, e) from e
+
+    # liquidations ----------------------------------------------------------------------------
+    async def liquidations(self) -> list[LiqEvent]:
+        """The next batch of liquidations, normalized (unknown or non-USD contracts dropped)."""
+        ex = self.exchange
+        if self.venue in ("binanceusdm", "binancecoinm"):
+            raw = await self._watch(ex.watch_liquidations_for_symbols, [])
+        elif self.venue == "okx":
+            raw = await self._watch(ex.watch_liquidations_for_symbols, None, params={"type": "swap"})
+        else:
+            return await self._bybit_liquidations()
+        return self._events(raw)
+
+    async def _bybit_liquidations(self) -> list[LiqEvent]:
+        """bybit streams liquidations per symbol: one watch per perpetual, merged through a queue."""
+        await self.load_markets()
+        if not self._tasks:
+            symbols = [s for s, m in self.exchange.markets.items()
+                       if m.get("swap") and m.get("base") in self.liq_assets and self._usd_market(m)]
+            queue = self._queue
+            for s in symbols:
+                self._tasks.append(asyncio.create_task(self._bybit_symbol(s, queue)))
+        item = await self._queue.get()
+        if isinstance(item, BaseException):
+            await self._stop_tasks()
+            raise item
+        return item
+
+    async def _bybit_symbol(self, symbol: str, queue: asyncio.Queue[list[LiqEvent] | BaseException]) -> None:
+        try:
+            while True:
+                raw = await self._watch(self.exchange.watch_liquidations, symbol)
+                queue.put_nowait(self._events(raw))
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # handed to the feed's caller, which reconnects
+            queue.put_nowait(e)
+
+    def _usd_market(self, m: dict[str, Any]) -> bool:
+        inst = _instrument(self.venue, m)
+        return inst is not None and inst.usd_quoted
+
+    def _events(self, raw: Any) -> list[LiqEvent]:
+        out = []
+        for liq in raw if isinstance(raw, list) else ():
+            e = self._event(liq) if isinstance(liq, dict) else None
+            if e is not None:
+                out.append(e)
+        return out
+
+    def _event(self, liq: dict[str, Any]) -> LiqEvent | None:
+        m = (self.exchange.markets or {}).get(liq.get("symbol"))
+        contracts, price, ts = _f(liq.get("contracts")), _f(liq.get("price")), _i(liq.get("timestamp"))
+        side = str(liq.get("side") or "").lower()
+        if not m or not self._usd_market(m) or not contracts or not price or ts is None or contracts <= 0 \
+                or price <= 0:
+            return None
+        if self.venue == "bybit":
+            position = {"buy": "long", "sell": "short"}.get(side)
+        else:  # the order side: a forced sell closes a long
+            position = {"sell": "long", "buy": "short"}.get(side)
+        if position is None:
+            return None
+        size = _f(m.get("contractSize")) or 1.0
+        if m.get("inverse"):
+            usd = contracts * size
+            coins = usd / price
+        else:
+            coins = contracts * size
+            usd = coins * price
+        return LiqEvent(venue=self.venue, symbol=str(m["symbol"]), asset=str(m["base"]), side=position,
+                        coins=coins, usd=usd, price=price, ts_ms=ts)
+
+    # funding ---------------------------------------------------------------------------------
+    async def funding(self) -> list[FundingSample]:
+        """The next second's mark, index and funding of every live USD-priced perpetual."""
+        raw = await self._watch(self.exchange.watch_mark_prices)
+        out = []
+        for symbol, t in (raw or {}).items() if isinstance(raw, dict) else ():
+            m = (self.exchange.markets or {}).get(symbol)
+            info = t.get("info") if isinstance(t, dict) else None
+            if not m or not m.get("swap") or not isinstance(info, dict) or not self._usd_market(m):
+                continue
+            inst = _instrument(self.venue, m)
+            rate = _f(info.get("r"))
+            if rate is None or inst is None or not inst.active:
+                continue
+            out.append(FundingSample(
+                venue=self.venue, symbol=str(m["symbol"]), asset=str(m["base"]),
+                settle=str(m.get("settle") or m.get("quote")), inverse=bool(m.get("inverse")),
+                rate_per_interval=rate, interval_s=self.interval_of(str(m["symbol"])) or EIGHT_HOURS_S,
+                next_funding_ms=_i(info.get("T")), predicted_rate=None, mark_usd=_f(info.get("p")),
+                index_usd=_f(info.get("i")), ts_ms=_i(info.get("E")) or int(time.time() * 1000)))
+        return out
