@@ -46,7 +46,7 @@ async def test_subscribe_unsubscribe_and_alerts_listing(core: CommandCore, store
     assert "funding BTC above +0.0500%/8h" in text and "armed" in text
     r = await core.run("unsubscribe", ["funding", "BTC"], ctx(7))
     assert "funding BTC" in r.title
-    assert await store.topics_of("tg:7") == ["basis:BTC", "flows:BTC", "oi:BTC"]
+    assert await store.topics_of("tg:7") == ["basis:BTC", "flows:BTC", "liqs:BTC", "oi:BTC"]
     assert (await core.run("unsubscribe", ["funding", "btc"], ctx(7))).error
     await core.run("unsubscribe", ["all"], ctx(7))
     assert await store.topics_of("tg:7") == []

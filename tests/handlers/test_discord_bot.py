@@ -106,7 +106,7 @@ async def test_ready_then_commands_synced_only_when_definitions_change(dd: Disco
     basis_opt = by_name["basis"]["options"][0]
     assert basis_opt["name"] == "asset" and basis_opt["required"] and basis_opt["autocomplete"]
     metric = by_name["subscribe"]["options"][0]
-    assert [ch["value"] for ch in metric["choices"]] == ["basis", "funding", "oi", "flows", "gamma", "all"]
+    assert [ch["value"] for ch in metric["choices"]] == ["basis", "funding", "oi", "flows", "gamma", "liqs", "all"]
     assert [o["name"] for o in by_name["threshold"]["options"]] == ["set", "list", "del", "history"]
     assert [o["name"] for o in by_name["admin"]["options"]] == ["add", "remove", "list"]
     venue = next(o for o in by_name["threshold"]["options"][0]["options"] if o["name"] == "venue")
@@ -212,13 +212,14 @@ async def test_subscribe_unsubscribe_alerts(dd: DiscordDouble, frontend: Discord
     refused = await ask(dd, "subscribe", {"metric": "all", "asset": "btc"}, user=MEMBER)
     assert "Only this group's administrators" in text_of(refused) and refused["data"]["flags"] == 64
     res = await ask(dd, "subscribe", {"metric": "all", "asset": "btc"}, user=MANAGER)
-    assert "This group will receive basis BTC, funding BTC, oi BTC, flows BTC, gamma BTC alerts" in text_of(res)
+    assert "This group will receive basis BTC, funding BTC, oi BTC, flows BTC, gamma BTC, liqs BTC alerts" in text_of(res)
     store = AlertStore(core.store.redis, core.store.keys)
-    assert await store.topics_of(f"dc:{CHAN}") == ["basis:BTC", "flows:BTC", "funding:BTC", "gamma:BTC", "oi:BTC"]
-    assert "Subscribed: basis BTC, flows BTC, funding BTC, gamma BTC, oi BTC" in text_of(await ask(dd, "alerts"))
+    assert await store.topics_of(f"dc:{CHAN}") == ["basis:BTC", "flows:BTC", "funding:BTC", "gamma:BTC", "liqs:BTC",
+                                                      "oi:BTC"]
+    assert "Subscribed: basis BTC, flows BTC, funding BTC, gamma BTC, liqs BTC, oi BTC" in text_of(await ask(dd, "alerts"))
     assert "Unsubscribed from basis BTC" in text_of(await ask(dd, "unsubscribe", {"metric": "basis", "asset": "btc"},
                                                               user=MANAGER))
-    assert "Unsubscribed from flows BTC, funding BTC, gamma BTC, oi BTC" in text_of(
+    assert "Unsubscribed from flows BTC, funding BTC, gamma BTC, liqs BTC, oi BTC" in text_of(
         await ask(dd, "unsubscribe", {"metric": "all"}, user=MANAGER))
     assert await store.topics_of(f"dc:{CHAN}") == []
 

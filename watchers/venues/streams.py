@@ -62,6 +62,7 @@ class StreamClient:
         self.interval_of = interval_of or (lambda symbol: None)
         self._queue: asyncio.Queue[list[LiqEvent] | BaseException] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
+        self._last_read: Any = None  # the newest liquidation already handed over
 
     def feeds(self, *, liquidations: bool, funding: bool) -> dict[str, Feed]:
         """The feeds this venue streams, by name (``liqs``, ``funding``)."""
@@ -123,13 +124,31 @@ class StreamClient:
     async def liquidations(self) -> list[LiqEvent]:
         """The next batch of liquidations, normalized (unknown or non-USD contracts dropped)."""
         ex = self.exchange
+        if self.venue != "bybit" and (waiting := self._events(self._unread())):
+            return waiting  # frames that arrived after the last watch resolved
         if self.venue in ("binanceusdm", "binancecoinm"):
-            raw = await self._watch(ex.watch_liquidations_for_symbols, [])
+            await self._watch(ex.watch_liquidations_for_symbols, [])
         elif self.venue == "okx":
-            raw = await self._watch(ex.watch_liquidations_for_symbols, None, params={"type": "swap"})
+            await self._watch(ex.watch_liquidations_for_symbols, None, params={"type": "swap"})
         else:
             return await self._bybit_liquidations()
-        return self._events(raw)
+        return self._events(self._unread())
+
+    def _unread(self) -> list[Any]:
+        """What ccxt's liquidation cache got since the last read.
+
+        A watch resolves with the first frame of a burst only (frames that arrive in one read of the
+        socket find no pending future), but every frame is appended to the cache: read from there.
+        """
+        cache = self.exchange.liquidations or []
+        fresh: list[Any] = []
+        for item in reversed(cache):
+            if item is self._last_read:
+                break
+            fresh.append(item)
+        if cache:
+            self._last_read = cache[-1]
+        return fresh[::-1]
 
     async def _bybit_liquidations(self) -> list[LiqEvent]:
         """bybit streams liquidations per symbol: one watch per perpetual, merged through a queue."""
@@ -149,8 +168,12 @@ class StreamClient:
     async def _bybit_symbol(self, symbol: str, queue: asyncio.Queue[list[LiqEvent] | BaseException]) -> None:
         try:
             while True:
-                raw = await self._watch(self.exchange.watch_liquidations, symbol)
-                queue.put_nowait(self._events(raw))
+                events = self._events(self._unread())
+                if not events:
+                    await self._watch(self.exchange.watch_liquidations, symbol)
+                    events = self._events(self._unread())
+                if events:
+                    queue.put_nowait(events)
         except asyncio.CancelledError:
             raise
         except Exception as e:  # handed to the feed's caller, which reconnects
@@ -194,9 +217,11 @@ class StreamClient:
     # funding ---------------------------------------------------------------------------------
     async def funding(self) -> list[FundingSample]:
         """The next second's mark, index and funding of every live USD-priced perpetual."""
-        raw = await self._watch(self.exchange.watch_mark_prices)
+        await self._watch(self.exchange.watch_mark_prices)
         out = []
-        for symbol, t in (raw or {}).items() if isinstance(raw, dict) else ():
+        # every symbol's newest frame (a watch resolves with the first frame of a burst only); the sink
+        # drops what did not change
+        for symbol, t in list(self.exchange.tickers.items()):
             m = (self.exchange.markets or {}).get(symbol)
             info = t.get("info") if isinstance(t, dict) else None
             if not m or not m.get("swap") or not isinstance(info, dict) or not self._usd_market(m):

@@ -1,0 +1,101 @@
+"""Funding by binance's markPrice@1s stream: coalesced upserts, rules without a poll, REST fallback and hand-back."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from redis.asyncio import Redis
+
+from core.keys import Keys
+from tests.builders import read
+from tests.fakes.ws_exchanges import binance_mark_price
+from tests.streams.harness import Harness, harness, now_ms, until
+from watchers.market import MarketWatcher, MarketWatcherConfig
+from watchers.streams import StreamWatcher
+from watchers.venues import VenueClient
+
+TOPIC = "!markPrice@arr@1s"
+STREAM_RATE = 0.0003
+
+
+@contextlib.asynccontextmanager
+async def ticking(h: Harness, rate: list[float], every_s: float = 0.05) -> AsyncIterator[None]:
+    """The venue's 1 Hz feed (faster here): every perpetual's mark, index and ``rate[0]``."""
+
+    next_ms = (now_ms() // 28_800_000 + 1) * 28_800_000
+
+    async def tick() -> None:
+        while True:
+            t = now_ms()
+            await h.ws.push("binanceusdm", TOPIC, [
+                binance_mark_price("BTCUSDT", 100_020.0, 100_000.0, rate[0], next_ms, t),
+                binance_mark_price("ETHUSDT", 3_500.5, 3_500.0, 0.0001, next_ms, t)])
+            await asyncio.sleep(every_s)
+
+    task = asyncio.create_task(tick())
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def btc_rate(h: Harness) -> float | None:
+    got = await read(h.store, "funding", "BTC", ["binanceusdm"], registry=h.registry)
+    rows = [s for s in got.get("binanceusdm", ()) if s.symbol == "BTC/USDT:USDT"]
+    return rows[0].rate_per_interval if rows else None
+
+
+async def rate_is(h: Harness, rate: float) -> bool:
+    return await btc_rate(h) == rate
+
+
+async def test_rest_fallback_takes_over_and_hands_back(redis: Redis, keys: Keys) -> None:
+    async with harness(redis, keys) as h:
+        rest_rate = next(p.funding_rate for p in h.rest.venues["binanceusdm"].perps if p.asset == "BTC")
+        stream: list[StreamWatcher] = []
+        client = VenueClient("binanceusdm", timeout_s=2.0, rest_base_url=h.rest.url("binanceusdm"))
+        poll = MarketWatcher(client, h.store, h.registry, MarketWatcherConfig(history_step_s=0),
+                             stream_owns=lambda metric: any(s.owns(metric) for s in stream))
+        try:
+            await poll.poll_once()
+            assert await btc_rate(h) == rest_rate
+            stream.append(h.start("binanceusdm", "funding", h.funding_sink("binanceusdm")))
+            rate = [STREAM_RATE]
+            async with ticking(h, rate):
+                await until(lambda: stream[0].owns("funding"), what="the stream live")
+                await until(lambda: rate_is(h, STREAM_RATE), what="the streamed rate stored")
+                await poll.poll_once()
+                assert await btc_rate(h) == STREAM_RATE  # the poll leaves a live stream's metric alone
+                h.ws.stall("binanceusdm")
+                await until(lambda: not stream[0].owns("funding"), within_s=5, what="the stream down")
+                await poll.poll_once()
+                assert await btc_rate(h) == rest_rate  # fallback: the poll writes funding again
+                h.ws.stall("binanceusdm", False)
+                await until(lambda: stream[0].owns("funding"), within_s=5, what="the stream back")
+                await until(lambda: rate_is(h, STREAM_RATE), what="the stream's rate again")
+                await poll.poll_once()
+                assert await btc_rate(h) == STREAM_RATE
+            assert stream[0].reconnects >= 1
+        finally:
+            await client.close()
+
+
+async def test_coalesced_writes_and_alert_without_waiting_for_a_poll(redis: Redis, keys: Keys) -> None:
+    async with harness(redis, keys) as h:
+        await h.rule("funding btc above 0.05%")
+        sink = h.funding_sink("binanceusdm", refresh_s=60)
+        w = h.start("binanceusdm", "funding", sink)
+        rate = [0.0001]
+        async with ticking(h, rate, every_s=0.02):
+            await until(lambda: sink.writes >= 1 and w.messages >= 20, what="twenty ticks")
+            assert sink.writes == 1  # nothing moved beyond the tolerance: one write for twenty ticks
+            assert await h.fired() == []
+            rate[0] = 0.0007
+            await until(lambda: h.fired(), within_s=3, what="the alert")
+        assert sink.writes == 2
+        (alert,) = await h.fired()
+        assert alert["topic"] == "funding:BTC"
+        assert await btc_rate(h) == 0.0007
