@@ -1,0 +1,40 @@
+"""The [streams] section: defaults, one-line errors, and which venues stream."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import pytest
+
+from bot.app import Wiring
+from bot.settings import ConfigError, parse_settings
+from bot.streams import streamed_venues
+
+
+@pytest.mark.parametrize(("section", "needle"), [
+    ({"venues": ["deribit"]}, "streams.venues"),
+    ({"stall_after_s": 0}, "streams.stall_after_s"),
+    ({"enabled": "yes"}, "true or false"),
+    ({"ws_base_urls": {"okx": "https://x"}}, "streams.ws_base_urls.okx"),
+    ({"colour": 1}, "keys from"),
+])
+def test_bad_stream_settings_name_the_key(section: dict[str, Any], needle: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        parse_settings({"streams": section}, env={})
+    assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+def _wiring(raw: dict[str, Any]) -> Wiring:
+    settings = parse_settings(raw, env={})
+    fields: dict[str, Any] = {name: None for name in Wiring.__dataclass_fields__}
+    fields.update(settings=settings, stack=contextlib.AsyncExitStack(), streams=[], venue_clients={}, groups=[])
+    return Wiring(**fields)
+
+
+def test_a_venue_with_an_overridden_rest_host_streams_only_with_its_ws_host() -> None:
+    assert streamed_venues(_wiring({})) == ["binanceusdm", "binancecoinm", "okx", "bybit"]
+    local = {"watchers": {"rest_base_urls": {"okx": "http://127.0.0.1:1", "bybit": "http://127.0.0.1:1"}},
+             "streams": {"ws_base_urls": {"okx": "ws://127.0.0.1:2/okx"}}}
+    assert streamed_venues(_wiring(local)) == ["binanceusdm", "binancecoinm", "okx"]
+    assert streamed_venues(_wiring({"streams": {"enabled": False}})) == []
