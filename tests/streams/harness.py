@@ -89,7 +89,8 @@ class Harness:
         return w
 
     async def fired(self) -> list[dict[str, str]]:
-        return [{k.decode(): v.decode() for k, v in f.items()} for _id, f in await self.redis.xrange(self.keys.alerts())]
+        entries = await self.redis.xrange(self.keys.alerts())
+        return [{k.decode(): v.decode() for k, v in f.items()} for _id, f in entries]
 
 
 @asynccontextmanager

@@ -10,7 +10,7 @@ from tests.fakes.exchanges import ExchangeDouble
 from tests.fakes.telegram import BotApiDouble
 from tests.fakes.ws_exchanges import WsExchangeDouble, binance_force_order, okx_liquidation
 from tests.local_bot import local_settings
-from tests.streams.harness import now_ms
+from tests.streams.harness import now_ms, until
 
 ADMIN = 42
 
@@ -53,8 +53,8 @@ async def test_liquidation_alert_reaches_telegram(exchanges: ExchangeDouble, tel
             # the venue replays the frame after a reconnect: nothing fires again
             ws.replay["okx"] = [okx_liquidation("BTC-USDT-SWAP", "short", 50, 100_000, t)]
             await ws.drop("okx")
-            while ws.connections["okx"] < 2 or not ws.subscribed("okx", "liquidation-orders:SWAP"):
-                await asyncio.sleep(0.02)
+            await until(lambda: ws.connections["okx"] >= 2, what="the reconnect")
+            await ws.wait_subscribed("okx", "liquidation-orders:SWAP")
             await asyncio.sleep(0.5)
             assert len(telegram.sent_to(501)) == seen + 3  # the alert, /liqs and /status replies only
         finally:

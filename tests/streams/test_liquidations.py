@@ -40,8 +40,9 @@ async def test_windows_summed_per_venue_and_threshold_fires_once(redis: Redis, k
         for v, topic in TOPICS.items():
             await h.ws.wait_subscribed(v, topic)
         t = now_ms()
-        await h.ws.push("binanceusdm", TOPICS["binanceusdm"], binance_force_order("BTCUSDT", "SELL", 0.5, BTC, t - 60_000))
-        await h.ws.push("binanceusdm", TOPICS["binanceusdm"], binance_force_order("BTCUSDT", "BUY", 0.3, BTC, t - 2 * H))
+        binance = TOPICS["binanceusdm"]
+        await h.ws.push("binanceusdm", binance, binance_force_order("BTCUSDT", "SELL", 0.5, BTC, t - 60_000))
+        await h.ws.push("binanceusdm", binance, binance_force_order("BTCUSDT", "BUY", 0.3, BTC, t - 2 * H))
         await h.ws.push("binancecoinm", TOPICS["binancecoinm"],
                         binance_force_order("BTCUSD_PERP", "BUY", 10, BTC, t - 10 * H))
         await h.ws.push("bybit", TOPICS["bybit"], bybit_liquidation("BTCUSDT", "Sell", 0.2, BTC, t - 30_000))
