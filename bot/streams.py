@@ -56,7 +56,8 @@ def stream_loops(wr: Wiring) -> list[Loop]:
                                        max_event_age_s=s.max_event_age_s, refresh_s=s.window_refresh_s)
             else:
                 sink = FundingSink(venue, wr.store, metric, wr.evaluator.on_samples, refresh_s=s.funding_refresh_s,
-                                   price_tolerance=s.price_tolerance)
+                                   price_tolerance=s.price_tolerance, history_step_s=wr.settings.history.step_s,
+                                   history_assets=wr.settings.history.assets)
             watcher = StreamWatcher(client, feed, sink, health, cfg)
             wr.streams.append(watcher)
             loops.append(watcher.run)

@@ -246,7 +246,8 @@ class FundingSink:
     metric = "funding"
 
     def __init__(self, venue: str, store: MarketStore, metric: Metric, evaluate: Evaluate, *,
-                 refresh_s: float = 5.0, price_tolerance: float = 1e-4, rate_tolerance: float = 1e-7) -> None:
+                 refresh_s: float = 5.0, price_tolerance: float = 1e-4, rate_tolerance: float = 1e-7,
+                 history_step_s: float = 300.0, history_assets: tuple[str, ...] = ("BTC", "ETH", "SOL")) -> None:
         self.venue = venue
         self.store = store
         self.m = metric
@@ -256,6 +257,9 @@ class FundingSink:
         self.rate_tolerance = rate_tolerance
         self.written: dict[str, FundingSample] = {}
         self.writes = 0
+        self.history_step_ms = int(history_step_s * 1000)
+        self.history_assets = history_assets
+        self._history_ms: dict[str, int] = {}  # symbol -> time of its last history point (as the poll keeps it)
         self._rejected: set[str] = set()
 
     def _moved(self, old: FundingSample, new: FundingSample) -> bool:
@@ -282,7 +286,13 @@ class FundingSink:
                 due.append(s)
         if not due:
             return
-        await self.store.write_samples(self.m, self.venue, due, now_ms=_now_ms(), replace=False)
+        history = []
+        for s in due:
+            if "*" in self.history_assets or s.asset in self.history_assets:
+                if s.ts_ms - self._history_ms.get(s.symbol, -(2**62)) >= self.history_step_ms:
+                    self._history_ms[s.symbol] = s.ts_ms
+                    history.append(s)
+        await self.store.write_samples(self.m, self.venue, due, now_ms=_now_ms(), replace=False, history=history)
         self.writes += 1
         self.written.update({s.symbol: s for s in due})
         await self.evaluate(self.m.name, self.venue, due, replace=False)

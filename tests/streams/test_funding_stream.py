@@ -99,3 +99,5 @@ async def test_coalesced_writes_and_alert_without_waiting_for_a_poll(redis: Redi
         (alert,) = await h.fired()
         assert alert["topic"] == "funding:BTC"
         assert await btc_rate(h) == 0.0007
+        # history as the poll keeps it: one point per history step (300 s by default), not one per write
+        assert len(await h.store.read_history("funding", "BTC", "binanceusdm", 0)) == 1
