@@ -288,10 +288,10 @@ class FundingSink:
             return
         history = []
         for s in due:
-            if "*" in self.history_assets or s.asset in self.history_assets:
-                if s.ts_ms - self._history_ms.get(s.symbol, -(2**62)) >= self.history_step_ms:
-                    self._history_ms[s.symbol] = s.ts_ms
-                    history.append(s)
+            kept = "*" in self.history_assets or s.asset in self.history_assets
+            if kept and s.ts_ms - self._history_ms.get(s.symbol, -(2**62)) >= self.history_step_ms:
+                self._history_ms[s.symbol] = s.ts_ms
+                history.append(s)
         await self.store.write_samples(self.m, self.venue, due, now_ms=_now_ms(), replace=False, history=history)
         self.writes += 1
         self.written.update({s.symbol: s for s in due})
