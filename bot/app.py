@@ -263,9 +263,17 @@ def option_loops(wr: Wiring) -> list[Loop]:
                               max_backoff_s=max(metric.options["refresh_s"], w.max_backoff_s))]
 
 
-def stream_owns(wr: Wiring, venue: str, metric: str) -> bool:
-    """Whether a live stream of ``venue`` feeds ``metric`` now (its poll then leaves that metric alone)."""
-    return any(s.client.venue == venue and s.owns(metric) for s in wr.streams)
+def stream_owns(wr: Wiring, venue: str, metric: str) -> bool | frozenset[str]:
+    """What of ``metric`` a live stream of ``venue`` feeds now: True (all of it), some symbols, or False."""
+    symbols: set[str] = set()
+    for s in wr.streams:
+        if s.client.venue == venue:
+            owned = s.owns(metric)
+            if owned is True:
+                return True
+            if owned:
+                symbols |= owned
+    return frozenset(symbols) if symbols else False
 
 
 WATCHER_KINDS: tuple[Callable[[Wiring], list[Loop]], ...] = (market_loops, flow_loops, option_loops, stream_loops)

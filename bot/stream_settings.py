@@ -14,8 +14,8 @@ class StreamSettings:
     enabled: bool = True
     venues: tuple[str, ...] = STREAM_VENUES
     liquidations: bool = True  # binance USD-M/COIN-M, bybit, okx liquidation streams
-    funding: bool = True  # binance markPrice@1s: funding, mark and index each second (REST stays the fallback)
-    liquidation_assets: tuple[str, ...] = ("BTC", "ETH", "SOL")  # bybit streams liquidations per symbol
+    funding: bool = True  # binance markPrice@1s, bybit tickers: funding, mark and index (REST stays the fallback)
+    symbol_assets: tuple[str, ...] = ("BTC", "ETH", "SOL")  # bybit streams per symbol: its perpetuals of these
     stall_after_s: float = 30.0  # no frame (not even a pong) for this long: drop the connection and redial
     ping_interval_s: float = 10.0
     reconnect_base_s: float = 1.0
@@ -47,11 +47,11 @@ def parse_streams(raw: dict[str, Any], bad: Any) -> StreamSettings:
         if not isinstance(v, list) or any(x not in STREAM_VENUES for x in v):
             raise bad("streams.venues", v, f"a list from {list(STREAM_VENUES)}")
         out["venues"] = tuple(dict.fromkeys(v))
-    if "liquidation_assets" in d:
-        v = d["liquidation_assets"]
+    if "symbol_assets" in d:
+        v = d["symbol_assets"]
         if not isinstance(v, list) or not all(isinstance(a, str) and a.isalnum() for a in v):
-            raise bad("streams.liquidation_assets", v, 'a list of tickers such as ["BTC", "ETH"]')
-        out["liquidation_assets"] = tuple(a.upper() for a in v)
+            raise bad("streams.symbol_assets", v, 'a list of tickers such as ["BTC", "ETH"]')
+        out["symbol_assets"] = tuple(a.upper() for a in v)
     bounds = {"stall_after_s": (0.1, 3600), "ping_interval_s": (0.05, 600), "reconnect_base_s": (0.01, 600),
               "max_backoff_s": (0.05, 3600), "max_event_age_s": (1, 86_400), "window_refresh_s": (0.05, 3600),
               "funding_refresh_s": (0.05, 3600), "price_tolerance": (0, 0.1)}

@@ -45,7 +45,7 @@ def stream_loops(wr: Wiring) -> list[Loop]:
         for feed, metric in wanted:
             client = StreamClient(venue, timeout_s=w.request_timeout_s, ping_interval_s=s.ping_interval_s,
                                   rest_base_url=w.rest_base_urls.get(venue), ws_base_url=s.ws_base_urls.get(venue),
-                                  liq_assets=s.liquidation_assets,
+                                  symbol_assets=s.symbol_assets,
                                   interval_of=functools.partial(_interval_of, wr, venue))
             if feed not in client.feeds(liquidations=True, funding=True):
                 continue

@@ -16,8 +16,9 @@ from watchers.venues.client import PARTS, Snapshot
 
 log = logging.getLogger(__name__)
 
-# (metric, venue, samples): the venue's whole current set of that metric (empty when its part failed)
-SamplesListener = Callable[[str, str, Sequence[Any]], Awaitable[object]]
+# (metric, venue, samples[, replace=False]): the venue's whole current set of that metric (empty when its part
+# failed), or with replace=False the instruments no stream feeds, upserted
+SamplesListener = Callable[..., Awaitable[object]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,14 +37,15 @@ class MarketWatcher:
 
     def __init__(self, client: VenueClient, store: MarketStore, registry: Registry, config: MarketWatcherConfig,
                  *, listeners: Sequence[SamplesListener] = (), clock_ms: Callable[[], int] = _now_ms,
-                 stream_owns: Callable[[str], bool] = lambda metric: False) -> None:
+                 stream_owns: Callable[[str], bool | frozenset[str]] = lambda metric: False) -> None:
         self.client = client
         self.store = store
         self.registry = registry
         self.config = config
         self.listeners = list(listeners)
         self.clock_ms = clock_ms
-        self.stream_owns = stream_owns  # a live stream of this venue feeds the metric: the poll leaves it alone
+        # a live stream of this venue feeds the metric (True) or some of its symbols: the poll leaves that alone
+        self.stream_owns = stream_owns
         self.venue = client.venue
         self._last_history_ms: dict[tuple[str, str, str], int] = {}
         self._last_problem: dict[str, str] = {}
@@ -106,28 +108,37 @@ class MarketWatcher:
         now = self.clock_ms()
         endpoints: dict[str, str | None] = dict(snap.aux)
         stored = 0
+        owned = {metric: self.stream_owns(metric) for metric in checked}
         for metric, samples in checked.items():
             part = snap.parts[metric]
-            if self.stream_owns(metric):
+            if owned[metric] is True:
                 endpoints[metric] = None
                 continue
+            streamed = owned[metric]
+            if isinstance(streamed, frozenset) and streamed:
+                # upsert the rest: the streamed rows stay (delisted ones go once the stream stops)
+                samples = checked[metric] = [s for s in samples if s.symbol not in streamed]
             if part.error is not None:
                 endpoints[metric] = f"{type(part.error).__name__}: {part.error}"
                 continue  # its stored values stay for their age, marked not current, out of every figure
-            endpoints[metric] = None if samples else "every sample failed sanity checks"
+            endpoints[metric] = None if samples or owned[metric] else "every sample failed sanity checks"
             m = self.registry.get(metric)
             history = [s for s in m.history_samples(samples) if self._keep_history(metric, s)]
-            await self.store.write_samples(m, self.venue, samples, history=history, now_ms=now)
+            await self.store.write_samples(m, self.venue, samples, history=history, now_ms=now,
+                                           replace=False if owned[metric] else None)
             stored += len(samples)
         await self.store.record_success(self.venue, now_ms=now, latency_ms=int((time.perf_counter() - t0) * 1000),
                                         requests=self.client.requests - start_req, markets=markets,
                                         endpoints=endpoints)
         for metric, samples in checked.items():
-            if self.stream_owns(metric):
+            if owned[metric] is True:
                 continue
             usable = samples if snap.parts[metric].error is None else []
             for listener in self.listeners:
-                await listener(metric, self.venue, usable)
+                if owned[metric]:
+                    await listener(metric, self.venue, usable, replace=False)
+                else:
+                    await listener(metric, self.venue, usable)
         log.debug("venue=%s stored %s", self.venue,
                   ", ".join(f"{len(v)} {k}" for k, v in checked.items()))
         return stored

@@ -4,8 +4,9 @@ A :class:`StreamWatcher` runs one feed of a :class:`watchers.venues.streams.Stre
 waits for batches, hands them to a sink, and reconnects with capped exponential backoff and
 jitter when the connection fails or stalls (no frame, not even a pong, for ``stall_after_s``;
 ccxt's own keepalive pings every ``ping_interval_s``). Its state, message rate, last message and
-reconnects go to Redis for ``/status``. While it is live it *owns* its metric for the venue: the
-market watcher's poll leaves that metric alone, and takes over again when the stream goes down.
+reconnects go to Redis for ``/status``. While it is live it *owns* its metric for the venue (or,
+for a per-symbol stream, those symbols): the market watcher's poll leaves that alone, and takes
+over again when the stream goes down.
 
 Sinks: :class:`LiquidationSink` adds events once each (replays after a reconnect add nothing;
 events older than ``max_event_age_s`` when they arrive, the burst some venues send on connect,
@@ -51,6 +52,8 @@ class FeedClient(Protocol):
 
     def last_message_ms(self) -> int | None: ...
 
+    def covered(self, feed: str) -> frozenset[str] | None: ...
+
     async def reset(self) -> None: ...
 
 
@@ -92,11 +95,15 @@ class StreamWatcher:
         self._published_ms = 0
         self._published_messages = 0
 
-    def owns(self, metric: str) -> bool:
-        """True while the stream is live and fresh: the poll then leaves ``metric`` of this venue alone."""
+    def owns(self, metric: str) -> bool | frozenset[str]:
+        """While the stream is live and fresh, what of ``metric`` it feeds: True for all of the venue's
+        instruments, or the symbols it streams; the poll then leaves those alone. False otherwise."""
         if metric != self.sink.metric or self.state != "live" or self.last_message_ms is None:
             return False
-        return self.clock_ms() - self.last_message_ms <= self.config.stall_after_s * 1000
+        if self.clock_ms() - self.last_message_ms > self.config.stall_after_s * 1000:
+            return False
+        covered = self.client.covered(self.feed)
+        return True if covered is None else covered
 
     async def run(self, *, stop: asyncio.Event) -> None:
         """Until ``stop``: connect, consume, and on any failure or stall reconnect after a backoff."""

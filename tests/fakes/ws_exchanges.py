@@ -16,7 +16,8 @@ Paths ccxt builds from the rewritten URLs, and what each side of the conversatio
   "req_id":"1"}`` acked with ``{"success":true,"ret_msg":"","conn_id":..,"req_id":"1","op":"subscribe"}``;
   ``{"op":"ping"}`` answered ``{"success":true,"ret_msg":"pong",..,"op":"ping"}``; liquidations
   ``{"topic":"allLiquidation.BTCUSDT","type":"snapshot","ts":..,"data":[{"T":..,"s":"BTCUSDT","S":"Buy",
-  "v":"0.5","p":"99000"}]}`` (``S`` is the position side: Buy = a long was liquidated).
+  "v":"0.5","p":"99000"}]}`` (``S`` is the position side: Buy = a long was liquidated); ``tickers.BTCUSDT``
+  starts with a snapshot (``bybit_tickers[id]``) and continues with deltas of the changed fields only.
 * okx ``/okx/ws/v5/public``: ``{"op":"subscribe","args":[{"channel":"liquidation-orders","instType":"SWAP"}]}``
   acked ``{"event":"subscribe","arg":{..},"connId":..}``; text ``ping`` answered ``pong``; data
   ``{"arg":{..},"data":[{"details":[{"bkLoss":"0","bkPx":"99000","ccy":"","posSide":"long","side":"sell",
@@ -41,7 +42,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-__all__ = ["WsExchangeDouble", "binance_force_order", "binance_mark_price", "bybit_liquidation", "okx_liquidation"]
+__all__ = ["WsExchangeDouble", "binance_force_order", "binance_mark_price", "bybit_liquidation", "bybit_ticker",
+           "bybit_ticker_delta", "okx_liquidation"]
 
 
 def _ms() -> int:
@@ -76,6 +78,23 @@ def binance_mark_price(symbol_id: str, mark: float, index: float, rate: float, n
             "P": f"{index:.8f}", "r": f"{rate:.8f}", "T": next_ms}
 
 
+def bybit_ticker(symbol_id: str, *, mark: float, index: float, rate: float, next_ms: int, interval_h: int = 8
+                 ) -> dict[str, Any]:
+    """A ``tickers.<symbol>`` snapshot's data (linear or inverse perpetual)."""
+    return {"symbol": symbol_id, "tickDirection": "PlusTick", "price24hPcnt": "0.01", "lastPrice": str(mark),
+            "prevPrice24h": str(mark), "highPrice24h": str(mark), "lowPrice24h": str(mark), "prevPrice1h": str(mark),
+            "markPrice": str(mark), "indexPrice": str(index), "openInterest": "1000", "openInterestValue": "1e8",
+            "turnover24h": "0", "volume24h": "0", "nextFundingTime": str(next_ms), "fundingRate": str(rate),
+            "fundingIntervalHour": str(interval_h), "bid1Price": str(mark), "bid1Size": "1", "ask1Price": str(mark),
+            "ask1Size": "1"}
+
+
+def bybit_ticker_delta(symbol_id: str, ts_ms: int, **changed: str) -> dict[str, Any]:
+    """A ``tickers.<symbol>`` delta: only the fields that changed (``fundingRate="0.0006"``)."""
+    return {"topic": f"tickers.{symbol_id}", "type": "delta", "cs": ts_ms, "ts": ts_ms,
+            "data": {"symbol": symbol_id, **changed}}
+
+
 @dataclass
 class _Conn:
     venue: str
@@ -97,6 +116,7 @@ class WsExchangeDouble:
         self.connections: dict[str, int] = defaultdict(int)
         self.stalled: set[str] = set()
         self.replay: dict[str, list[Any]] = defaultdict(list)
+        self.bybit_tickers: dict[str, dict[str, Any]] = {}  # symbol id -> the snapshot sent on subscription
         self.received: list[tuple[str, Any]] = []
 
     async def __aenter__(self) -> WsExchangeDouble:
@@ -191,6 +211,11 @@ class WsExchangeDouble:
                 c.topics.update(msg.get("args", []))
                 await c.ws.send_str(json.dumps({"success": True, "ret_msg": "", "conn_id": "double",
                                                 "req_id": msg.get("req_id"), "op": "subscribe"}))
+                for topic in msg.get("args", []):  # a tickers subscription starts with a full snapshot
+                    data = self.bybit_tickers.get(topic.split(".", 1)[1]) if topic.startswith("tickers.") else None
+                    if data is not None:
+                        await c.ws.send_str(json.dumps({"topic": topic, "type": "snapshot", "cs": _ms(),
+                                                        "ts": _ms(), "data": data}))
         elif c.venue == "okx" and msg.get("op") == "subscribe":
             for arg in msg.get("args", []):
                 c.topics.add(arg.get("channel", "") + ":" + (arg.get("instType") or arg.get("instId") or ""))

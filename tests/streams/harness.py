@@ -72,7 +72,7 @@ class Harness:
 
     def client(self, venue: str, ping_interval_s: float = 0.2) -> StreamClient:
         c = StreamClient(venue, timeout_s=2.0, ping_interval_s=ping_interval_s, rest_base_url=self.rest.url(venue),
-                         ws_base_url=self.ws.ws_url(venue), liq_assets=("BTC",))
+                         ws_base_url=self.ws.ws_url(venue), symbol_assets=("BTC",))
         self.clients.append(c)
         return c
 

@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 
 from core.keys import Keys
 from tests.builders import read
-from tests.fakes.ws_exchanges import binance_mark_price
+from tests.fakes.ws_exchanges import binance_mark_price, bybit_ticker, bybit_ticker_delta
 from tests.streams.harness import Harness, harness, now_ms, until
 from watchers.market import MarketWatcher, MarketWatcherConfig
 from watchers.streams import StreamWatcher
@@ -101,3 +101,45 @@ async def test_coalesced_writes_and_alert_without_waiting_for_a_poll(redis: Redi
         assert await btc_rate(h) == 0.0007
         # history as the poll keeps it: one point per history step (300 s by default), not one per write
         assert len(await h.store.read_history("funding", "BTC", "binanceusdm", 0)) == 1
+
+
+async def test_bybit_tickers_own_their_symbols_and_the_poll_keeps_the_rest(redis: Redis, keys: Keys) -> None:
+    async with harness(redis, keys) as h:
+        await h.rule("funding btc above 0.05% venue bybit")
+        nf = (now_ms() // 28_800_000 + 1) * 28_800_000
+        for sym in ("BTCUSDT", "BTCUSD"):
+            h.ws.bybit_tickers[sym] = bybit_ticker(sym, mark=100_010.0, index=100_000.0, rate=0.0002, next_ms=nf)
+        client = VenueClient("bybit", timeout_s=2.0, rest_base_url=h.rest.url("bybit"))
+        stream: list[StreamWatcher] = []
+        poll = MarketWatcher(client, h.store, h.registry, MarketWatcherConfig(history_step_s=0),
+                             listeners=[h.svc.on_samples],
+                             stream_owns=lambda metric: stream[0].owns(metric) if stream else False)
+        try:
+            await poll.poll_once()
+            stream.append(h.start("bybit", "funding", h.funding_sink("bybit")))
+            await until(lambda: stream[0].owns("funding"), what="the stream live")
+            assert stream[0].owns("funding") == {"BTC/USDT:USDT", "BTC/USD:BTC"}  # the perpetuals of BTC only
+
+            async def rates(asset: str) -> dict[str, float]:
+                got = await read(h.store, "funding", asset, ["bybit"], registry=h.registry)
+                return {s.symbol: s.rate_per_interval for s in got.get("bybit", ())}
+
+            async def snapshots_stored() -> bool:
+                return await rates("BTC") == {"BTC/USDT:USDT": 0.0002, "BTC/USD:BTC": 0.0002}
+
+            await until(snapshots_stored, what="the snapshots stored")
+            for p in h.rest.venues["bybit"].perps:
+                p.funding_rate = 0.00009
+            await poll.poll_once()
+            assert await rates("BTC") == {"BTC/USDT:USDT": 0.0002, "BTC/USD:BTC": 0.0002}  # streamed rows stay
+            assert set((await rates("ETH")).values()) == {0.00009}  # the rest comes from the poll
+            assert await h.fired() == []
+
+            await h.ws.push("bybit", "tickers.BTCUSDT", bybit_ticker_delta("BTCUSDT", now_ms(), fundingRate="0.0006"))
+            await until(lambda: h.fired(), within_s=3, what="the alert on the delta")
+            got = await read(h.store, "funding", "BTC", ["bybit"], registry=h.registry)
+            (linear,) = [s for s in got["bybit"] if s.symbol == "BTC/USDT:USDT"]
+            assert linear.rate_per_interval == 0.0006 and linear.mark_usd == 100_010.0  # the delta merged in
+        finally:
+            await client.close()
+

@@ -3,13 +3,15 @@
 Feeds (each an ``async () -> list`` that waits for the next batch):
 
 - liquidations: binanceusdm / binancecoinm ``!forceOrder@arr`` (every symbol, at most one event per
-  symbol per second), bybit ``allLiquidation.<symbol>`` for the perpetuals of ``liq_assets`` (bybit
+  symbol per second), bybit ``allLiquidation.<symbol>`` for the perpetuals of ``symbol_assets`` (bybit
   has no all-market channel), okx ``liquidation-orders`` for SWAP. The side is the position that was
   liquidated: binance and okx report the order side (a forced SELL closes a long), bybit the
   position side (Buy = a long was liquidated). Sizes are contracts: coins for linear contracts
   (times the contract size), USD for inverse ones.
 - funding: binanceusdm / binancecoinm ``!markPrice@arr@1s`` (every perpetual's mark, index, funding
-  rate and next funding time, each second).
+  rate and next funding time, each second); bybit ``tickers.<symbol>`` for the perpetuals of
+  ``symbol_assets`` (a snapshot, then deltas of the changed fields, merged by ccxt), linear and
+  inverse on their two connections. A bybit stream covers only those symbols (:attr:`covered`).
 
 ccxt reconnects nothing by itself: a closed or failed connection rejects the pending watch with a
 ``NetworkError`` and the next watch dials again. :meth:`StreamClient.reset` drops every connection
@@ -35,7 +37,7 @@ from watchers.venues.urls import rewrite_rest_urls, rewrite_ws_urls
 log = logging.getLogger(__name__)
 
 LIQUIDATION_VENUES = ("binanceusdm", "binancecoinm", "bybit", "okx")
-FUNDING_VENUES = ("binanceusdm", "binancecoinm")
+FUNDING_VENUES = ("binanceusdm", "binancecoinm", "bybit")
 
 Feed = Callable[[], Awaitable[list[Any]]]
 
@@ -44,7 +46,7 @@ class StreamClient:
     """A ccxt.pro exchange for one venue's public streams."""
 
     def __init__(self, venue: str, *, timeout_s: float, ping_interval_s: float, rest_base_url: str | None = None,
-                 ws_base_url: str | None = None, liq_assets: tuple[str, ...] = ("BTC", "ETH", "SOL"),
+                 ws_base_url: str | None = None, symbol_assets: tuple[str, ...] = ("BTC", "ETH", "SOL"),
                  interval_of: Callable[[str], int | None] | None = None) -> None:
         self.venue = venue
         cls = getattr(ccxtpro, venue)
@@ -58,9 +60,9 @@ class StreamClient:
             self.exchange.urls["api"] = rewrite_rest_urls(self.exchange.urls["api"], rest_base_url)
         if ws_base_url:
             self.exchange.urls["api"]["ws"] = rewrite_ws_urls(self.exchange.urls["api"]["ws"], ws_base_url)
-        self.liq_assets = frozenset(a.upper() for a in liq_assets)
+        self.symbol_assets = frozenset(a.upper() for a in symbol_assets)
         self.interval_of = interval_of or (lambda symbol: None)
-        self._queue: asyncio.Queue[list[LiqEvent] | BaseException] = asyncio.Queue()
+        self._queue: asyncio.Queue[list[Any] | BaseException] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._last_read: Any = None  # the newest liquidation already handed over
 
@@ -72,6 +74,16 @@ class StreamClient:
         if funding and self.venue in FUNDING_VENUES:
             out["funding"] = self.funding
         return out
+
+    def covered(self, feed: str) -> frozenset[str] | None:
+        """The symbols a feed streams: None for every one of the venue's (an all-market channel)."""
+        if self.venue != "bybit" or self.exchange.markets is None:
+            return None
+        return frozenset(self._bybit_perps())
+
+    def _bybit_perps(self) -> list[str]:
+        return [s for s, m in self.exchange.markets.items()
+                if m.get("swap") and m.get("base") in self.symbol_assets and self._usd_market(m)]
 
     async def load_markets(self) -> None:
         if self.exchange.markets is None:
@@ -154,18 +166,19 @@ class StreamClient:
         """bybit streams liquidations per symbol: one watch per perpetual, merged through a queue."""
         await self.load_markets()
         if not self._tasks:
-            symbols = [s for s, m in self.exchange.markets.items()
-                       if m.get("swap") and m.get("base") in self.liq_assets and self._usd_market(m)]
             queue = self._queue
-            for s in symbols:
+            for s in self._bybit_perps():
                 self._tasks.append(asyncio.create_task(self._bybit_symbol(s, queue)))
+        return await self._next()
+
+    async def _next(self) -> list[Any]:
         item = await self._queue.get()
         if isinstance(item, BaseException):
             await self._stop_tasks()
             raise item
         return item
 
-    async def _bybit_symbol(self, symbol: str, queue: asyncio.Queue[list[LiqEvent] | BaseException]) -> None:
+    async def _bybit_symbol(self, symbol: str, queue: asyncio.Queue[list[Any] | BaseException]) -> None:
         try:
             while True:
                 events = self._events(self._unread())
@@ -216,7 +229,9 @@ class StreamClient:
 
     # funding ---------------------------------------------------------------------------------
     async def funding(self) -> list[FundingSample]:
-        """The next second's mark, index and funding of every live USD-priced perpetual."""
+        """The next update of mark, index and funding (binance: every live USD-priced perpetual each second)."""
+        if self.venue == "bybit":
+            return await self._bybit_funding()
         await self._watch(self.exchange.watch_mark_prices)
         out = []
         # every symbol's newest frame (a watch resolves with the first frame of a burst only); the sink
@@ -237,3 +252,50 @@ class StreamClient:
                 next_funding_ms=_i(info.get("T")), predicted_rate=None, mark_usd=_f(info.get("p")),
                 index_usd=_f(info.get("i")), ts_ms=_i(info.get("E")) or int(time.time() * 1000)))
         return out
+
+    async def _bybit_funding(self) -> list[FundingSample]:
+        """bybit tickers: one watch per category (linear and inverse connect apart), merged through a queue."""
+        await self.load_markets()
+        if not self._tasks:
+            perps = self._bybit_perps()
+            groups = [[s for s in perps if not self.exchange.markets[s].get("inverse")],
+                      [s for s in perps if self.exchange.markets[s].get("inverse")]]
+            queue = self._queue
+            for group in groups:
+                if group:
+                    self._tasks.append(asyncio.create_task(self._bybit_tickers(group, queue)))
+        return await self._next()
+
+    async def _bybit_tickers(self, symbols: list[str], queue: asyncio.Queue[list[Any] | BaseException]) -> None:
+        try:
+            while True:
+                got = await self._watch(self.exchange.watch_tickers, symbols)
+                out = []
+                # the watch resolves with one symbol; ccxt has merged every delta into its tickers
+                for symbol in got if isinstance(got, dict) else ():
+                    t = self.exchange.tickers.get(symbol)
+                    m = self.exchange.markets.get(symbol)
+                    sample = self._bybit_sample(m, t) if isinstance(t, dict) and m else None
+                    if sample is not None:
+                        out.append(sample)
+                if out:
+                    queue.put_nowait(out)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # handed to the feed's caller, which reconnects
+            queue.put_nowait(e)
+
+    def _bybit_sample(self, m: dict[str, Any], t: dict[str, Any]) -> FundingSample | None:
+        info = t.get("info") or {}
+        rate = _f(info.get("fundingRate"))
+        if rate is None:
+            return None
+        hours = _f(info.get("fundingIntervalHour"))
+        minutes = _f((m.get("info") or {}).get("fundingInterval"))
+        interval = int(hours * 3600) if hours else int(minutes * 60) if minutes else EIGHT_HOURS_S
+        return FundingSample(
+            venue=self.venue, symbol=str(m["symbol"]), asset=str(m["base"]),
+            settle=str(m.get("settle") or m.get("quote")), inverse=bool(m.get("inverse")), rate_per_interval=rate,
+            interval_s=interval, next_funding_ms=_i(info.get("nextFundingTime")), predicted_rate=None,
+            mark_usd=_f(info.get("markPrice")), index_usd=_f(info.get("indexPrice")),
+            ts_ms=_i(t.get("timestamp")) or int(time.time() * 1000))
