@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from typing import TYPE_CHECKING, Any
 
 from core.liquidations import LiquidationStore
@@ -20,11 +19,6 @@ def streamed_venues(wr: Wiring) -> list[str]:
     if not s.enabled:
         return []
     return [v for v in w.venues if v in s.venues and (v not in w.rest_base_urls or v in s.ws_base_urls)]
-
-
-def _interval_of(wr: Wiring, venue: str, symbol: str) -> int | None:
-    client = wr.venue_clients.get(venue)
-    return client.funding_intervals_s.get(symbol) if client is not None else None
 
 
 def stream_loops(wr: Wiring) -> list[Loop]:
@@ -45,8 +39,7 @@ def stream_loops(wr: Wiring) -> list[Loop]:
         for feed, metric in wanted:
             client = StreamClient(venue, timeout_s=w.request_timeout_s, ping_interval_s=s.ping_interval_s,
                                   rest_base_url=w.rest_base_urls.get(venue), ws_base_url=s.ws_base_urls.get(venue),
-                                  symbol_assets=s.symbol_assets,
-                                  interval_of=functools.partial(_interval_of, wr, venue))
+                                  symbol_assets=s.symbol_assets, rest=wr.venue_clients.get(venue))
             if feed not in client.feeds(liquidations=True, funding=True):
                 continue
             wr.stack.push_async_callback(client.close)

@@ -60,9 +60,11 @@ class SourceHealth:
 
     def problem(self, part: str) -> str | None:
         """Why this source's ``part`` (a metric, or an endpoint) is not current now, or None."""
-        if self.down:
-            return self.last_error or "the last poll failed"
         ep = self.endpoints.get(part)
+        if self.down:
+            if ep is not None and ep.ok_ms is not None and ep.ok_ms > (self.last_error_ms or 0):
+                return None  # fed since the failure by another path (the venue's websocket)
+            return self.last_error or "the last poll failed"
         if ep is not None and ep.failing:
             return ep.error or "failing"
         return None

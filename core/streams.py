@@ -52,8 +52,12 @@ class StreamHealthStore:
         self.redis = redis
         self.keys = keys
 
-    async def write(self, name: str, fields: Mapping[str, Any]) -> None:
+    async def write(self, name: str, fields: Mapping[str, Any], *, feeds: tuple[str, str] | None = None) -> None:
+        """Store a stream's health; ``feeds`` (venue, metric): the stream feeds that whole part of the venue now,
+        so the part counts as current even while the venue's poll fails."""
         pipe = self.redis.pipeline(transaction=False)
+        if feeds is not None:
+            pipe.hset(self.keys.source(feeds[0]), f"ep:{feeds[1]}:ok_ms", int(fields["updated_ms"]))
         pipe.sadd(self.keys.streams(), name)
         pipe.hset(self.keys.stream(name), mapping={k: "" if v is None else v for k, v in fields.items()})
         pipe.expire(self.keys.stream(name), HEALTH_TTL_S)

@@ -193,7 +193,8 @@ class StreamWatcher:
             await self.health.write(self.name, {
                 "state": self.state, "messages": self.messages, "rate_per_s": round(rate, 2),
                 "last_message_ms": self.last_message_ms, "reconnects": self.reconnects, "since_ms": self.since_ms,
-                "last_error": self.last_error, "updated_ms": now})
+                "last_error": self.last_error, "updated_ms": now},
+                feeds=(self.client.venue, self.sink.metric) if self.owns(self.sink.metric) is True else None)
         except Exception as e:  # health is for people; never let it end the stream
             log.debug("stream %s: health not written: %s", self.name, e)
 

@@ -23,6 +23,7 @@ from tests.builders import rule_from, sources
 from tests.fakes.exchanges import ExchangeDouble
 from tests.fakes.ws_exchanges import WsExchangeDouble
 from watchers.streams import FundingSink, LiquidationSink, Sink, StreamConfig, StreamWatcher
+from watchers.venues import VenueClient
 from watchers.venues.streams import StreamClient
 
 VENUES = ("binanceusdm", "binancecoinm", "bybit", "okx")
@@ -70,9 +71,9 @@ class Harness:
         rule = rule_from(text, rule_id=await self.alerts.next_rule_id(), venues=VENUES, now_ms=now_ms())
         await self.alerts.save_rule(rule, who="t", action="set", now_ms=now_ms())
 
-    def client(self, venue: str, ping_interval_s: float = 0.2) -> StreamClient:
+    def client(self, venue: str, ping_interval_s: float = 0.2, rest: VenueClient | None = None) -> StreamClient:
         c = StreamClient(venue, timeout_s=2.0, ping_interval_s=ping_interval_s, rest_base_url=self.rest.url(venue),
-                         ws_base_url=self.ws.ws_url(venue), symbol_assets=("BTC",))
+                         ws_base_url=self.ws.ws_url(venue), symbol_assets=("BTC",), rest=rest)
         self.clients.append(c)
         return c
 
@@ -83,8 +84,8 @@ class Harness:
         return FundingSink(venue, self.store, self.registry.get("funding"), self.svc.on_samples, **kw)
 
     def start(self, venue: str, feed: str, sink: Sink, config: StreamConfig = FAST,
-              ping_interval_s: float = 0.2) -> StreamWatcher:
-        w = StreamWatcher(self.client(venue, ping_interval_s), feed, sink, self.health, config)
+              ping_interval_s: float = 0.2, rest: VenueClient | None = None) -> StreamWatcher:
+        w = StreamWatcher(self.client(venue, ping_interval_s, rest), feed, sink, self.health, config)
         self.tasks.append(asyncio.create_task(w.run(stop=self.stop)))
         return w
 

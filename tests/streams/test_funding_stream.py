@@ -6,12 +6,15 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
+import pytest
 from redis.asyncio import Redis
 
 from core.keys import Keys
-from tests.builders import read
+from core.render import to_plain
+from tests.builders import command_core, read
 from tests.fakes.ws_exchanges import binance_mark_price, bybit_ticker, bybit_ticker_delta
-from tests.streams.harness import Harness, harness, now_ms, until
+from tests.streams.harness import FAST, Harness, harness, now_ms, until
+from watchers.errors import SourceError
 from watchers.market import MarketWatcher, MarketWatcherConfig
 from watchers.streams import StreamWatcher
 from watchers.venues import VenueClient
@@ -143,3 +146,32 @@ async def test_bybit_tickers_own_their_symbols_and_the_poll_keeps_the_rest(redis
         finally:
             await client.close()
 
+
+
+async def test_streamed_rows_stay_current_while_the_rest_poll_fails(redis: Redis, keys: Keys) -> None:
+    async with harness(redis, keys) as h:
+        client = VenueClient("binanceusdm", timeout_s=2.0, rest_base_url=h.rest.url("binanceusdm"))
+        stream: list[StreamWatcher] = []
+        poll = MarketWatcher(client, h.store, h.registry, MarketWatcherConfig(history_step_s=0),
+                             stream_owns=lambda metric: stream[0].owns(metric) if stream else False)
+        core = command_core(h.store, ["binanceusdm"], alerts=False)
+        try:
+            await poll.poll_once()
+            h.rest.venues["binanceusdm"].fault = "500"
+            with pytest.raises(SourceError):
+                await poll.poll_once()
+            down = to_plain(await core.run("funding", ["btc"]))
+            assert "binance*" in down and "not current" in down
+            # the stream takes the markets the poll loaded: it starts while REST is down
+            stream.append(h.start("binanceusdm", "funding", h.funding_sink("binanceusdm"), rest=client))
+            async with ticking(h, [STREAM_RATE]):
+                await until(lambda: rate_is(h, STREAM_RATE), what="the streamed rate stored")
+                await asyncio.sleep(FAST.publish_every_s * 2)  # the stream's health published
+                with pytest.raises(SourceError):
+                    await poll.poll_once()  # REST still down
+                await asyncio.sleep(FAST.publish_every_s * 2)
+                live = to_plain(await core.run("funding", ["btc"]))
+                assert "binance*" not in live and "not current" not in live, live
+                assert f"Mean {STREAM_RATE * 100:+.4f}%/8h" in live
+        finally:
+            await client.close()

@@ -31,7 +31,7 @@ import ccxt.pro as ccxtpro
 from core.liquidations import LiqEvent
 from core.models import EIGHT_HOURS_S, FundingSample
 from watchers.errors import SourceError
-from watchers.venues.client import _MARKET_OPTIONS, _f, _i, _instrument, translate
+from watchers.venues.client import _MARKET_OPTIONS, VenueClient, _f, _i, _instrument, translate
 from watchers.venues.urls import rewrite_rest_urls, rewrite_ws_urls
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class StreamClient:
 
     def __init__(self, venue: str, *, timeout_s: float, ping_interval_s: float, rest_base_url: str | None = None,
                  ws_base_url: str | None = None, symbol_assets: tuple[str, ...] = ("BTC", "ETH", "SOL"),
-                 interval_of: Callable[[str], int | None] | None = None) -> None:
+                 rest: VenueClient | None = None) -> None:
         self.venue = venue
         cls = getattr(ccxtpro, venue)
         self.exchange: Any = cls({
@@ -61,7 +61,7 @@ class StreamClient:
         if ws_base_url:
             self.exchange.urls["api"]["ws"] = rewrite_ws_urls(self.exchange.urls["api"]["ws"], ws_base_url)
         self.symbol_assets = frozenset(a.upper() for a in symbol_assets)
-        self.interval_of = interval_of or (lambda symbol: None)
+        self.rest = rest  # the venue's REST client: its market list (no second load) and funding intervals
         self._queue: asyncio.Queue[list[Any] | BaseException] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._last_read: Any = None  # the newest liquidation already handed over
@@ -86,11 +86,20 @@ class StreamClient:
                 if m.get("swap") and m.get("base") in self.symbol_assets and self._usd_market(m)]
 
     async def load_markets(self) -> None:
-        if self.exchange.markets is None:
-            try:
+        """The REST client's market list when it has one (a stream then starts while REST is down), else a load."""
+        if self.exchange.markets is not None:
+            return
+        known = self.rest.exchange.markets if self.rest is not None else None
+        try:
+            if known:
+                self.exchange.set_markets(known, self.rest.exchange.currencies if self.rest is not None else None)
+            else:
                 await self.exchange.load_markets()
-            except Exception as e:
-                raise translate(self.venue, e) from e
+        except Exception as e:
+            raise translate(self.venue, e) from e
+
+    def interval_of(self, symbol: str) -> int | None:
+        return self.rest.funding_intervals_s.get(symbol) if self.rest is not None else None
 
     def last_message_ms(self) -> int | None:
         """The newest frame (data, ack or pong) on any of this venue's connections, None with none open."""
