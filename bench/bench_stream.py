@@ -4,7 +4,7 @@ The bot runs as its own process (``python -m bot``, data and chat roles together
 Redis, the local REST double (binanceusdm listing ``--symbols`` perpetuals), the local websocket
 double streaming ``!markPrice@arr@1s`` for all of them at 1 Hz, and the local Bot API double. A
 chat subscribes to ``funding btc``; the rule ``funding btc above 0.05% cooldown 0m`` is a default
-rule. Each trial pushes, between two 1 Hz frames, a frame where BTC's funding crosses the
+rule (and ``liqs btc above 1m 1h``, crossed once at the end by one liquidation). Each trial pushes, between two 1 Hz frames, a frame where BTC's funding crosses the
 threshold, and times until the Bot API double receives the alert; the next frames bring the rate
 back so the rule re-arms. The CPU share is the bot process's CPU time over a window of plain
 streaming (no trial), read from /proc.
@@ -32,7 +32,7 @@ from redis.asyncio import Redis
 
 from tests.fakes.exchanges import ExchangeDouble, Perp, next_funding_ms
 from tests.fakes.telegram import TOKEN, BotApiDouble
-from tests.fakes.ws_exchanges import WsExchangeDouble, binance_mark_price
+from tests.fakes.ws_exchanges import WsExchangeDouble, binance_force_order, binance_mark_price
 
 ROOT = Path(__file__).resolve().parents[1]
 TOPIC = "!markPrice@arr@1s"
@@ -103,7 +103,7 @@ venues = ["binanceusdm"]
 [streams.ws_base_urls]
 binanceusdm = "{ws.ws_url('binanceusdm')}"
 [alerts]
-default_rules = ["funding btc above 0.05% cooldown 0m"]
+default_rules = ["funding btc above 0.05% cooldown 0m", "liqs btc above 1m 1h"]
 """, encoding="utf-8")
         proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "--config", str(cfg), cwd=ROOT,
                                                     stdout=asyncio.subprocess.DEVNULL,
@@ -153,11 +153,22 @@ default_rules = ["funding btc above 0.05% cooldown 0m"]
                 btc_rate[0] = LOW
                 await ws.push("binanceusdm", TOPIC, frame(move=False))  # back under the band: the rule re-arms
                 await asyncio.sleep(1.2)
+            # one liquidation crossing the liqs rule (it fires once: its window does not empty during the run)
+            tg.push_message(CHAT, "/subscribe liqs btc", user_id=CHAT, chat_type="private")
+            await tg.wait_sent(len(tg.sent_to(CHAT)) + 1, chat_id=CHAT, timeout=10)
+            await ws.wait_subscribed("binanceusdm", "!forceOrder@arr", within_s=10)
+            seen = len(tg.sent_to(CHAT))
+            t0 = time.monotonic()
+            await ws.push("binanceusdm", "!forceOrder@arr",
+                          binance_force_order("BTCUSDT", "SELL", 12.0, 100_000.0, int(time.time() * 1000)))
+            sent = await tg.wait_sent(seen + 1, chat_id=CHAT, timeout=10)
+            liq_ms = (sent[seen].at - t0) * 1000
             latencies.sort()
             p99 = latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))]
             print(f"stream: {len(ids)} symbols at 1 Hz over the local websocket double; {args.trials} crossings")
             print(f"tick -> Bot API alert: p50 {statistics.median(latencies):.1f} ms, p99 {p99:.1f} ms, "
                   f"max {latencies[-1]:.1f} ms, min {latencies[0]:.1f} ms")
+            print(f"liquidation frame -> Bot API alert (one crossing of liqs btc above 1m 1h): {liq_ms:.1f} ms")
             print(f"bot process CPU while streaming: {cpu_share * 100:.1f}% of one core "
                   f"(over {args.cpu_window_s:.0f} s; {moved} of {len(after)} funding rows rewritten in that window)")
             print(f"goal: p50 < 200 ms {'met' if statistics.median(latencies) < 200 else 'MISSED'}, "

@@ -94,6 +94,7 @@ class StreamWatcher:
         self.last_error: str | None = None
         self._published_ms = 0
         self._published_messages = 0
+        self._delivered = False  # this connection delivered a batch
 
     def owns(self, metric: str) -> bool | frozenset[str]:
         """While the stream is live and fresh, what of ``metric`` it feeds: True for all of the venue's
@@ -114,10 +115,12 @@ class StreamWatcher:
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # a stream must survive anything the venue or the network does
-                failures += 1
+                # a connection that delivered data was healthy: its loss starts the backoff afresh
+                failures = 1 if self._delivered else failures + 1
+                self._delivered = False
                 self.reconnects += 1
                 self.last_error = f"{type(e).__name__}: {e}"[:300]
-                delay = backoff_delay(failures, self.config.reconnect_base_s, self.config.max_backoff_s, self.rng)
+                delay = backoff_delay(failures - 1, self.config.reconnect_base_s, self.config.max_backoff_s, self.rng)
                 log.warning("stream %s: %s; reconnect %d in %.1fs", self.name, self.last_error, failures, delay)
                 await self._set_state("reconnecting")
                 await self.client.reset()
@@ -161,6 +164,7 @@ class StreamWatcher:
     async def _on_batch(self, batch: list[Any]) -> None:
         now = self.clock_ms()
         self.messages += 1
+        self._delivered = True
         self.last_message_ms = now
         if self.state != "live":
             self.since_ms = now
