@@ -4,10 +4,11 @@ The bot runs as its own process (``python -m bot``, data and chat roles together
 Redis, the local REST double (binanceusdm listing ``--symbols`` perpetuals), the local websocket
 double streaming ``!markPrice@arr@1s`` for all of them at 1 Hz, and the local Bot API double. A
 chat subscribes to ``funding btc``; the rule ``funding btc above 0.05% cooldown 0m`` is a default
-rule (and ``liqs btc above 1m 1h``, crossed once at the end by one liquidation). Each trial pushes, between two 1 Hz frames, a frame where BTC's funding crosses the
-threshold, and times until the Bot API double receives the alert; the next frames bring the rate
-back so the rule re-arms. The CPU share is the bot process's CPU time over a window of plain
-streaming (no trial), read from /proc.
+rule (and ``liqs btc above 1m 1h``, crossed once at the end by one liquidation). Each trial pushes,
+between two 1 Hz frames, a frame where BTC's funding crosses the threshold, and times until the Bot
+API double receives the alert; the next frame brings the rate back so the rule re-arms. Every other
+mark takes a random step each second, so most rows are rewritten. The CPU share is the bot
+process's CPU time over a window of plain streaming (no trial), read from /proc.
 
     .venv/bin/python -m bench.bench_stream [--redis redis://127.0.0.1:6379/0] [--symbols 200] [--trials 40]
 
@@ -150,6 +151,8 @@ default_rules = ["funding btc above 0.05% cooldown 0m", "liqs btc above 1m 1h"]
                 await ws.push("binanceusdm", TOPIC, frame(move=False))
                 sent = await tg.wait_sent(seen + 1, chat_id=CHAT, timeout=10)
                 latencies.append((sent[seen].at - t0) * 1000)
+                if latencies[-1] > 200:
+                    print(f"trial {len(latencies)}: {latencies[-1]:.0f} ms", file=sys.stderr)
                 btc_rate[0] = LOW
                 await ws.push("binanceusdm", TOPIC, frame(move=False))  # back under the band: the rule re-arms
                 await asyncio.sleep(1.2)

@@ -65,6 +65,7 @@ class StreamClient:
         self._queue: asyncio.Queue[list[Any] | BaseException] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._last_read: Any = None  # the newest liquidation already handed over
+        self._seen_ts: dict[str, Any] = {}  # symbol -> timestamp of the ticker last handed over
 
     def feeds(self, *, liquidations: bool, funding: bool) -> dict[str, Feed]:
         """The feeds this venue streams, by name (``liqs``, ``funding``)."""
@@ -201,6 +202,22 @@ class StreamClient:
         except Exception as e:  # handed to the feed's caller, which reconnects
             queue.put_nowait(e)
 
+    def _changed(self, symbols: Any = None) -> list[tuple[str, Any]]:
+        """Tickers ccxt updated since the last read (of ``symbols``, or all).
+
+        A watch resolves only for frames that find it pending: one that arrives while the previous
+        batch is being stored updates ccxt's tickers silently, so read those, not the watch's result.
+        """
+        out = []
+        tickers = self.exchange.tickers
+        for symbol in tickers if symbols is None else symbols:
+            t = tickers.get(symbol)
+            ts = t.get("timestamp") if isinstance(t, dict) else None
+            if ts is not None and self._seen_ts.get(symbol) != ts:
+                self._seen_ts[symbol] = ts
+                out.append((symbol, t))
+        return out
+
     def _usd_market(self, m: dict[str, Any]) -> bool:
         inst = _instrument(self.venue, m)
         return inst is not None and inst.usd_quoted
@@ -241,11 +258,12 @@ class StreamClient:
         """The next update of mark, index and funding (binance: every live USD-priced perpetual each second)."""
         if self.venue == "bybit":
             return await self._bybit_funding()
-        await self._watch(self.exchange.watch_mark_prices)
+        changed = self._changed()
+        if not changed:  # nothing arrived since the last read (frames that did arrive found no pending watch)
+            await self._watch(self.exchange.watch_mark_prices)
+            changed = self._changed()
         out = []
-        # every symbol's newest frame (a watch resolves with the first frame of a burst only); the sink
-        # drops what did not change
-        for symbol, t in list(self.exchange.tickers.items()):
+        for symbol, t in changed:
             m = (self.exchange.markets or {}).get(symbol)
             info = t.get("info") if isinstance(t, dict) else None
             if not m or not m.get("swap") or not isinstance(info, dict) or not self._usd_market(m):
@@ -278,13 +296,14 @@ class StreamClient:
     async def _bybit_tickers(self, symbols: list[str], queue: asyncio.Queue[list[Any] | BaseException]) -> None:
         try:
             while True:
-                got = await self._watch(self.exchange.watch_tickers, symbols)
+                changed = self._changed(symbols)
+                if not changed:
+                    await self._watch(self.exchange.watch_tickers, symbols)
+                    changed = self._changed(symbols)  # ccxt has merged every delta into its tickers
                 out = []
-                # the watch resolves with one symbol; ccxt has merged every delta into its tickers
-                for symbol in got if isinstance(got, dict) else ():
-                    t = self.exchange.tickers.get(symbol)
+                for symbol, t in changed:
                     m = self.exchange.markets.get(symbol)
-                    sample = self._bybit_sample(m, t) if isinstance(t, dict) and m else None
+                    sample = self._bybit_sample(m, t) if m else None
                     if sample is not None:
                         out.append(sample)
                 if out:
