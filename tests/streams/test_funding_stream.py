@@ -175,3 +175,17 @@ async def test_streamed_rows_stay_current_while_the_rest_poll_fails(redis: Redis
                 assert f"Mean {STREAM_RATE * 100:+.4f}%/8h" in live
         finally:
             await client.close()
+
+
+async def test_a_crossing_inside_a_burst_is_not_left_for_the_next_frame(redis: Redis, keys: Keys) -> None:
+    """Frames arriving while the previous batch is stored find no pending watch; they still count at once."""
+    async with harness(redis, keys) as h:
+        await h.rule("funding btc above 0.05%")
+        h.start("binanceusdm", "funding", h.funding_sink("binanceusdm"))
+        await h.ws.wait_subscribed("binanceusdm", TOPIC)
+        nf = (now_ms() // 28_800_000 + 1) * 28_800_000
+        for i, rate in enumerate((0.0001, 0.0001, 0.0002, 0.0007)):  # back to back, no frame after the last
+            t = now_ms() + i
+            await h.ws.push("binanceusdm", TOPIC, [binance_mark_price("BTCUSDT", 100_000.0 + i, 100_000.0, rate, nf, t)])
+        await until(lambda: h.fired(), within_s=2, what="the alert from the last frame of the burst")
+        assert await btc_rate(h) == 0.0007
