@@ -186,6 +186,7 @@ async def test_a_crossing_inside_a_burst_is_not_left_for_the_next_frame(redis: R
         nf = (now_ms() // 28_800_000 + 1) * 28_800_000
         for i, rate in enumerate((0.0001, 0.0001, 0.0002, 0.0007)):  # back to back, no frame after the last
             t = now_ms() + i
-            await h.ws.push("binanceusdm", TOPIC, [binance_mark_price("BTCUSDT", 100_000.0 + i, 100_000.0, rate, nf, t)])
+            frame = [binance_mark_price("BTCUSDT", 100_000.0 + i, 100_000.0, rate, nf, t)]
+            await h.ws.push("binanceusdm", TOPIC, frame)
         await until(lambda: h.fired(), within_s=2, what="the alert from the last frame of the burst")
         assert await btc_rate(h) == 0.0007
