@@ -9,6 +9,7 @@ Sides are the position that was liquidated (a forced sell closes a long).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Self
@@ -72,6 +73,22 @@ class LiqWindows:
     @classmethod
     def from_json(cls, raw: str | bytes) -> Self:
         return cls(**json.loads(raw))
+
+
+MAX_SINGLE_USD = 2e9  # far above the largest single liquidation ever published: a bigger one is a bad frame
+
+
+def event_problem(e: LiqEvent) -> str | None:
+    """Why an event must not be counted (a garbled frame), or None."""
+    for name in ("coins", "usd", "price"):
+        x = getattr(e, name)
+        if not isinstance(x, int | float) or not math.isfinite(x) or x <= 0:
+            return f"{name} {x!r} is not a positive number"
+    if e.usd > MAX_SINGLE_USD:
+        return f"${e.usd:,.0f} in one liquidation is implausible"
+    if e.side not in SIDES:
+        return f"side {e.side!r} is neither long nor short"
+    return None
 
 
 def windows_of(venue: str, asset: str, events: Iterable[LiqEvent], now_ms: int) -> LiqWindows:

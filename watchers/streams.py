@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from core.liquidations import LiqEvent, LiquidationStore
+from core.liquidations import LiqEvent, LiquidationStore, event_problem
 from core.metrics.base import Metric
 from core.models import FundingSample
 from core.store import MarketStore
@@ -223,12 +223,21 @@ class LiquidationSink:
         self._refreshed_ms = 0
         self.dropped_stale = 0
         self.dropped_duplicate = 0
+        self.rejected = 0
         self._seeded = False
 
     async def on_batch(self, batch: list[LiqEvent]) -> None:
         now = self.clock_ms()
-        fresh = [e for e in batch if now - e.ts_ms <= self.max_event_age_ms]
-        self.dropped_stale += len(batch) - len(fresh)
+        sane = []
+        for e in batch:
+            problem = event_problem(e)
+            if problem is None:
+                sane.append(e)
+            else:
+                self.rejected += 1
+                log.warning("venue=%s symbol=%s liquidation rejected: %s", self.venue, e.symbol, problem)
+        fresh = [e for e in sane if now - e.ts_ms <= self.max_event_age_ms]
+        self.dropped_stale += len(sane) - len(fresh)
         new = await self.events.add(fresh, now_ms=now)
         self.dropped_duplicate += len(fresh) - len(new)
         if new:

@@ -161,6 +161,12 @@ class WsExchangeDouble:
                 sent += 1
         return sent
 
+    async def push_raw(self, venue: str, text: str) -> None:
+        """Send ``text`` as it is (garbage, truncated JSON) to every live connection of the venue."""
+        for c in list(self.live.get(venue, ())):
+            if not c.ws.closed:
+                await c.ws.send_str(text)
+
     async def drop(self, venue: str) -> None:
         """Close the venue's connections abruptly."""
         for c in list(self.live.get(venue, ())):

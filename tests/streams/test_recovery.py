@@ -59,3 +59,27 @@ async def test_bybit_per_symbol_stream_recovers(redis: Redis, keys: Keys) -> Non
         await until(lambda: h.events.since("BTC", ["bybit"], 0))
         (e,) = (await h.events.since("BTC", ["bybit"], 0))["bybit"]
         assert e.side == "long" and abs(e.usd - 30_000) < 1e-6
+
+
+async def test_garbage_frames_never_count_and_the_stream_recovers(redis: Redis, keys: Keys) -> None:
+    async with harness(redis, keys) as h:
+        await h.rule("liqs btc above 1m 1h")
+        sink = h.liq_sink("binanceusdm")
+        w = h.start("binanceusdm", "liqs", sink)
+        topic = "!forceOrder@arr"
+        await h.ws.wait_subscribed("binanceusdm", topic)
+        t = now_ms()
+        await h.ws.push("binanceusdm", topic, binance_force_order("BTCUSDT", "SELL", 1e9, 100_000, t))  # $1e14
+        bad = binance_force_order("BTCUSDT", "SELL", 1, 100_000, t)
+        bad["o"]["ap"] = "abc"
+        await h.ws.push("binanceusdm", topic, bad)
+        await h.ws.push("binanceusdm", topic, binance_force_order("ETHUSDT", "BUY", 2, 3_500, t))
+        await until(lambda: h.events.since("ETH", ["binanceusdm"], 0), what="the good frame")
+        assert sink.rejected == 1 and await h.events.since("BTC", ["binanceusdm"], 0) == {}
+        await h.ws.push_raw("binanceusdm", "garbage")
+        await h.ws.push_raw("binanceusdm", '{"e":"forceOrder","o":{"s":')  # truncated JSON: ccxt's reader dies
+        await until(lambda: w.reconnects >= 1, within_s=5, what="the silent connection replaced")
+        await h.ws.wait_subscribed("binanceusdm", topic)
+        await h.ws.push("binanceusdm", topic, binance_force_order("SOLUSDT", "SELL", 10, 150, now_ms()))
+        await until(lambda: h.events.since("SOL", ["binanceusdm"], 0), within_s=8, what="data after the garbage")
+        assert w.state == "live" and await h.fired() == []
