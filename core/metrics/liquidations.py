@@ -128,7 +128,7 @@ class Liquidations(Metric):
         largest: list[LiqEvent] = sorted((e for evs in events.values() for e in evs), key=lambda e: -e.usd)[:5]
         big = Table(header=("venue", "side", asset, "USD", "price", "time"),
                     rows=tuple((VENUE_LABELS.get(e.venue, e.venue), e.side, f"{e.coins:,.4g}", _usd(e.usd),
-                                f"{e.price:,.6g}", time.strftime("%H:%M:%S", time.gmtime(e.ts_ms / 1000)))
+                                f"{e.price:,.6g}", time.strftime("%m-%d %H:%M:%S", time.gmtime(e.ts_ms / 1000)))
                                for e in largest),
                     align="llrrrr", caption="Largest single liquidations, last 24h (UTC)")
         n = sum(len(evs) for evs in events.values())
