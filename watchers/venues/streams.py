@@ -31,7 +31,12 @@ import ccxt.pro as ccxtpro
 from core.liquidations import LiqEvent
 from core.models import EIGHT_HOURS_S, FundingSample
 from watchers.errors import SourceError
-from watchers.venues.client import _MARKET_OPTIONS, VenueClient, _f, _i, _instrument, translate
+from watchers.venues.adapters import ADAPTERS
+from watchers.venues.adapters.base import DEFAULT_LIVE_STATUS
+from watchers.venues.client import VenueClient, _instrument
+from watchers.venues.common import integer as _i
+from watchers.venues.common import num as _f
+from watchers.venues.common import translate
 from watchers.venues.urls import rewrite_rest_urls, rewrite_ws_urls
 
 log = logging.getLogger(__name__)
@@ -53,7 +58,7 @@ class StreamClient:
         self.exchange: Any = cls({
             "timeout": int(timeout_s * 1000),
             "enableRateLimit": True,
-            "options": _MARKET_OPTIONS.get(venue, {}),
+            "options": dict(ADAPTERS[venue].ccxt_options) if venue in ADAPTERS else {},
             "streaming": {"keepAlive": int(ping_interval_s * 1000)},
         })
         if rest_base_url:
@@ -61,6 +66,7 @@ class StreamClient:
         if ws_base_url:
             self.exchange.urls["api"]["ws"] = rewrite_ws_urls(self.exchange.urls["api"]["ws"], ws_base_url)
         self.symbol_assets = frozenset(a.upper() for a in symbol_assets)
+        self.live_status = ADAPTERS[venue].live_status if venue in ADAPTERS else DEFAULT_LIVE_STATUS
         self.rest = rest  # the venue's REST client: its market list (no second load) and funding intervals
         self._queue: asyncio.Queue[list[Any] | BaseException] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
@@ -100,7 +106,9 @@ class StreamClient:
             raise translate(self.venue, e) from e
 
     def interval_of(self, symbol: str) -> int | None:
-        return self.rest.funding_intervals_s.get(symbol) if self.rest is not None else None
+        """The funding interval the REST client last read (binance lists only the symbols not on 8h)."""
+        intervals = getattr(self.rest.adapter, "funding_intervals_s", None) if self.rest is not None else None
+        return intervals.get(symbol) if isinstance(intervals, dict) else None
 
     def last_message_ms(self) -> int | None:
         """The newest frame (data, ack or pong) on any of this venue's connections, None with none open."""
@@ -219,7 +227,7 @@ class StreamClient:
         return out
 
     def _usd_market(self, m: dict[str, Any]) -> bool:
-        inst = _instrument(self.venue, m)
+        inst = _instrument(self.venue, m, self.live_status)
         return inst is not None and inst.usd_quoted
 
     def _events(self, raw: Any) -> list[LiqEvent]:
@@ -268,7 +276,7 @@ class StreamClient:
             info = t.get("info") if isinstance(t, dict) else None
             if not m or not m.get("swap") or not isinstance(info, dict) or not self._usd_market(m):
                 continue
-            inst = _instrument(self.venue, m)
+            inst = _instrument(self.venue, m, self.live_status)
             rate = _f(info.get("r"))
             if rate is None or inst is None or not inst.active:
                 continue
