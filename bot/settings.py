@@ -187,7 +187,16 @@ class Settings:
                 tuple(v for v in self.venues_serving(m.name) if v in m.fixed_sources) if m.fixed_sources else
                 self.venues_serving(m.name) for m in registry}
 
+    def streamed_venues(self) -> tuple[str, ...]:
+        """Watched venues that stream; a venue whose REST host is overridden streams only with its ws host given."""
+        s, w = self.streams, self.watchers
+        if not s.enabled:
+            return ()
+        return tuple(v for v in w.venues if v in s.venues and (v not in w.rest_base_urls or v in s.ws_base_urls))
+
     def venues_serving(self, metric: str) -> tuple[str, ...]:
+        if metric == "liqs":  # only the venues' liquidation streams feed it
+            return self.streamed_venues() if self.streams.liquidations else ()
         if metric not in PARTS:  # a metric the venue polls do not produce (streams, derived metrics)
             return self.watchers.venues
         return tuple(v for v in self.watchers.venues if metric in ADAPTERS[v].metrics())
@@ -341,7 +350,8 @@ def parse_settings(raw: dict[str, Any], env: dict[str, str] | None = None) -> Se
 
     metrics = {cls.name: _metric_options(raw, cls, FLOW_KEYS if cls.name == "flows" else set()) for cls in classes}
     registry = Registry(cls(metrics[cls.name]) for cls in classes)
-    sources = Settings(flows=flows, watchers=watchers).sources(registry)
+    streams = parse_streams(raw, _bad)
+    sources = Settings(flows=flows, watchers=watchers, streams=streams).sources(registry)
     alerts = _alerts(raw, registry, sources)
     level = raw.get("log_level", Settings.log_level)
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -352,7 +362,7 @@ def parse_settings(raw: dict[str, Any], env: dict[str, str] | None = None) -> Se
                     unknown_venues=unknown_venues, quotas=_quotas(raw), observability=_observability(raw),
                     replicas=ReplicaSettings(lease_ttl_s=_num(_section(raw, "replicas", {"lease_ttl_s"}), "replicas",
                                                               "lease_ttl_s", 6.0, 1, 60)),
-                    streams=parse_streams(raw, _bad))
+                    streams=streams)
 
 
 def _charts(raw: dict[str, Any]) -> ChartSettings:

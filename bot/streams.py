@@ -14,11 +14,8 @@ if TYPE_CHECKING:
 
 
 def streamed_venues(wr: Wiring) -> list[str]:
-    """Watched venues that stream; a venue whose REST host is overridden streams only with its ws host given too."""
-    s, w = wr.settings.streams, wr.settings.watchers
-    if not s.enabled:
-        return []
-    return [v for v in w.venues if v in s.venues and (v not in w.rest_base_urls or v in s.ws_base_urls)]
+    """Watched venues that stream (see ``Settings.streamed_venues``)."""
+    return list(wr.settings.streamed_venues())
 
 
 def stream_loops(wr: Wiring) -> list[Loop]:

@@ -38,3 +38,13 @@ def test_a_venue_with_an_overridden_rest_host_streams_only_with_its_ws_host() ->
              "streams": {"ws_base_urls": {"okx": "ws://127.0.0.1:2/okx"}}}
     assert streamed_venues(_wiring(local)) == ["binanceusdm", "binancecoinm", "okx"]
     assert streamed_venues(_wiring({"streams": {"enabled": False}})) == []
+
+
+def test_liqs_rules_name_only_venues_that_stream_liquidations() -> None:
+    settings = parse_settings({}, env={})
+    assert settings.sources(settings.registry())["liqs"] == ("binanceusdm", "binancecoinm", "okx", "bybit")
+    with pytest.raises(ConfigError) as e:
+        parse_settings({"alerts": {"default_rules": ["liqs btc above 1m 1h venue deribit"]}}, env={})
+    assert "venue 'deribit' is not accepted for liqs" in str(e.value)
+    off = parse_settings({"streams": {"enabled": False}}, env={})
+    assert off.sources(off.registry())["liqs"] == ()
