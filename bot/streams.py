@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 from core.liquidations import LiquidationStore
@@ -16,6 +17,10 @@ if TYPE_CHECKING:
 def streamed_venues(wr: Wiring) -> list[str]:
     """Watched venues that stream (see ``Settings.streamed_venues``)."""
     return list(wr.settings.streamed_venues())
+
+
+def _holds(wr: Wiring, lease: str) -> bool:
+    return lease in wr.leases.held
 
 
 def stream_loops(wr: Wiring) -> list[Loop]:
@@ -48,7 +53,9 @@ def stream_loops(wr: Wiring) -> list[Loop]:
                 sink = FundingSink(venue, wr.store, metric, wr.evaluator.on_samples, refresh_s=s.funding_refresh_s,
                                    price_tolerance=s.price_tolerance, history_step_s=wr.settings.history.step_s,
                                    history_assets=wr.settings.history.assets)
-            watcher = StreamWatcher(client, feed, sink, health, cfg)
+            # the venue's poll lease: with data replicas, one process polls and streams each venue
+            watcher = StreamWatcher(client, feed, sink, health, cfg,
+                                    allowed=functools.partial(_holds, wr, f"market:{venue}"))
             wr.streams.append(watcher)
             loops.append(watcher.run)
     return loops

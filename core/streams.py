@@ -12,7 +12,7 @@ from core.keys import Keys
 from core.render import VENUE_LABELS, fmt_age
 from core.reply import Table
 
-STATES = ("connecting", "live", "reconnecting", "stopped")
+STATES = ("connecting", "live", "reconnecting", "standby", "stopped")
 HEALTH_TTL_S = 600  # a stream whose process is gone leaves /status after this
 
 

@@ -45,6 +45,10 @@ class StreamStalled(Exception):
     """No frame arrived for longer than the stall limit."""
 
 
+class StreamStandby(Exception):
+    """This process lost the venue's lease: the stream stops here and another process streams."""
+
+
 class FeedClient(Protocol):
     venue: str
 
@@ -77,8 +81,12 @@ class StreamWatcher:
     """Keeps one feed of one venue connected and hands its batches to a sink."""
 
     def __init__(self, client: FeedClient, feed: str, sink: Sink, health: StreamHealthStore, config: StreamConfig,
-                 *, clock_ms: Callable[[], int] = _now_ms, rng: random.Random | None = None) -> None:
+                 *, clock_ms: Callable[[], int] = _now_ms, rng: random.Random | None = None,
+                 allowed: Callable[[], bool] = lambda: True) -> None:
         self.client = client
+        # whether this process may stream now (data replicas: the holder of the venue's poll lease), so a
+        # standby's stream never writes beside the active process's poll
+        self.allowed = allowed
         self.feed = feed
         self.sink = sink
         self.health = health
@@ -110,10 +118,23 @@ class StreamWatcher:
         """Until ``stop``: connect, consume, and on any failure or stall reconnect after a backoff."""
         failures = 0
         while not stop.is_set():
+            if not self.allowed():
+                due = self.clock_ms() - self._published_ms >= self.config.publish_every_s * 1000
+                if self.state != "standby" or due:
+                    await self._set_state("standby")
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=max(0.05, min(1.0, self.config.stall_after_s / 4)))
+                except TimeoutError:
+                    pass
+                continue
             try:
                 await self._session(stop)
             except asyncio.CancelledError:
                 raise
+            except StreamStandby:
+                log.info("stream %s: standing by (another process streams this venue)", self.name)
+                await self.client.reset()
+                continue
             except Exception as e:  # a stream must survive anything the venue or the network does
                 # a connection that delivered data was healthy: its loss starts the backoff afresh
                 failures = 1 if self._delivered else failures + 1
@@ -146,11 +167,14 @@ class StreamWatcher:
                 if task is None:
                     task = asyncio.ensure_future(feed())
                 await asyncio.wait({task, stop_task}, timeout=check_s, return_when=asyncio.FIRST_COMPLETED)
-                if task.done():
+                task_done = task.done()
+                if task_done:
                     batch = task.result()  # raises the feed's failure
                     task = None
                     await self._on_batch(batch)
-                elif not stop.is_set():
+                if not self.allowed():
+                    raise StreamStandby("another process holds this venue's lease")
+                if not task_done and not stop.is_set():
                     last = self.client.last_message_ms() or started
                     if self.clock_ms() - last > self.config.stall_after_s * 1000:
                         raise StreamStalled(f"no frame for {(self.clock_ms() - last) / 1000:.1f}s")

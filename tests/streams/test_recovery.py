@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from redis.asyncio import Redis
 
 from core.keys import Keys
 from core.render import to_plain
 from tests.builders import command_core
 from tests.fakes.ws_exchanges import binance_force_order, bybit_liquidation, okx_liquidation
-from tests.streams.harness import VENUES, harness, now_ms, until
+from tests.streams.harness import FAST, VENUES, harness, now_ms, until
+from watchers.streams import StreamWatcher
 
 
 async def test_closed_connection_recovers_and_resubscribes(redis: Redis, keys: Keys) -> None:
@@ -83,3 +86,19 @@ async def test_garbage_frames_never_count_and_the_stream_recovers(redis: Redis, 
         await h.ws.push("binanceusdm", topic, binance_force_order("SOLUSDT", "SELL", 10, 150, now_ms()))
         await until(lambda: h.events.since("SOL", ["binanceusdm"], 0), within_s=8, what="data after the garbage")
         assert w.state == "live" and await h.fired() == []
+
+
+async def test_a_standby_replica_streams_only_while_it_holds_the_venue(redis: Redis, keys: Keys) -> None:
+    """With data replicas, the process holding the venue's poll lease streams it; the others stand by."""
+    async with harness(redis, keys) as h:
+        held = [False]
+        w = StreamWatcher(h.client("okx"), "liqs", h.liq_sink("okx"), h.health, FAST, allowed=lambda: held[0])
+        h.tasks.append(asyncio.create_task(w.run(stop=h.stop)))
+        await until(lambda: w.state == "standby")
+        await asyncio.sleep(0.3)
+        assert h.ws.connections["okx"] == 0
+        held[0] = True
+        await h.ws.wait_subscribed("okx", "liquidation-orders:SWAP")
+        held[0] = False
+        await until(lambda: w.state == "standby" and not h.ws.live["okx"], what="the connection handed back")
+        assert w.reconnects == 0  # standing by is not a failure
