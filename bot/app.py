@@ -160,7 +160,8 @@ async def build(settings: Settings, stack: AsyncExitStack, stop: asyncio.Event |
         sources=sources, bot_admins={"tg": a.telegram_admins, "dc": a.discord_admins},
         default_cooldown_s=a.default_cooldown_s), registry,
         quotas=Quotas(store, settings.flows.assets if settings.flows.providers else (), settings.quotas,
-                      market_metrics=[m.name for m in registry if m.source_word != "provider"]))
+                      market_metrics=[m.name for m in registry if m.source_word != "provider"],
+                      listed_as={m.name: m.assets_of for m in registry if m.assets_of}))
     chart_service = ChartService(settings.charts)
     stack.push_async_callback(chart_service.close)
     charts = ChartCommands(ChartCatalog(registry, sources), chart_service, store, registry, sources, alert_store,

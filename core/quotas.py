@@ -8,7 +8,7 @@ has reported any market metric yet, is any well-formed ticker accepted.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from core.reply import UserError
@@ -25,17 +25,22 @@ class Quotas:
     """Checks subscriptions and rules against what the sources list and the per-chat caps."""
 
     def __init__(self, store: MarketStore, flow_assets: Sequence[str], settings: QuotaSettings,
-                 market_metrics: Sequence[str] = ("funding", "basis", "oi")) -> None:
+                 market_metrics: Sequence[str] = ("funding", "basis", "oi"),
+                 listed_as: Mapping[str, str] | None = None) -> None:
         self.store = store
         self.flow_assets = frozenset(a.upper() for a in flow_assets)
         self.settings = settings
         self.market_metrics = tuple(market_metrics)
+        # metric -> the metric whose assets it accepts (liqs: any asset with a listed perpetual, before its first
+        # liquidation is seen)
+        self.listed_as = dict(listed_as or {})
 
     async def listed(self, metric: str) -> frozenset[str] | None:
         """The assets a watched venue (market metrics) or a configured flow provider (flows) lists; None while
         no venue has reported anything yet (a fresh deployment's first poll)."""
         if metric == "flows":
             return self.flow_assets
+        metric = self.listed_as.get(metric, metric)
         known = frozenset(await self.store.known_assets(metric))
         if known:
             return known

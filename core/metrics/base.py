@@ -176,6 +176,7 @@ class Metric:
     summary: ClassVar[str] = ""  # the command's one-line help
     command: ClassVar[bool] = True  # has a /<name> command
     fields: ClassVar[tuple[str, ...]] = ()  # sub-series a rule names (flows: netflow, inflow, ...); () = one series
+    assets_of: ClassVar[str] = ""  # another metric whose listed assets this one accepts (liqs: funding's perps)
     default_field: ClassVar[str] = ""  # the series a rule watches when it names none ("" = a series is required)
     kinds: ClassVar[tuple[str, ...]] = ("above", "below", "crosses", "change", "zscore")
     aggregates: ClassVar[tuple[str, ...]] = ("max", "min", "mean")

@@ -56,6 +56,7 @@ class Liquidations(Metric):
     replace_on_poll = False  # streamed: each venue's row is upserted
 
     default_field = "total"
+    assets_of = "funding"  # an asset is accepted once a venue lists its perpetual, before its first liquidation
 
     # units ---------------------------------------------------------------------------------
     def parse_threshold(self, kind: str, text: str, field_: str) -> float:
@@ -110,6 +111,11 @@ class Liquidations(Metric):
         now = q.now()
         events = await LiquidationStore(q.store.redis, q.store.keys).since(asset, venues, now - 86_400_000)
         if not events:
+            listed = await q.store.known_assets(self.assets_of)
+            if listed and asset not in listed:
+                sample = ", ".join(sorted(a.lower() for a in listed)[:8])
+                raise UserError(f"No venue lists a {asset} perpetual. Accepted: a listed asset, e.g. {sample}. "
+                                "Example: /liqs btc")
             watched = ", ".join(VENUE_LABELS.get(v, v) for v in venues) or "none"
             return Reply(title=f"{asset} liquidations · last 24h",
                          blocks=(f"No {asset} liquidation published in the last 24h by the streamed venues "
