@@ -111,7 +111,7 @@ async def test_members_may_not_unsubscribe_or_mute_a_group(
     for text in ("/unsubscribe all", "/subscribe basis eth", "/mute 1h"):
         refused = await say(telegram, GROUP, text, user=MEMBER)
         assert "Only this group's administrators" in refused.plain, refused.plain
-    assert await store.topics_of(f"tg:{GROUP}") == ["basis:BTC", "flows:BTC", "funding:BTC", "oi:BTC"]
+    assert await store.topics_of(f"tg:{GROUP}") == ["basis:BTC", "flows:BTC", "funding:BTC", "liqs:BTC", "oi:BTC"]
     help_text = (await say(telegram, GROUP, "/help")).plain
     assert "receive that topic's alerts (in groups: admins)" in help_text
     assert "Unsubscribed" in (await say(telegram, GROUP, "/unsubscribe all", user=GROUP_ADMIN)).plain
