@@ -142,8 +142,9 @@ class Liquidations(Metric):
                      footer="long = long positions force-closed (a forced sell), short = the reverse. " + LOWER_BOUND)
 
     def summary_line(self, view: View, now_ms: int) -> str:
-        total = sum(s.usd("total", 3600) for _, s in view.samples())
-        return f"liquidations: {_usd(total)} in 1h"
+        """'liqs: long $5.00M / short $1.50M' over the last 24h, summed over the venues."""
+        ss = [s for _, s in view.samples()]
+        return f"liqs: long {_usd(sum(s.long_24h for s in ss))} / short {_usd(sum(s.short_24h for s in ss))}"
 
     def render_alert(self, e: AlertEvent) -> Reply:
         """What was liquidated in which window, against the threshold, per venue."""

@@ -90,7 +90,7 @@ class Summary(Metric):
         fields: list[tuple[str, str]] = []
         points: dict[tuple[str, str], list[Any]] = {}  # (metric, series) -> its points, computed once
         for name in FACTORS:
-            if name not in metrics:
+            if name not in metrics or not sources.get(name):  # not registered, or no source serves it here
                 fields.append((NAMES[name], "no data: not watched by this deployment"))
                 continue
             text, ts = lines[name]()

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import statistics
 from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass
 
 import pytest
 from redis.asyncio import ConnectionPool, Redis
@@ -15,7 +13,8 @@ from redis.asyncio.connection import Connection
 from core.alerts.store import AlertStore
 from core.gamma import OptionSample
 from core.keys import Keys
-from core.metrics.base import Metric, View, fmt_amount
+from core.liquidations import LiqWindows
+from core.metrics.base import fmt_amount
 from core.metrics.registry import Registry, default_registry, metric_classes
 from core.models import MS_PER_DAY, BasisSample, FlowDay, FundingSample, OpenInterestSample
 from core.render import fmt_age, fmt_pct, to_plain
@@ -135,44 +134,12 @@ async def test_summary_without_data_says_so(redis: Redis, keys: Keys) -> None:
     assert "Unknown metric 'summary'" in (await core.run("threshold", ["set", "summary", "btc", "above", "1"])).title
 
 
-@dataclass(frozen=True, slots=True)
-class LiqTotal:
-    """A liquidation total as a streaming metric might store it (the test's own sample type)."""
-
-    venue: str
-    asset: str
-    symbol: str
-    long_usd: float
-    short_usd: float
-    ts_ms: int
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, raw: str | bytes) -> LiqTotal:
-        return cls(**json.loads(raw))
-
-
-class Liqs(Metric):
-    """A liquidations metric defined outside the core: /summary reads it through the registry."""
-
-    name = "liqs"
-    title = "Liquidations"
-    sample_type = LiqTotal
-
-    def summary_line(self, view: View, now_ms: int) -> str:
-        ss = [s for _, s in view.samples()]
-        return f"liqs: long {fmt_amount(sum(s.long_usd for s in ss), prefix='$')} / short " \
-               f"{fmt_amount(sum(s.short_usd for s in ss), prefix='$')}"
-
-
 async def test_summary_reads_a_liquidations_metric_through_the_registry(redis: Redis, keys: Keys) -> None:
-    reg = Registry([*(cls() for cls in metric_classes()), Liqs()])
+    reg = Registry(cls() for cls in metric_classes())
     store = MarketStore(redis, keys, retention_ms=MS_PER_DAY)
     for venue, (lo, sh) in (("okx", (2e6, 5e5)), ("bybit", (3e6, 1e6))):
-        await store.write_samples(reg.get("liqs"), venue, [LiqTotal(venue, "BTC", "24h", lo, sh, NOW - 3_600_000)],
-                                  now_ms=NOW)
+        windows = LiqWindows(venue, "BTC", NOW - 3_600_000, 0.0, 0.0, 0.0, 0.0, lo, sh, 3)
+        await store.write_samples(reg.get("liqs"), venue, [windows], now_ms=NOW)
     core = command_core(store, VENUES, clock_ms=lambda: NOW, registry=reg)
     f = dict((await core.run("summary", ["btc"])).fields)
     assert f["Liquidations 24h"] == f"long {fmt_amount(5e6, prefix='$')} / short {fmt_amount(1.5e6, prefix='$')}" \
