@@ -15,6 +15,7 @@ def chart_classes() -> dict[str, tuple[type[Chart], ...]]:
     """Metric name -> its chart kinds, in the order /chart tries them."""
     from core.charts.flows import FlowsChart
     from core.charts.gamma import GammaChart
+    from core.charts.liquidations import LiquidationsChart
     from core.charts.market import BasisChart, BasisCurveChart, FundingChart, OpenInterestChart
 
     return {
@@ -23,6 +24,7 @@ def chart_classes() -> dict[str, tuple[type[Chart], ...]]:
         "oi": (OpenInterestChart,),
         "flows": (FlowsChart,),
         "gamma": (GammaChart,),
+        "liqs": (LiquidationsChart,),
     }
 
 
