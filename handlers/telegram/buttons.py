@@ -41,8 +41,11 @@ def relabel(markup: InlineKeyboardMarkup, data: str, label: str) -> InlineKeyboa
     return InlineKeyboardMarkup(rows)
 
 
-def register(app: Application, core: CommandCore,  # type: ignore[type-arg]  # PTB's generics, as in bot.py
-             context_of: Callable[[Update], ChatContext]) -> None:
+def register(
+    app: Application,  # type: ignore[type-arg]  # PTB's generics, as in bot.py
+    core: CommandCore,
+    context_of: Callable[[Update], ChatContext],
+) -> None:
     """Answer presses of our buttons in ``app`` (one handler, ahead of the others)."""
 
     async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
