@@ -29,7 +29,8 @@ DAY_MS = 86_400_000
 
 def parser(settings: Settings) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bot backfill",
-                                description="Fetch history (funding settlements, flow days) into the bot's Redis; "
+                                description="Fetch history (funding settlements, dated futures' basis, perpetuals' "
+                                            "open interest, flow days) into the bot's Redis; "
                                             "resumable and idempotent: run the same command again after a stop.")
     p.add_argument("--asset", required=True, help="base asset, e.g. btc")
     p.add_argument("--from", dest="start", required=True, help="first UTC day, e.g. 2024-01-01")

@@ -1,12 +1,21 @@
 """Backfill: the venues' public history and the flow providers' past days, into the live history keys.
 
-Funding settlements and the dated futures' hourly basis go into the same history ZSETs the market
-watcher writes (``MarketStore``, each metric's member format), flow days into the same rows the flow watcher upserts, so
-``/backtest``, change and z-score rules and the charts read them like live data. Each part (a
-venue's perpetual, a provider) advances page by page; after every stored page its checkpoint in
-Redis moves, so an interrupted run resumes where it stopped, and writing the same history again
-changes nothing (members are keyed by time and value). Transient errors (timeouts, 5xx, 429) are
-retried with capped exponential backoff; a part that keeps failing stops the run with its error.
+Funding settlements, the dated futures' hourly basis and the perpetuals' open interest (5-minute
+totals) go into the same history ZSETs the market watcher writes (``MarketStore``, each metric's
+member format), flow days into the same rows the flow watcher upserts, so ``/backtest``, the
+charts and ``/oi``'s changes read them like live data (change and z-score rules read the alert
+service's own signal history, which a backfill does not write). Each part (a venue's perpetual,
+a venue's open-interest total, a provider) advances page by page; after every stored page its
+checkpoint in Redis moves, so an interrupted run resumes where it stopped, and writing the same
+history again changes nothing (members are keyed by time and value). Transient errors
+(timeouts, 5xx, 429) are retried with capped exponential backoff; a part that keeps failing
+stops the run with its error.
+
+Open interest is stored as the live poll stores it, one total per venue and asset, but the
+venues' history covers perpetuals only while the live total also counts dated futures: so it is
+backfilled only where the venue lists no dated future of the asset (the perpetuals are its whole
+open interest, and a backfilled total compares with a live one); elsewhere the part is skipped
+with why.
 """
 
 from __future__ import annotations
@@ -25,13 +34,13 @@ from core.metrics.registry import Registry
 from core.store import MarketStore
 from watchers.errors import SourceError, SourceRejected
 from watchers.flows.models import FlowProvider
-from watchers.venues.history import BASIS_PAGE, FUNDING_PAGE, HOUR_MS, HistoryClient
+from watchers.venues.history import BASIS_PAGE, FUNDING_PAGE, HOUR_MS, OI_PAGE, OI_STEP_MS, HistoryClient
 
 log = logging.getLogger(__name__)
 
 DAY_MS = 86_400_000
 T = TypeVar("T")
-FUNDING, BASIS = "funding", "basis"
+FUNDING, BASIS, OI = "funding", "basis", "oi"
 Progress = Callable[[int, int, str], None]  # done, total, what is being fetched
 
 
@@ -43,8 +52,10 @@ class BackfillReport:
     requests: int = 0
 
 
-def _page_hours(metric: str, venue: str) -> int:
-    return (FUNDING_PAGE if metric == FUNDING else BASIS_PAGE)[venue]
+def _page_ms(metric: str, venue: str) -> int:
+    if metric == OI:
+        return OI_PAGE[venue] * OI_STEP_MS
+    return (FUNDING_PAGE if metric == FUNDING else BASIS_PAGE)[venue] * HOUR_MS
 
 
 def _now_ms() -> int:
@@ -72,6 +83,7 @@ class Backfill:
         self.checkpoints = keys.backfill(f"{self.asset}|{start_ms}|{end_ms}")
         self._done = 0
         self._total = 0
+        self._oi_symbols: dict[str, list[str]] = {}  # venue -> the perpetuals its open-interest total sums
 
     async def _retrying(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         for attempt in range(self.max_retries + 1):
@@ -113,17 +125,23 @@ class Backfill:
                     if since is not None:
                         report.resumed.append(part)
                     plan.append((metric, hc, symbol, self.start_ms if since is None else since))
-        self._total = sum(math.ceil(max(0, self.end_ms - since + 1) / (_page_hours(metric, hc.venue) * HOUR_MS))
+            await self._plan_oi(hc, plan, report)
+        self._total = sum(math.ceil(max(0, self.end_ms - since + 1) / _page_ms(metric, hc.venue))
                           for metric, hc, _, since in plan) + len(self.providers)
         self.progress(0, self._total, "starting")
         for metric, hc, symbol, since in plan:
             m = self.registry.get(metric)
             part = f"{metric}|{hc.venue}|{symbol}"
-            fetch = hc.funding_page if metric == FUNDING else hc.basis_page
             stored = 0
             while since <= self.end_ms:
                 before = hc.client.requests
-                page = await self._retrying(part, functools.partial(fetch, symbol, since, self.end_ms))
+                if metric == OI:
+                    perps = self._oi_symbols[hc.venue]
+                    call = functools.partial(hc.oi_page, self.asset, perps, since, self.end_ms)
+                else:
+                    call = functools.partial(hc.funding_page if metric == FUNDING else hc.basis_page, symbol, since,
+                                             self.end_ms)
+                page = await self._retrying(part, call)
                 report.requests += hc.client.requests - before
                 good = [s for s in page.samples if m.problem(s) is None]
                 if good:
@@ -136,6 +154,29 @@ class Backfill:
             report.stored[part] = stored
         await self._flows(report)
         return report
+
+    async def _plan_oi(self, hc: HistoryClient, plan: list[tuple[str, HistoryClient, str, int]],
+                       report: BackfillReport) -> None:
+        """One part per venue (its total over the perpetuals), where that total is the venue's whole OI."""
+        if OI not in self.registry:
+            return
+        if not hc.supports_oi:
+            report.skipped.append(f"{hc.venue}: oi history not supported (no endpoint with both coins and USD)")
+            return
+        futures = await self._retrying(f"{hc.venue} markets", functools.partial(hc.futures, self.asset))
+        if futures:
+            report.skipped.append(f"{hc.venue}: oi history not stored: its history covers perpetuals only and "
+                                  f"{len(futures)} dated futures of {self.asset} count in the live total")
+            return
+        perps = await self._retrying(f"{hc.venue} markets", functools.partial(hc.perpetuals, self.asset))
+        if not perps:
+            return
+        self._oi_symbols[hc.venue] = perps
+        part = f"{OI}|{hc.venue}|{self.asset}"
+        since = await self._checkpoint(part)
+        if since is not None:
+            report.resumed.append(part)
+        plan.append((OI, hc, self.asset, self.start_ms if since is None else since))
 
     async def _flows(self, report: BackfillReport) -> None:
         flows = self.registry.find("flows")

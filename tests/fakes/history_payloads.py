@@ -57,6 +57,7 @@ from tests.fakes.exchange_payloads import (
     binance_symbol,
     bybit_symbol,
     deribit_name,
+    inverse_contract_usd,
     listed_futures,
     listed_perps,
     num,
@@ -226,6 +227,89 @@ def _binance_klines(venue: str, path: str, price: str) -> Builder:
     return build
 
 
+BINANCE_OI_DAYS = 30  # binance's openInterestHist keeps the last 30 days
+OI_STEP_MS = 300_000  # the 5m period the backfill asks for
+
+
+def oi_times(start_ms: int, end_ms: int, now_ms: int) -> list[int]:
+    """The 5-minute open-interest rows in [start_ms, end_ms], complete ones only (never after now - 5 min)."""
+    first = max(HISTORY_START_MS, start_ms)
+    return list(range(-(-first // OI_STEP_MS) * OI_STEP_MS, min(end_ms, now_ms - OI_STEP_MS) + 1, OI_STEP_MS))
+
+
+def oi_at(perp: Perp, ts_ms: int) -> float:
+    """A perpetual's open interest in coins at ``ts_ms``: its current one with a daily wave."""
+    return round(perp.open_interest_base * (1 + 0.05 * math.sin(ts_ms / 86_400_000 * 2 * math.pi)), 3)
+
+
+def oi_contracts_inverse(perp: Perp, ts_ms: int) -> int:
+    """An inverse perpetual's open interest in contracts of ``inverse_contract_usd`` USD, at its mark."""
+    return round(oi_at(perp, ts_ms) * perp.mark / inverse_contract_usd(perp.asset))
+
+
+def _binance_oi_history(venue: str) -> Builder:
+    """``/futures/data/openInterestHist`` (USD-M ``symbol``; COIN-M ``pair, contractType``; ``period, startTime,
+    endTime, limit`` <= 500): oldest first, the last 30 days only. USD-M rows are coins and USD::
+
+        [{"symbol":"BTCUSDT","sumOpenInterest":"20403.637","sumOpenInterestValue":"150570784.07",
+          "CMCCirculatingSupply":"19650000","timestamp":1583127900000}]
+
+    COIN-M rows are contracts and their value in coins::
+
+        [{"pair":"BTCUSD","contractType":"PERPETUAL","sumOpenInterest":"20403","sumOpenInterestValue":"176.19",
+          "timestamp":1583127900000}]
+    """
+    path = "/futures/data/openInterestHist"
+
+    def build(state: VenueState, q: Mapping[str, str], now_ms: int) -> Reply:
+        if (stop := _gate(state, path, q)) is not None:
+            return stop
+        perps = listed_perps(venue, state)
+        if venue == "binanceusdm":
+            perp = next((p for p in perps if binance_symbol(p) == q.get("symbol")), None)
+        else:
+            perp = next((p for p in perps if q.get("contractType") == "PERPETUAL"
+                         and binance_symbol(p).split("_")[0] == q.get("pair")), None)
+        if perp is None:
+            return 400, {"code": -1121, "msg": "Invalid symbol."}
+        limit = min(500, _int(q, "limit", 30))
+        first = max(_int(q, "startTime", 0), now_ms - BINANCE_OI_DAYS * 86_400_000)
+        times = oi_times(first, _int(q, "endTime", now_ms), now_ms)[:limit]
+        if venue == "binanceusdm":
+            return 200, [{"symbol": binance_symbol(perp), "sumOpenInterest": num(oi_at(perp, t)),
+                          "sumOpenInterestValue": num(oi_at(perp, t) * perp.mark), "CMCCirculatingSupply": "19650000",
+                          "timestamp": t} for t in times]
+        face = inverse_contract_usd(perp.asset)
+        return 200, [{"pair": binance_symbol(perp).split("_")[0], "contractType": "PERPETUAL",
+                      "sumOpenInterest": num(oi_contracts_inverse(perp, t)),
+                      "sumOpenInterestValue": num(oi_contracts_inverse(perp, t) * face / perp.mark), "timestamp": t}
+                     for t in times]
+
+    return build
+
+
+def _okx_oi_history(state: VenueState, q: Mapping[str, str], now_ms: int) -> Reply:
+    """``/api/v5/rubik/stat/contracts/open-interest-history`` (``instId, period, begin, end`` exclusive, ``limit``
+    <= 100): the newest ``limit`` rows, newest first, each ``[ts, contracts, coins, USD]``::
+
+        {"code":"0","msg":"","data":[["1701417600000","731377.575","7313.77","311390000.1"]]}
+    """
+    path = "/api/v5/rubik/stat/contracts/open-interest-history"
+    if (stop := _gate(state, path, q)) is not None:
+        return stop
+    perp = next((p for p in listed_perps("okx", state) if okx_inst_id(p) == q.get("instId")), None)
+    if perp is None:
+        return 200, {"code": "51001", "msg": "Instrument ID does not exist", "data": []}
+    limit = min(100, _int(q, "limit", 100))
+    times = oi_times(_int(q, "begin", -1) + 1, _int(q, "end", now_ms + 1) - 1, now_ms)
+    rows = []
+    for t in reversed(times[-limit:]):
+        coins = oi_at(perp, t)
+        contracts = coins / 0.01 if perp.linear else oi_contracts_inverse(perp, t)
+        rows.append([str(t), num(contracts), num(coins), num(coins * perp.mark)])
+    return 200, {"code": "0", "msg": "", "data": rows}
+
+
 def register(routes: dict[str, dict[str, Builder]] = ROUTES) -> None:
     """Add the history routes to the double's route table."""
     routes["binanceusdm"]["/fapi/v1/fundingRate"] = _binance_funding_rate("binanceusdm", "/fapi/v1/fundingRate")
@@ -233,7 +317,9 @@ def register(routes: dict[str, dict[str, Builder]] = ROUTES) -> None:
     routes["bybit"]["/v5/market/funding/history"] = _bybit_funding_history
     routes["deribit"]["/api/v2/public/get_funding_rate_history"] = _deribit_funding_history
     routes["okx"]["/api/v5/public/funding-rate-history"] = _okx_funding_history
+    routes["okx"]["/api/v5/rubik/stat/contracts/open-interest-history"] = _okx_oi_history
     for venue, prefix in (("binanceusdm", "/fapi/v1"), ("binancecoinm", "/dapi/v1")):
+        routes[venue]["/futures/data/openInterestHist"] = _binance_oi_history(venue)
         for price, name in (("mark", "markPriceKlines"), ("index", "indexPriceKlines")):
             routes[venue][f"{prefix}/{name}"] = _binance_klines(venue, f"{prefix}/{name}", price)
 

@@ -1,5 +1,5 @@
-"""Public history endpoints of one venue through its ccxt exchange: settled funding and the dated
-futures' basis (hourly mark and index klines, binance), page by page.
+"""Public history endpoints of one venue through its ccxt exchange: settled funding, the dated
+futures' basis (hourly mark and index klines, binance) and the perpetuals' open interest, page by page.
 
 ``fetch_funding_rate_history(symbol, since, limit, {"until": ...})`` on every venue that pages by
 time: binanceusdm and binancecoinm ``/fundingRate`` (oldest first from ``startTime``), bybit
@@ -10,6 +10,13 @@ A page asks for a window of ``limit`` hours at most, so even a 1h-interval perpe
 overflow a page and the answer is the whole window on every venue. Requests are spaced by
 ``min_interval_s`` (well inside the public limits; a 429 doubles it, up to 5 s); errors are
 translated like the live poll's.
+
+Open interest: ``fetch_open_interest_history(symbol, "5m", since, limit, {"until": ...})`` per
+perpetual, where the endpoint gives both units: binanceusdm ``/futures/data/openInterestHist``
+(``sumOpenInterest`` coins, ``sumOpenInterestValue`` USD; binance keeps the last 30 days),
+binancecoinm (``sumOpenInterest`` contracts of ``contractSize`` USD, ``sumOpenInterestValue`` coins),
+okx ``/api/v5/rubik/stat/contracts/open-interest-history`` (rows ``[ts, contracts, coins, USD]``).
+bybit's endpoint gives one unit only (coins linear, USD inverse), deribit has none.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from typing import Any
 
 import ccxt.async_support as ccxt
 
-from core.models import EIGHT_HOURS_S, BasisSample, FundingSample
+from core.models import EIGHT_HOURS_S, BasisSample, FundingSample, OpenInterestSample
 from watchers.errors import MalformedResponse, SourceUnavailable
 from watchers.venues.client import VenueClient
 from watchers.venues.common import integer, num
@@ -38,6 +45,12 @@ MAX_INTERVAL_S = 5.0
 FUNDING_PAGE = {"binanceusdm": 1000, "binancecoinm": 1000, "bybit": 200, "deribit": 744, "okx": 100}
 # venue -> hourly candles per page of its mark and index price klines (the dated futures' basis)
 BASIS_PAGE = {"binanceusdm": 1000, "binancecoinm": 1000}
+# venue -> 5-minute rows per page of its open-interest history (both units given: coins and USD); 5 minutes
+# because /oi's changes and the change rules look for a total within minutes of "1h/24h/7d ago", as the live poll
+# writes them
+OI_STEP_MS = 300_000
+OI_PAGE = {"binanceusdm": 500, "binancecoinm": 500, "okx": 100}
+OI_TOTAL = "*total*"  # the open-interest metric's symbol of a venue's per-asset total
 # venues whose history rows are the accrual over the last 8h (hourly on deribit), as the live poll stores them
 ACCRUED_8H = frozenset({"deribit"})
 
@@ -64,6 +77,10 @@ class HistoryClient:
     @property
     def supports_basis(self) -> bool:
         return self.venue in BASIS_PAGE
+
+    @property
+    def supports_oi(self) -> bool:
+        return self.venue in OI_PAGE
 
     async def _get(self, fn: Any, *args: Any) -> Any:
         """One request through the live client's error mapping; a 429 doubles this venue's spacing for good."""
@@ -146,4 +163,44 @@ class HistoryClient:
                                  settle=inst.settle if inst else "", inverse=bool(inst and inst.inverse),
                                  rate_per_interval=r, interval_s=interval_s, next_funding_ms=None,
                                  predicted_rate=None, mark_usd=None, index_usd=None, ts_ms=t) for t, r in settled]
+        return Page(samples, window_end)
+
+    def _oi_units(self, symbol: str, row: dict[str, Any]) -> tuple[float, float] | None:
+        """(coins, USD) of one open-interest history row, normalized like the live adapters."""
+        inst = self.client.instruments.get(symbol)
+        info = row.get("info")
+        if self.venue == "okx":
+            if not isinstance(info, list) or len(info) < 4:
+                return None
+            coins, usd = num(info[2]), num(info[3])
+        elif inst is not None and inst.inverse:  # COIN-M: contracts of contract_size USD; the value is in coins
+            amount = num(row.get("openInterestAmount"))
+            usd = amount * inst.contract_size if amount is not None and inst.contract_size else None
+            coins = num(row.get("openInterestValue"))
+        else:
+            coins, usd = num(row.get("openInterestAmount")), num(row.get("openInterestValue"))
+        return (coins, usd) if coins is not None and usd is not None else None
+
+    async def oi_page(self, asset: str, symbols: list[str], since_ms: int, end_ms: int) -> Page:
+        """The venue's total open interest of ``asset`` over ``symbols`` (its perpetuals), every 5 minutes.
+
+        A total is stamped only at the times every symbol has a row: a partial sum is no total."""
+        limit = OI_PAGE[self.venue]
+        window_end = min(end_ms, since_ms + limit * OI_STEP_MS - 1)
+        by_symbol: list[dict[int, tuple[float, float]]] = []
+        for symbol in symbols:
+            rows: Any = await self._get(self.client.exchange.fetch_open_interest_history, symbol, "5m", since_ms,
+                                        limit, {"until": window_end})
+            if not isinstance(rows, list):
+                raise MalformedResponse(f"{self.venue} open interest history for {symbol} is not a list")
+            got: dict[int, tuple[float, float]] = {}
+            for row in rows:
+                if isinstance(row, dict) and (t := integer(row.get("timestamp"))) is not None \
+                        and since_ms <= t <= window_end and (units := self._oi_units(symbol, row)) is not None:
+                    got[t] = units
+            by_symbol.append(got)
+        common = set.intersection(*(set(g) for g in by_symbol)) if by_symbol else set()
+        samples = [OpenInterestSample(venue=self.venue, symbol=OI_TOTAL, asset=asset, settle="USD", inverse=False,
+                                      kind="total", coins=sum(g[t][0] for g in by_symbol),
+                                      usd=sum(g[t][1] for g in by_symbol), ts_ms=t) for t in sorted(common)]
         return Page(samples, window_end)
