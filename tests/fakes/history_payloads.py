@@ -249,7 +249,8 @@ def oi_contracts_inverse(perp: Perp, ts_ms: int) -> int:
 
 def _binance_oi_history(venue: str) -> Builder:
     """``/futures/data/openInterestHist`` (USD-M ``symbol``; COIN-M ``pair, contractType``; ``period, startTime,
-    endTime, limit`` <= 500): oldest first, the last 30 days only. USD-M rows are coins and USD::
+    endTime, limit`` <= 500): oldest first; a ``startTime`` before the last 30 days answers 400. USD-M rows
+    are coins and USD::
 
         [{"symbol":"BTCUSDT","sumOpenInterest":"20403.637","sumOpenInterestValue":"150570784.07",
           "CMCCirculatingSupply":"19650000","timestamp":1583127900000}]
@@ -273,8 +274,9 @@ def _binance_oi_history(venue: str) -> Builder:
         if perp is None:
             return 400, {"code": -1121, "msg": "Invalid symbol."}
         limit = min(500, _int(q, "limit", 30))
-        first = max(_int(q, "startTime", 0), now_ms - BINANCE_OI_DAYS * 86_400_000)
-        times = oi_times(first, _int(q, "endTime", now_ms), now_ms)[:limit]
+        if _int(q, "startTime", now_ms) < now_ms - BINANCE_OI_DAYS * 86_400_000:
+            return 400, {"code": -1130, "msg": "parameter 'startTime' is invalid."}
+        times = oi_times(_int(q, "startTime", 0), _int(q, "endTime", now_ms), now_ms)[:limit]
         if venue == "binanceusdm":
             return 200, [{"symbol": binance_symbol(perp), "sumOpenInterest": num(oi_at(perp, t)),
                           "sumOpenInterestValue": num(oi_at(perp, t) * perp.mark), "CMCCirculatingSupply": "19650000",
@@ -310,6 +312,60 @@ def _okx_oi_history(state: VenueState, q: Mapping[str, str], now_ms: int) -> Rep
     return 200, {"code": "0", "msg": "", "data": rows}
 
 
+def bybit_mark_at(perp: Perp, ts_ms: int) -> float:
+    """A bybit perpetual's mark at the 5-minute candle opening ``ts_ms``: its mark with a 6-hour wave."""
+    return round(perp.mark * (1 + 0.003 * math.sin(ts_ms / 21_600_000 * 2 * math.pi)), 2)
+
+
+def _bybit_perp(state: VenueState, q: Mapping[str, str]) -> Perp | None:
+    return next((p for p in listed_perps("bybit", state) if bybit_symbol(p) == q.get("symbol")
+                 and q.get("category") == ("linear" if p.linear else "inverse")), None)
+
+
+def _bybit_window(q: Mapping[str, str], start: str, end: str, now_ms: int, limit_max: int) -> list[int]:
+    """The newest ``limit`` 5-minute steps of [start, end], newest first, as bybit answers."""
+    times = oi_times(_int(q, start, 0), _int(q, end, now_ms), now_ms)
+    return list(reversed(times[-min(limit_max, _int(q, "limit", 50)):]))
+
+
+def _bybit_oi_history(state: VenueState, q: Mapping[str, str], now_ms: int) -> Reply:
+    """``/v5/market/open-interest`` (``category, symbol, intervalTime, startTime, endTime, limit`` <= 200): the
+    newest ``limit`` rows of the window, newest first; linear in coins, inverse in USD (contracts of 1 USD)::
+
+        {"retCode":0,"retMsg":"OK","result":{"symbol":"BTCUSDT","category":"linear","list":[
+         {"openInterest":"54656.193","timestamp":"1704067200000"}],"nextPageCursor":""},"retExtInfo":{},"time":..}
+    """
+    path = "/v5/market/open-interest"
+    if (stop := _gate(state, path, q)) is not None:
+        return stop
+    perp = _bybit_perp(state, q)
+    if perp is None or q.get("intervalTime") != "5min":
+        return 200, {"retCode": 10001, "retMsg": "params error", "result": {}, "retExtInfo": {}, "time": now_ms}
+    rows = [{"openInterest": num(oi_at(perp, t) if perp.linear else round(oi_at(perp, t) * bybit_mark_at(perp, t))),
+             "timestamp": str(t)} for t in _bybit_window(q, "startTime", "endTime", now_ms, 200)]
+    return 200, {"retCode": 0, "retMsg": "OK", "result": {"symbol": q.get("symbol"), "category": q.get("category"),
+                                                          "list": rows, "nextPageCursor": ""},
+                 "retExtInfo": {}, "time": now_ms}
+
+
+def _bybit_mark_klines(state: VenueState, q: Mapping[str, str], now_ms: int) -> Reply:
+    """``/v5/market/mark-price-kline`` (``category, symbol, interval, start, end, limit`` <= 1000): newest first,
+    ``[start, open, high, low, close]`` strings::
+
+        {"retCode":0,"retMsg":"OK","result":{"symbol":"BTCUSDT","category":"linear","list":[
+         ["1670608800000","17164.16","17164.16","17121.5","17131.64"]]},"retExtInfo":{},"time":..}
+    """
+    path = "/v5/market/mark-price-kline"
+    if (stop := _gate(state, path, q)) is not None:
+        return stop
+    perp = _bybit_perp(state, q)
+    if perp is None or q.get("interval") != "5":
+        return 200, {"retCode": 10001, "retMsg": "params error", "result": {}, "retExtInfo": {}, "time": now_ms}
+    rows = [[str(t)] + [num(bybit_mark_at(perp, t))] * 4 for t in _bybit_window(q, "start", "end", now_ms, 1000)]
+    return 200, {"retCode": 0, "retMsg": "OK", "result": {"symbol": q.get("symbol"), "category": q.get("category"),
+                                                          "list": rows}, "retExtInfo": {}, "time": now_ms}
+
+
 def register(routes: dict[str, dict[str, Builder]] = ROUTES) -> None:
     """Add the history routes to the double's route table."""
     routes["binanceusdm"]["/fapi/v1/fundingRate"] = _binance_funding_rate("binanceusdm", "/fapi/v1/fundingRate")
@@ -318,6 +374,8 @@ def register(routes: dict[str, dict[str, Builder]] = ROUTES) -> None:
     routes["deribit"]["/api/v2/public/get_funding_rate_history"] = _deribit_funding_history
     routes["okx"]["/api/v5/public/funding-rate-history"] = _okx_funding_history
     routes["okx"]["/api/v5/rubik/stat/contracts/open-interest-history"] = _okx_oi_history
+    routes["bybit"]["/v5/market/open-interest"] = _bybit_oi_history
+    routes["bybit"]["/v5/market/mark-price-kline"] = _bybit_mark_klines
     for venue, prefix in (("binanceusdm", "/fapi/v1"), ("binancecoinm", "/dapi/v1")):
         routes[venue]["/futures/data/openInterestHist"] = _binance_oi_history(venue)
         for price, name in (("mark", "markPriceKlines"), ("index", "indexPriceKlines")):

@@ -15,8 +15,9 @@ Open interest: ``fetch_open_interest_history(symbol, "5m", since, limit, {"until
 perpetual, where the endpoint gives both units: binanceusdm ``/futures/data/openInterestHist``
 (``sumOpenInterest`` coins, ``sumOpenInterestValue`` USD; binance keeps the last 30 days),
 binancecoinm (``sumOpenInterest`` contracts of ``contractSize`` USD, ``sumOpenInterestValue`` coins),
-okx ``/api/v5/rubik/stat/contracts/open-interest-history`` (rows ``[ts, contracts, coins, USD]``).
-bybit's endpoint gives one unit only (coins linear, USD inverse), deribit has none.
+okx ``/api/v5/rubik/stat/contracts/open-interest-history`` (rows ``[ts, contracts, coins, USD]``),
+bybit ``/v5/market/open-interest`` (coins linear, USD inverse: the other unit at the mark price,
+the open of the 5m ``/v5/market/mark-price-kline`` candle starting then). deribit has none.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import itertools
 import logging
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,7 +51,11 @@ BASIS_PAGE = {"binanceusdm": 1000, "binancecoinm": 1000}
 # because /oi's changes and the change rules look for a total within minutes of "1h/24h/7d ago", as the live poll
 # writes them
 OI_STEP_MS = 300_000
-OI_PAGE = {"binanceusdm": 500, "binancecoinm": 500, "okx": 100}
+# binance answers 400 to an open-interest history request starting before its last 30 days: ask from an hour after
+BINANCE_OI_MS = (30 * 24 - 1) * HOUR_MS
+OI_PAGE = {"binanceusdm": 500, "binancecoinm": 500, "bybit": 200, "okx": 100}
+# venues whose open-interest history gives one unit (bybit: coins linear, USD inverse): the other from 5m mark klines
+ONE_UNIT_OI = frozenset({"bybit"})
 OI_TOTAL = "*total*"  # the open-interest metric's symbol of a venue's per-asset total
 # venues whose history rows are the accrual over the last 8h (hourly on deribit), as the live poll stores them
 ACCRUED_8H = frozenset({"deribit"})
@@ -64,8 +70,10 @@ class Page:
 class HistoryClient:
     """Paged history of one venue; shares the live client's ccxt exchange, market list and error mapping."""
 
-    def __init__(self, client: VenueClient, *, min_interval_s: float = 0.25) -> None:
+    def __init__(self, client: VenueClient, *, min_interval_s: float = 0.25,
+                 clock_ms: Callable[[], int] = lambda: int(time.time() * 1000)) -> None:
         self.client = client
+        self.clock_ms = clock_ms
         self.venue = client.venue
         self.min_interval_s = min_interval_s
         self._last_s = -1e18
@@ -165,11 +173,19 @@ class HistoryClient:
                                  predicted_rate=None, mark_usd=None, index_usd=None, ts_ms=t) for t, r in settled]
         return Page(samples, window_end)
 
-    def _oi_units(self, symbol: str, row: dict[str, Any]) -> tuple[float, float] | None:
+    def _oi_units(self, symbol: str, row: dict[str, Any], mark: float | None) -> tuple[float, float] | None:
         """(coins, USD) of one open-interest history row, normalized like the live adapters."""
         inst = self.client.instruments.get(symbol)
         info = row.get("info")
-        if self.venue == "okx":
+        if self.venue in ONE_UNIT_OI:
+            if not mark or mark <= 0:
+                return None
+            coins, usd = num(row.get("openInterestAmount")), num(row.get("openInterestValue"))
+            if coins is None and usd is not None:
+                coins = usd / mark
+            elif usd is None and coins is not None:
+                usd = coins * mark
+        elif self.venue == "okx":
             if not isinstance(info, list) or len(info) < 4:
                 return None
             coins, usd = num(info[2]), num(info[3])
@@ -187,16 +203,23 @@ class HistoryClient:
         A total is stamped only at the times every symbol has a row: a partial sum is no total."""
         limit = OI_PAGE[self.venue]
         window_end = min(end_ms, since_ms + limit * OI_STEP_MS - 1)
+        if self.venue.startswith("binance"):
+            kept_from = self.clock_ms() - BINANCE_OI_MS
+            if window_end < kept_from:  # older than binance keeps: nothing to ask for
+                return Page([], window_end)
+            since_ms = max(since_ms, kept_from)
         by_symbol: list[dict[int, tuple[float, float]]] = []
         for symbol in symbols:
             rows: Any = await self._get(self.client.exchange.fetch_open_interest_history, symbol, "5m", since_ms,
                                         limit, {"until": window_end})
             if not isinstance(rows, list):
                 raise MalformedResponse(f"{self.venue} open interest history for {symbol} is not a list")
+            marks = await self._mark_opens(symbol, since_ms, limit, window_end) if self.venue in ONE_UNIT_OI else {}
             got: dict[int, tuple[float, float]] = {}
             for row in rows:
                 if isinstance(row, dict) and (t := integer(row.get("timestamp"))) is not None \
-                        and since_ms <= t <= window_end and (units := self._oi_units(symbol, row)) is not None:
+                        and since_ms <= t <= window_end \
+                        and (units := self._oi_units(symbol, row, marks.get(t))) is not None:
                     got[t] = units
             by_symbol.append(got)
         common = set.intersection(*(set(g) for g in by_symbol)) if by_symbol else set()
@@ -204,3 +227,12 @@ class HistoryClient:
                                       kind="total", coins=sum(g[t][0] for g in by_symbol),
                                       usd=sum(g[t][1] for g in by_symbol), ts_ms=t) for t in sorted(common)]
         return Page(samples, window_end)
+
+    async def _mark_opens(self, symbol: str, since_ms: int, limit: int, window_end: int) -> dict[int, float]:
+        """The mark price at each 5-minute step of the window: the open of the candle starting then."""
+        rows: Any = await self._get(self.client.exchange.fetch_mark_ohlcv, symbol, "5m", since_ms, limit,
+                                    {"until": window_end})
+        if not isinstance(rows, list):
+            raise MalformedResponse(f"{self.venue} mark klines for {symbol} are not a list")
+        return {t: o for row in rows if isinstance(row, list) and len(row) > 1
+                and (t := integer(row[0])) is not None and (o := num(row[1])) is not None}
