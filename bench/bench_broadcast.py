@@ -56,20 +56,34 @@ ALLOWED_PER_S = 30.0  # Telegram's overall limit, as the double enforces it
 
 
 def alert(tag: str, metric: str, asset: str) -> AlertEvent:
-    rule = Rule(id=tag, metric=metric, asset=asset, kind="above", threshold=0.0005, venue="max", cooldown_s=0,
-                hysteresis=0.0, selector="max")
+    rule = Rule(
+        id=tag,
+        metric=metric,
+        asset=asset,
+        kind="above",
+        threshold=0.0005,
+        venue="max",
+        cooldown_s=0,
+        hysteresis=0.0,
+        selector="max",
+    )
     return event_for(rule)
 
 
 def render(e: AlertEvent) -> Reply:
     """A message of an alert's usual size, tagged with its rule id so each copy can be counted."""
-    return Reply(title=f"{e.asset} {e.metric} above +0.0500%/8h [{e.rule_id}]", blocks=(
-        Table(header=("venue", "funding/8h"), rows=(("binance", "+0.0612%"), ("okx", "+0.0588%")), align="lr"),))
+    return Reply(
+        title=f"{e.asset} {e.metric} above +0.0500%/8h [{e.rule_id}]",
+        blocks=(
+            Table(header=("venue", "funding/8h"), rows=(("binance", "+0.0612%"), ("okx", "+0.0588%")), align="lr"),
+        ),
+    )
 
 
 async def start_double() -> tuple[asyncio.subprocess.Process, int, int]:
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bench.botapi_process",
-                                                stdout=asyncio.subprocess.PIPE)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.botapi_process", stdout=asyncio.subprocess.PIPE
+    )
     assert proc.stdout is not None
     api, control = map(int, (await asyncio.wait_for(proc.stdout.readline(), 20)).split())
     return proc, api, control
@@ -97,7 +111,7 @@ async def main() -> None:
     chats = private + groups
     burst_chats = private[:100] + groups[:100]
     group_burst_chats = groups[100:110]
-    users = private[-args.users:]
+    users = private[-args.users :]
     expected: Counter[tuple[str, int]] = Counter()
 
     proc, api_port, control_port = await start_double()
@@ -106,9 +120,15 @@ async def main() -> None:
     store = AlertStore(redis, keys)
     http = aiohttp.ClientSession(f"http://127.0.0.1:{control_port}")
     core = command_core(MarketStore(redis, keys, retention_ms=1), ("okx",))
-    fe = TelegramFrontend(core, token=TOKEN, base_url=f"http://127.0.0.1:{api_port}/bot",
-                          base_file_url=f"http://127.0.0.1:{api_port}/file/bot", poll_timeout_s=5,
-                          limits=TELEGRAM_LIMITS, shared=SharedBudget(redis, keys, "tg", TELEGRAM_LIMITS))
+    fe = TelegramFrontend(
+        core,
+        token=TOKEN,
+        base_url=f"http://127.0.0.1:{api_port}/bot",
+        base_file_url=f"http://127.0.0.1:{api_port}/file/bot",
+        poll_timeout_s=5,
+        limits=TELEGRAM_LIMITS,
+        shared=SharedBudget(redis, keys, "tg", TELEGRAM_LIMITS),
+    )
     try:
         pipe = redis.pipeline(transaction=False)
         for topic, audience in (("funding:BTC", chats), ("basis:BTC", burst_chats), ("funding:ETH", group_burst_chats)):
@@ -129,8 +149,10 @@ async def main() -> None:
             fired.append(alert(f"g{i}", "funding", "ETH"))
             expected.update((f"g{i}", c) for c in group_burst_chats)
         print(f"Redis {args.redis}; Bot API double in process {proc.pid} (Telegram's flood model)")
-        print(f"{len(chats)} chats ({len(private)} private, {len(groups)} groups); {len(fired)} alerts, "
-              f"{sum(expected.values())} alert messages; {len(users)} users sending /help at {args.cmd_rate:g}/s")
+        print(
+            f"{len(chats)} chats ({len(private)} private, {len(groups)} groups); {len(fired)} alerts, "
+            f"{sum(expected.values())} alert messages; {len(users)} users sending /help at {args.cmd_rate:g}/s"
+        )
 
         stop = asyncio.Event()
         t0 = time.monotonic()
@@ -185,16 +207,24 @@ async def main() -> None:
         backlog_rate = (len(in_backlog) - 1) / (backlog_end - min(all_times))
         alerts_in_backlog = sum(1 for _, at, text in sent if "[" in text and at <= backlog_end)
         print(f"elapsed: {elapsed:.1f} s until every alert was acknowledged")
-        print(f"alerts: {len(alert_times)} messages in {alert_span:.1f} s = {alert_rate:.2f}/s "
-              f"({alert_rate / ALLOWED_PER_S:.3f} of {ALLOWED_PER_S:.0f}/s)")
-        print(f"all sends (alerts + replies): {total_rate:.2f}/s = {total_rate / ALLOWED_PER_S:.3f} of "
-              f"{ALLOWED_PER_S:.0f}/s over the whole run")
-        print(f"while the backlog lasted ({backlog_end - min(all_times):.1f} s, {alerts_in_backlog} alerts): "
-              f"{backlog_rate:.2f} sends/s = {backlog_rate / ALLOWED_PER_S:.3f} of {ALLOWED_PER_S:.0f}/s; "
-              f"after it, only the 10 groups' remaining alerts at their 20/min")
-        print(f"replies: {len(latencies)} of {n_cmd} commands answered ({unanswered} unanswered); latency "
-              f"p50 {pct(latencies, 50) * 1000:.0f} ms, p99 {pct(latencies, 99) * 1000:.0f} ms, "
-              f"max {max(latencies) * 1000:.0f} ms")
+        print(
+            f"alerts: {len(alert_times)} messages in {alert_span:.1f} s = {alert_rate:.2f}/s "
+            f"({alert_rate / ALLOWED_PER_S:.3f} of {ALLOWED_PER_S:.0f}/s)"
+        )
+        print(
+            f"all sends (alerts + replies): {total_rate:.2f}/s = {total_rate / ALLOWED_PER_S:.3f} of "
+            f"{ALLOWED_PER_S:.0f}/s over the whole run"
+        )
+        print(
+            f"while the backlog lasted ({backlog_end - min(all_times):.1f} s, {alerts_in_backlog} alerts): "
+            f"{backlog_rate:.2f} sends/s = {backlog_rate / ALLOWED_PER_S:.3f} of {ALLOWED_PER_S:.0f}/s; "
+            f"after it, only the 10 groups' remaining alerts at their 20/min"
+        )
+        print(
+            f"replies: {len(latencies)} of {n_cmd} commands answered ({unanswered} unanswered); latency "
+            f"p50 {pct(latencies, 50) * 1000:.0f} ms, p99 {pct(latencies, 99) * 1000:.0f} ms, "
+            f"max {max(latencies) * 1000:.0f} ms"
+        )
         print(f"429s: {stats['too_many_requests']} (by scope: {stats['flood_refusals']})")
         print(f"duplicates: {dupes}")
         print(f"losses: {lost}")

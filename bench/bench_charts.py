@@ -44,30 +44,60 @@ async def load(redis: Redis, store: MarketStore, now: int) -> int:
     pipe = redis.pipeline(transaction=False)
     members = 0
     for vi, venue in enumerate(VENUES):
-        perps = [FundingSample(venue, f"BTC/{q}:{q}", "BTC", q, q == "BTC", 0.0001, 28_800, None, None, 1e5, 1e5, now)
-                 for q in ("USDT", "USDC")]
-        futures = [BasisSample(venue, f"BTC/USDT:USDT-Q{k}", "BTC", "USDT", False, now + k * 45 * MS_PER_DAY,
-                               1e5 * (1 + 0.01 * k), 1e5, now) for k in range(1, 5)]
+        perps = [
+            FundingSample(venue, f"BTC/{q}:{q}", "BTC", q, q == "BTC", 0.0001, 28_800, None, None, 1e5, 1e5, now)
+            for q in ("USDT", "USDC")
+        ]
+        futures = [
+            BasisSample(
+                venue,
+                f"BTC/USDT:USDT-Q{k}",
+                "BTC",
+                "USDT",
+                False,
+                now + k * 45 * MS_PER_DAY,
+                1e5 * (1 + 0.01 * k),
+                1e5,
+                now,
+            )
+            for k in range(1, 5)
+        ]
         totals = [OpenInterestSample(venue, "BTC/USDT:USDT", "BTC", "USDT", False, "swap", 1e4, 1e9 * (vi + 1), now)]
         await store.write_samples(fund, venue, perps, now_ms=now)
         await store.write_samples(basis, venue, futures, now_ms=now)
         await store.write_samples(oi, venue, totals, now_ms=now)
-        for key, step, span in ((store.keys.history, FINE_MS, 7 * MS_PER_DAY),
-                                (functools.partial(store.keys.history_tier, "1h"), HOUR_MS, 90 * MS_PER_DAY),
-                                (functools.partial(store.keys.history_tier, "6h"), 6 * HOUR_MS, 90 * MS_PER_DAY)):
+        for key, step, span in (
+            (store.keys.history, FINE_MS, 7 * MS_PER_DAY),
+            (functools.partial(store.keys.history_tier, "1h"), HOUR_MS, 90 * MS_PER_DAY),
+            (functools.partial(store.keys.history_tier, "6h"), 6 * HOUR_MS, 90 * MS_PER_DAY),
+        ):
             for t in range(now - span, now, step):
                 wave = math.sin(t / 3e8 + vi)
                 for s in perps:
                     pipe.zadd(key("funding", "BTC", venue), {f"{t}|{s.symbol}|{1e-4 * wave!r}|28800": t})
                 for s in futures:
-                    pipe.zadd(key("basis", "BTC", venue),
-                              {f"{t}|{s.symbol}|{s.future_usd * (1 + 0.001 * wave)!r}|{1e5!r}|{s.expiry_ms}": t})
+                    pipe.zadd(
+                        key("basis", "BTC", venue),
+                        {f"{t}|{s.symbol}|{s.future_usd * (1 + 0.001 * wave)!r}|{1e5!r}|{s.expiry_ms}": t},
+                    )
                 pipe.zadd(key("oi", "BTC", venue), {f"{t}|{1e9 * (vi + 1) * (1 + 0.05 * wave)!r}|1e4": t})
                 members += 7
             await pipe.execute()
     today = dt.datetime.fromtimestamp(now / 1000, dt.UTC).date()
-    days = [FlowDay("coinmetrics", "BTC", (today - dt.timedelta(days=d)).isoformat(), now - d * MS_PER_DAY, 1e4, 9e3,
-                    1e3 * math.sin(d / 5), 2e6 - d * 10, None) for d in range(365, 0, -1)]
+    days = [
+        FlowDay(
+            "coinmetrics",
+            "BTC",
+            (today - dt.timedelta(days=d)).isoformat(),
+            now - d * MS_PER_DAY,
+            1e4,
+            9e3,
+            1e3 * math.sin(d / 5),
+            2e6 - d * 10,
+            None,
+        )
+        for d in range(365, 0, -1)
+    ]
     await store.write_samples(reg.get("flows"), "coinmetrics", days, now_ms=now, replace=False)
     return members
 
@@ -109,22 +139,30 @@ async def main() -> None:
         alone = [await latency(core) for _ in range(200)]
         busy: list[float] = []
         for round_ in range(5):
-            asks = [asyncio.create_task(charts.chart(["funding", "btc", f"{80 + i}d", *(["ann"] if round_ % 2 else [])],
-                                                     CONSOLE)) for i in range(10)]
+            asks = [
+                asyncio.create_task(
+                    charts.chart(["funding", "btc", f"{80 + i}d", *(["ann"] if round_ % 2 else [])], CONSOLE)
+                )
+                for i in range(10)
+            ]
             await asyncio.sleep(0.005)  # the charts are read and queued in the pool
             while not all(t.done() for t in asks):
                 busy.append(await latency(core))
                 await asyncio.sleep(0.005)
             await asyncio.gather(*asks)
-        print(f"/funding btc reply alone:              p50 {pct(alone, 0.5):.2f} ms  p99 {pct(alone, 0.99):.2f} ms "
-              f"(n={len(alone)})")
-        print(f"/funding btc reply while 10 charts draw: p50 {pct(busy, 0.5):.2f} ms  p99 {pct(busy, 0.99):.2f} ms  "
-              f"max {max(busy):.2f} ms (n={len(busy)})")
+        print(
+            f"/funding btc reply alone:              p50 {pct(alone, 0.5):.2f} ms  p99 {pct(alone, 0.99):.2f} ms "
+            f"(n={len(alone)})"
+        )
+        print(
+            f"/funding btc reply while 10 charts draw: p50 {pct(busy, 0.5):.2f} ms  p99 {pct(busy, 0.99):.2f} ms  "
+            f"max {max(busy):.2f} ms (n={len(busy)})"
+        )
     finally:
         await service.close()
         batch = [k async for k in redis.scan_iter(match=f"{keys.prefix}:*", count=1000)]
         for i in range(0, len(batch), 500):
-            await redis.delete(*batch[i:i + 500])
+            await redis.delete(*batch[i : i + 500])
         await redis.aclose()
 
 
@@ -139,8 +177,10 @@ async def timed(charts: ChartCommands, words: list[str], runs: int) -> None:
     raw = await chart.load(charts.source(req.metric), req, charts.clock_ms())
     points = chart.figure(raw, req, [], charts.clock_ms()).points
     name = " ".join(w for w in words if w not in (req.window,)) if req.window_s else " ".join(words)
-    print(f"{name:<26}{req.window if req.window_s else '':>8}{points:>9,}{statistics.median(times):>9.1f}"
-          f"{pct(times, 0.99):>9.1f}")
+    print(
+        f"{name:<26}{req.window if req.window_s else '':>8}{points:>9,}{statistics.median(times):>9.1f}"
+        f"{pct(times, 0.99):>9.1f}"
+    )
 
 
 async def latency(core: CommandCore) -> float:

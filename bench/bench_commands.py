@@ -35,23 +35,59 @@ async def load(store: MarketStore, now: int) -> None:
         funding, basis, oi = [], [], []
         for i, asset in enumerate(ASSETS):
             px = 100.0 + i
-            funding.append(FundingSample(venue=venue, symbol=f"{asset}/USDT:USDT", asset=asset, settle="USDT",
-                                         inverse=False, rate_per_interval=0.0001 * (i % 5), interval_s=28_800,
-                                         next_funding_ms=now + 3_600_000, predicted_rate=None,
-                                         mark_usd=px * 1.001, index_usd=px, ts_ms=now))
+            funding.append(
+                FundingSample(
+                    venue=venue,
+                    symbol=f"{asset}/USDT:USDT",
+                    asset=asset,
+                    settle="USDT",
+                    inverse=False,
+                    rate_per_interval=0.0001 * (i % 5),
+                    interval_s=28_800,
+                    next_funding_ms=now + 3_600_000,
+                    predicted_rate=None,
+                    mark_usd=px * 1.001,
+                    index_usd=px,
+                    ts_ms=now,
+                )
+            )
             for q in range(1, 4):
-                basis.append(BasisSample(venue=venue, symbol=f"{asset}/USDT:USDT-Q{q}", asset=asset, settle="USDT",
-                                         inverse=False, expiry_ms=now + q * 90 * MS_PER_DAY,
-                                         future_usd=px * (1 + 0.01 * q), index_usd=px, ts_ms=now))
+                basis.append(
+                    BasisSample(
+                        venue=venue,
+                        symbol=f"{asset}/USDT:USDT-Q{q}",
+                        asset=asset,
+                        settle="USDT",
+                        inverse=False,
+                        expiry_ms=now + q * 90 * MS_PER_DAY,
+                        future_usd=px * (1 + 0.01 * q),
+                        index_usd=px,
+                        ts_ms=now,
+                    )
+                )
             for sym in (f"{asset}/USDT:USDT", *(f"{asset}/USDT:USDT-Q{q}" for q in range(1, 4))):
-                oi.append(OpenInterestSample(venue=venue, symbol=sym, asset=asset, settle="USDT", inverse=False,
-                                             kind="swap", coins=1000.0 + i, usd=(1000.0 + i) * px, ts_ms=now))
+                oi.append(
+                    OpenInterestSample(
+                        venue=venue,
+                        symbol=sym,
+                        asset=asset,
+                        settle="USDT",
+                        inverse=False,
+                        kind="swap",
+                        coins=1000.0 + i,
+                        usd=(1000.0 + i) * px,
+                        ts_ms=now,
+                    )
+                )
         await store.write_samples(REGISTRY.get("funding"), venue, funding, now_ms=now)
         await store.write_samples(REGISTRY.get("basis"), venue, basis, now_ms=now)
         # a week of BTC totals every 5 minutes, as the watcher keeps them
         btc = [s for s in oi if s.asset == "BTC"]
-        history = [replace(t, ts_ms=now - k * 300_000, usd=t.usd * (1 - k / 100_000))
-                   for t in oi_metric.history_samples(btc) for k in range(1, 7 * 288)]
+        history = [
+            replace(t, ts_ms=now - k * 300_000, usd=t.usd * (1 - k / 100_000))
+            for t in oi_metric.history_samples(btc)
+            for k in range(1, 7 * 288)
+        ]
         await store.write_samples(oi_metric, venue, oi, now_ms=now, history=history)
 
 
@@ -83,8 +119,10 @@ async def main() -> None:
 
     conn_cls.send_packed_command = counting  # counts wire writes (round trips) only
     try:
-        print(f"Redis {args.redis}; {len(VENUES)} venues x {len(ASSETS) * 4} instruments loaded "
-              f"({len(VENUES) * len(ASSETS)} perps, {len(VENUES) * len(ASSETS) * 3} futures, open interest of each)")
+        print(
+            f"Redis {args.redis}; {len(VENUES)} venues x {len(ASSETS) * 4} instruments loaded "
+            f"({len(VENUES) * len(ASSETS)} perps, {len(VENUES) * len(ASSETS) * 3} futures, open interest of each)"
+        )
         for name in ("basis", "funding", "oi"):
             for _ in range(200):  # warm-up
                 await core.run(name, ["btc"])
@@ -96,8 +134,10 @@ async def main() -> None:
                 lat.append((time.perf_counter() - t0) * 1000)
                 assert not reply.error
             trips = writes[0] / args.calls
-            print(f"/{name} btc: {args.calls} calls  p50 {statistics.median(lat):.3f} ms  "
-                  f"p99 {pct(lat, 0.99):.3f} ms  max {max(lat):.3f} ms  Redis round trips/command {trips:.2f}")
+            print(
+                f"/{name} btc: {args.calls} calls  p50 {statistics.median(lat):.3f} ms  "
+                f"p99 {pct(lat, 0.99):.3f} ms  max {max(lat):.3f} ms  Redis round trips/command {trips:.2f}"
+            )
     finally:
         conn_cls.send_packed_command = original
         batch = [k async for k in redis.scan_iter(match=f"{keys.prefix}:*")]

@@ -39,9 +39,21 @@ def chain(now: int) -> list[OptionSample]:
             k = SPOT * (0.55 + i * 0.03)
             for call in (True, False):
                 oi = 50 + 400 * (1 if (k > SPOT) == call else 0.6) * (1 - abs(k / SPOT - 1))
-                out.append(OptionSample("deribit", f"BTC-{e}-{k:.0f}-{'C' if call else 'P'}", "BTC", k,
-                                        now + days * MS_PER_DAY, call, max(oi, 1.0), 45 + 30 * abs(k / SPOT - 1),
-                                        fwd, SPOT, now))
+                out.append(
+                    OptionSample(
+                        "deribit",
+                        f"BTC-{e}-{k:.0f}-{'C' if call else 'P'}",
+                        "BTC",
+                        k,
+                        now + days * MS_PER_DAY,
+                        call,
+                        max(oi, 1.0),
+                        45 + 30 * abs(k / SPOT - 1),
+                        fwd,
+                        SPOT,
+                        now,
+                    )
+                )
     return out
 
 
@@ -49,8 +61,20 @@ async def load(store: MarketStore, now: int) -> list[OptionSample]:
     reg = default_registry()
     for venue in VENUES:
         f = FundingSample(venue, "BTC/USDT:USDT", "BTC", "USDT", False, 0.0001, 28_800, None, None, SPOT, SPOT, now)
-        b = [BasisSample(venue, f"BTC/USDT:USDT-Q{q}", "BTC", "USDT", False, now + q * 90 * MS_PER_DAY,
-                         SPOT * (1 + 0.01 * q), SPOT, now) for q in (1, 2, 3)]
+        b = [
+            BasisSample(
+                venue,
+                f"BTC/USDT:USDT-Q{q}",
+                "BTC",
+                "USDT",
+                False,
+                now + q * 90 * MS_PER_DAY,
+                SPOT * (1 + 0.01 * q),
+                SPOT,
+                now,
+            )
+            for q in (1, 2, 3)
+        ]
         o = OpenInterestSample(venue, "BTC/USDT:USDT", "BTC", "USDT", False, "swap", 1000.0, 1e8, now)
         for name, samples in (("funding", [f]), ("basis", b), ("oi", [o])):
             await store.write_samples(reg.get(name), venue, samples, now_ms=now)
@@ -77,11 +101,24 @@ async def main() -> None:
     sources = {m.name: () if m.overview else ("deribit",) if m.fixed_sources else VENUES for m in reg}
     core = CommandCore(store, CoreSettings(venues=VENUES, sources=sources), reg)
     alerts = AlertStore(redis, keys)
-    rules = ["funding btc above 0.01%", "basis btc above 40%", "oi btc above 30b", "gamma btc below -50m",
-             "gamma btc flip", "all(basis btc above 40%; funding btc above 0.05%; flows btc netflow above 3000)"]
+    rules = [
+        "funding btc above 0.01%",
+        "basis btc above 40%",
+        "oi btc above 30b",
+        "gamma btc below -50m",
+        "gamma btc flip",
+        "all(basis btc above 40%; funding btc above 0.05%; flows btc netflow above 3000)",
+    ]
     for i, text in enumerate(rules * 20):  # 120 global rules on the factors' topics
-        rule = parse_rule(text.split(), registry=reg, sources=sources | {"flows": ("coinmetrics",)},
-                          rule_id=f"r{i}", default_cooldown_s=3600, now_ms=now, created_by="bench")
+        rule = parse_rule(
+            text.split(),
+            registry=reg,
+            sources=sources | {"flows": ("coinmetrics",)},
+            rule_id=f"r{i}",
+            default_cooldown_s=3600,
+            now_ms=now,
+            created_by="bench",
+        )
         await alerts.save_rule(rule, who="bench", action="set", now_ms=now)
 
     writes = [0]
@@ -111,8 +148,10 @@ async def main() -> None:
                 lat.append((time.perf_counter() - t0) * 1000)
                 assert not reply.error, reply.title
             trips = writes[0] / args.calls
-            print(f"/{name} btc: {args.calls} calls  p50 {statistics.median(lat):.2f} ms  p99 {pct(lat, 0.99):.2f} ms  "
-                  f"max {max(lat):.2f} ms  Redis round trips/command {trips:.2f}")
+            print(
+                f"/{name} btc: {args.calls} calls  p50 {statistics.median(lat):.2f} ms  p99 {pct(lat, 0.99):.2f} ms  "
+                f"max {max(lat):.2f} ms  Redis round trips/command {trips:.2f}"
+            )
     finally:
         conn_cls.send_packed_command = original
         batch = [k async for k in redis.scan_iter(match=f"{keys.prefix}:*")]

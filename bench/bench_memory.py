@@ -56,16 +56,34 @@ async def subscribers(redis: Redis, keys: Keys) -> tuple[float, float]:
 
 
 def funding(i: int, ts: int) -> FundingSample | BasisSample:
-    return FundingSample(venue="binanceusdm", symbol=f"A{i:03d}/USDT:USDT", asset=f"A{i:03d}", settle="USDT",
-                         inverse=False, rate_per_interval=0.0001 + i * 1e-7 + (ts % 997) * 1e-9, interval_s=28_800,
-                         next_funding_ms=ts + 3_600_000, predicted_rate=None, mark_usd=100.0 + i, index_usd=100.0,
-                         ts_ms=ts)
+    return FundingSample(
+        venue="binanceusdm",
+        symbol=f"A{i:03d}/USDT:USDT",
+        asset=f"A{i:03d}",
+        settle="USDT",
+        inverse=False,
+        rate_per_interval=0.0001 + i * 1e-7 + (ts % 997) * 1e-9,
+        interval_s=28_800,
+        next_funding_ms=ts + 3_600_000,
+        predicted_rate=None,
+        mark_usd=100.0 + i,
+        index_usd=100.0,
+        ts_ms=ts,
+    )
 
 
 def future(i: int, ts: int) -> FundingSample | BasisSample:
-    return BasisSample(venue="binanceusdm", symbol=f"A{i:03d}/USDT:USDT-270326", asset=f"A{i:03d}", settle="USDT",
-                       inverse=False, expiry_ms=1_806_000_000_000, future_usd=101.0 + i + (ts % 991) * 1e-3,
-                       index_usd=100.0 + i, ts_ms=ts)
+    return BasisSample(
+        venue="binanceusdm",
+        symbol=f"A{i:03d}/USDT:USDT-270326",
+        asset=f"A{i:03d}",
+        settle="USDT",
+        inverse=False,
+        expiry_ms=1_806_000_000_000,
+        future_usd=101.0 + i + (ts % 991) * 1e-3,
+        index_usd=100.0 + i,
+        ts_ms=ts,
+    )
 
 
 async def series(redis: Redis, keys: Keys, step_s: float) -> tuple[float, float, int]:
@@ -91,9 +109,21 @@ def _start_server(port: int) -> subprocess.Popen[bytes]:
         from bot.embedded_redis import find_redis_server
 
         binary = find_redis_server()
-    return subprocess.Popen([binary, "--port", str(port), "--save", "", "--appendonly", "no",
-                             "--dir", tempfile.mkdtemp(prefix="bw-bench-")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            tempfile.mkdtemp(prefix="bw-bench-"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 async def main() -> None:
@@ -121,10 +151,14 @@ async def main() -> None:
     print(f"redis-server {version}, used_memory deltas")
     print(f"1,000 subscribers to 'all btc' (4 shared topics each): {shared / 1024:.0f} KiB")
     print(f"1,000 subscribers to one topic each (1,000 distinct topics): {tail / 1024:.0f} KiB")
-    print(f"one funding series, one day at step {args.step_s:g}s ({points} points): {f_day / 1024:.1f} KiB "
-          f"({f_day / points:.0f} B/point; 35-day retention: {35 * f_day / 1024 / 1024:.2f} MiB)")
-    print(f"one basis series, one day at step {args.step_s:g}s ({points} points): {b_day / 1024:.1f} KiB "
-          f"({b_day / points:.0f} B/point; 35-day retention: {35 * b_day / 1024 / 1024:.2f} MiB)")
+    print(
+        f"one funding series, one day at step {args.step_s:g}s ({points} points): {f_day / 1024:.1f} KiB "
+        f"({f_day / points:.0f} B/point; 35-day retention: {35 * f_day / 1024 / 1024:.2f} MiB)"
+    )
+    print(
+        f"one basis series, one day at step {args.step_s:g}s ({points} points): {b_day / 1024:.1f} KiB "
+        f"({b_day / points:.0f} B/point; 35-day retention: {35 * b_day / 1024 / 1024:.2f} MiB)"
+    )
 
 
 if __name__ == "__main__":

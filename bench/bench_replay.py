@@ -45,16 +45,34 @@ def write_data(folder: Path, rng: random.Random) -> int:
                 rows += 1
     with (folder / "exchange_flows_1d.csv").open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["date", "available_at_utc", "inflow_btc", "outflow_btc", "netflow_btc", "exchange_balance_btc",
-                    "price_usd"])
+        w.writerow(
+            [
+                "date",
+                "available_at_utc",
+                "inflow_btc",
+                "outflow_btc",
+                "netflow_btc",
+                "exchange_balance_btc",
+                "price_usd",
+            ]
+        )
         balance = 2_000_000.0
         for i in range(DAYS):
             day = START + dt.timedelta(days=i)
             inflow, outflow = 20_000 + rng.gauss(0, 3000), 20_000 + rng.gauss(0, 3000)
             balance += inflow - outflow
             published = day + dt.timedelta(days=1, hours=4, minutes=rng.randrange(60))
-            w.writerow([day.date().isoformat(), published.strftime("%Y-%m-%dT%H:%M:%SZ"), f"{inflow:.2f}",
-                        f"{outflow:.2f}", f"{inflow - outflow:.2f}", f"{balance:.2f}", "30000"])
+            w.writerow(
+                [
+                    day.date().isoformat(),
+                    published.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    f"{inflow:.2f}",
+                    f"{outflow:.2f}",
+                    f"{inflow - outflow:.2f}",
+                    f"{balance:.2f}",
+                    "30000",
+                ]
+            )
             rows += 1
     return rows
 
@@ -63,10 +81,16 @@ def write_rules(path: Path, n: int, rng: random.Random) -> None:
     texts = []
     for i in range(n):
         if i % 10 == 9:
-            texts.append(rng.choice((f"flows btc netflow above {rng.randrange(2000, 9000)}",
-                                     f"flows btc netflow below {rng.randrange(-9000, -2000)}",
-                                     f"flows btc inflow above {rng.randrange(25_000, 32_000)}",
-                                     f"flows btc outflow above {rng.randrange(25_000, 32_000)}")))
+            texts.append(
+                rng.choice(
+                    (
+                        f"flows btc netflow above {rng.randrange(2000, 9000)}",
+                        f"flows btc netflow below {rng.randrange(-9000, -2000)}",
+                        f"flows btc inflow above {rng.randrange(25_000, 32_000)}",
+                        f"flows btc outflow above {rng.randrange(25_000, 32_000)}",
+                    )
+                )
+            )
             continue
         where = rng.choice((*VENUES, "max", "min", "mean"))
         if i % 25 == 0:
@@ -90,16 +114,23 @@ async def main() -> None:
         folder = Path(tmp)
         rows = write_data(folder, rng)
         write_rules(folder / "rules.toml", opts.rules, rng)
-        args = argparse.Namespace(data=folder, start=START.date().isoformat(),
-                                  end=(START + dt.timedelta(days=DAYS - 1)).date().isoformat(),
-                                  rules=folder / "rules.toml", chart=None, redis_url=opts.redis_url)
+        args = argparse.Namespace(
+            data=folder,
+            start=START.date().isoformat(),
+            end=(START + dt.timedelta(days=DAYS - 1)).date().isoformat(),
+            rules=folder / "rules.toml",
+            chart=None,
+            redis_url=opts.redis_url,
+        )
         lines: list[str] = []
         t0 = time.perf_counter()
         result = await run_replay(args, Settings(), lines)
         elapsed = time.perf_counter() - t0
-    print(f"replay: {rows:,} CSV rows ({DAYS} days of 8h funding on {len(VENUES)} venues + daily flows), "
-          f"{opts.rules:,} rules, {result.batches:,} batches -> {len(result.events):,} alerts in {elapsed:.2f} s "
-          f"(goal < 5 s; includes reading the CSVs and starting the embedded Redis)")
+    print(
+        f"replay: {rows:,} CSV rows ({DAYS} days of 8h funding on {len(VENUES)} venues + daily flows), "
+        f"{opts.rules:,} rules, {result.batches:,} batches -> {len(result.events):,} alerts in {elapsed:.2f} s "
+        f"(goal < 5 s; includes reading the CSVs and starting the embedded Redis)"
+    )
     await bench_backtest(opts.redis_url)
 
 
@@ -134,10 +165,26 @@ async def bench_backtest(redis_url: str | None) -> None:
                 for i in range(n):
                     level = max(-0.003, min(0.003, level * 0.999 + 0.0000001 + rng.gauss(0, 0.00001)))
                     for sym in symbols:
-                        history.append(FundingSample(v, sym, "BTC", sym.split(":")[1], sym.endswith("BTC"), level,
-                                                     28_800, None, None, None, None, now - (n - i) * step))
+                        history.append(
+                            FundingSample(
+                                v,
+                                sym,
+                                "BTC",
+                                sym.split(":")[1],
+                                sym.endswith("BTC"),
+                                level,
+                                28_800,
+                                None,
+                                None,
+                                None,
+                                None,
+                                now - (n - i) * step,
+                            )
+                        )
                 for k in range(0, len(history), 20_000):
-                    await store.write_samples(funding, v, [], now_ms=now, replace=False, history=history[k:k + 20_000])
+                    await store.write_samples(
+                        funding, v, [], now_ms=now, replace=False, history=history[k : k + 20_000]
+                    )
             core = command_core(store, VENUES, clock_ms=lambda: now)
             t0 = time.perf_counter()
             reply = await core.run("backtest", ["funding", "btc", "above", "0.05%", "90d"])
@@ -147,9 +194,11 @@ async def bench_backtest(redis_url: str | None) -> None:
             await client.aclose()
             if embedded is not None:
                 await embedded.stop()
-    print(f"backtest: /backtest funding btc above 0.05% 90d over {n * len(VENUES) * len(symbols):,} stored samples "
-          f"(35 days, 5 min, {len(VENUES)} venues x {len(symbols)} perps) answered in {elapsed:.2f} s: "
-          f"{reply.blocks[0] if reply.blocks else reply.title}")
+    print(
+        f"backtest: /backtest funding btc above 0.05% 90d over {n * len(VENUES) * len(symbols):,} stored samples "
+        f"(35 days, 5 min, {len(VENUES)} venues x {len(symbols)} perps) answered in {elapsed:.2f} s: "
+        f"{reply.blocks[0] if reply.blocks else reply.title}"
+    )
 
 
 if __name__ == "__main__":

@@ -46,26 +46,59 @@ def make_rules(rng: random.Random) -> list[Rule]:
                 n += 1
                 kind = rng.choice(("above", "above", "below", "crosses"))
                 venue = rng.choice(("max", "min", "mean", *VENUES))
-                rules.append(Rule(id=f"r{n}", metric=metric, asset=asset, kind=kind,
-                                  threshold=rng.uniform(-scale, scale), venue=venue, cooldown_s=3600,
-                                  hysteresis=scale * 0.05, scope="global",
-                                  selector=REGISTRY.get(metric).selector_for(kind, venue)))
+                rules.append(
+                    Rule(
+                        id=f"r{n}",
+                        metric=metric,
+                        asset=asset,
+                        kind=kind,
+                        threshold=rng.uniform(-scale, scale),
+                        venue=venue,
+                        cooldown_s=3600,
+                        hysteresis=scale * 0.05,
+                        scope="global",
+                        selector=REGISTRY.get(metric).selector_for(kind, venue),
+                    )
+                )
     return rules
 
 
-def batch(venue: str, rng: random.Random, now: int, drift: float, noise: float
-          ) -> tuple[list[FundingSample], list[BasisSample]]:
+def batch(
+    venue: str, rng: random.Random, now: int, drift: float, noise: float
+) -> tuple[list[FundingSample], list[BasisSample]]:
     funding, basis = [], []
     for asset in ASSETS:
-        funding.append(FundingSample(venue=venue, symbol=f"{asset}/USDT:USDT", asset=asset, settle="USDT",
-                                     inverse=False, rate_per_interval=rng.gauss(drift * 0.001, 0.0001 * noise),
-                                     interval_s=28_800, next_funding_ms=None, predicted_rate=None,
-                                     mark_usd=100.0, index_usd=100.0, ts_ms=now))
+        funding.append(
+            FundingSample(
+                venue=venue,
+                symbol=f"{asset}/USDT:USDT",
+                asset=asset,
+                settle="USDT",
+                inverse=False,
+                rate_per_interval=rng.gauss(drift * 0.001, 0.0001 * noise),
+                interval_s=28_800,
+                next_funding_ms=None,
+                predicted_rate=None,
+                mark_usd=100.0,
+                index_usd=100.0,
+                ts_ms=now,
+            )
+        )
         for q in (1, 2):
             price = 100.0 * (1 + rng.gauss(drift * 0.5, 0.05 * noise) * 90 * q / 365)
-            basis.append(BasisSample(venue=venue, symbol=f"{asset}/USDT:USDT-Q{q}", asset=asset, settle="USDT",
-                                     inverse=False, expiry_ms=now + 90 * q * MS_PER_DAY, future_usd=price,
-                                     index_usd=100.0, ts_ms=now))
+            basis.append(
+                BasisSample(
+                    venue=venue,
+                    symbol=f"{asset}/USDT:USDT-Q{q}",
+                    asset=asset,
+                    settle="USDT",
+                    inverse=False,
+                    expiry_ms=now + 90 * q * MS_PER_DAY,
+                    future_usd=price,
+                    index_usd=100.0,
+                    ts_ms=now,
+                )
+            )
     return funding, basis
 
 
@@ -82,15 +115,21 @@ async def main() -> None:
     try:
         pipe = redis.pipeline(transaction=False)
         for i in range(0, len(rules), 5000):
-            pipe.hset(keys.rules(), mapping={r.id: r.to_json() for r in rules[i:i + 5000]})
+            pipe.hset(keys.rules(), mapping={r.id: r.to_json() for r in rules[i : i + 5000]})
         await pipe.execute()
         clock = [int(time.time() * 1000)]
-        svc = AlertService(store, MarketStore(redis, keys, retention_ms=MS_PER_DAY), keys, REGISTRY,
-                           AlertSettings(sources={"funding": VENUES, "basis": VENUES}, history_assets=()),
-                           clock_ms=lambda: clock[0])
+        svc = AlertService(
+            store,
+            MarketStore(redis, keys, retention_ms=MS_PER_DAY),
+            keys,
+            REGISTRY,
+            AlertSettings(sources={"funding": VENUES, "basis": VENUES}, history_assets=()),
+            clock_ms=lambda: clock[0],
+        )
         t0 = time.perf_counter()
         await svc.start()
         print(f"{len(svc.engine)} rules across {len(ASSETS) * 2} topics loaded in {time.perf_counter() - t0:.2f} s")
+
         async def poll(venue: str, funding: list[FundingSample], basis: list[BasisSample]) -> int:
             return await svc.on_samples("funding", venue, funding) + await svc.on_samples("basis", venue, basis)
 
@@ -112,13 +151,15 @@ async def main() -> None:
                 fired += await poll(venue, funding, basis)
                 times.append((time.perf_counter() - t) * 1000)
             times.sort()
-            print(f"{label}: {args.batches} batches of {len(ASSETS)} assets x (1 perp + 2 futures): "
-                  f"p50 {statistics.median(times):.2f} ms  p99 {times[int(len(times) * 0.99) - 1]:.2f} ms  "
-                  f"max {times[-1]:.2f} ms  alerts fired {fired} ({fired / args.batches:.1f}/batch)")
+            print(
+                f"{label}: {args.batches} batches of {len(ASSETS)} assets x (1 perp + 2 futures): "
+                f"p50 {statistics.median(times):.2f} ms  p99 {times[int(len(times) * 0.99) - 1]:.2f} ms  "
+                f"max {times[-1]:.2f} ms  alerts fired {fired} ({fired / args.batches:.1f}/batch)"
+            )
     finally:
         batch_keys = [k async for k in redis.scan_iter(match=f"{keys.prefix}:*", count=1000)]
         for i in range(0, len(batch_keys), 1000):
-            await redis.delete(*batch_keys[i:i + 1000])
+            await redis.delete(*batch_keys[i : i + 1000])
         await redis.aclose()
 
 

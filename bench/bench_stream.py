@@ -63,8 +63,9 @@ async def main() -> None:
         state = rest.venues["binanceusdm"]
         nf = next_funding_ms(dt.datetime.now(dt.UTC))
         extra = [f"X{i:03d}" for i in range(max(0, args.symbols - len(state.perps)))]
-        state.perps += [Perp(a, mark=10.0 + i, index=10.0 + i, funding_rate=0.0001, next_funding_ms=nf)
-                        for i, a in enumerate(extra)]
+        state.perps += [
+            Perp(a, mark=10.0 + i, index=10.0 + i, funding_rate=0.0001, next_funding_ms=nf) for i, a in enumerate(extra)
+        ]
         ids = [f"{p.asset}USDT" for p in state.perps if p.linear]
         btc_rate = [LOW]
 
@@ -77,11 +78,16 @@ async def main() -> None:
             if move:
                 for sym in ids:
                     marks[sym] *= 1 + rng.uniform(-3e-4, 3e-4)
-            return [binance_mark_price(sym, marks[sym], marks[sym] * 0.9998, btc_rate[0] if sym == "BTCUSDT"
-                                       else 0.0001, nf, t) for sym in ids]
+            return [
+                binance_mark_price(
+                    sym, marks[sym], marks[sym] * 0.9998, btc_rate[0] if sym == "BTCUSDT" else 0.0001, nf, t
+                )
+                for sym in ids
+            ]
 
         cfg = Path(tempfile.mkdtemp()) / "bench.toml"
-        cfg.write_text(f"""
+        cfg.write_text(
+            f"""
 [redis]
 url = "{args.redis}"
 key_prefix = "{prefix}"
@@ -98,17 +104,26 @@ providers = []
 venues = ["binanceusdm"]
 poll_interval_s = 30
 [watchers.rest_base_urls]
-binanceusdm = "{rest.url('binanceusdm')}"
+binanceusdm = "{rest.url("binanceusdm")}"
 [streams]
 venues = ["binanceusdm"]
 [streams.ws_base_urls]
-binanceusdm = "{ws.ws_url('binanceusdm')}"
+binanceusdm = "{ws.ws_url("binanceusdm")}"
 [alerts]
 default_rules = ["funding btc above 0.05% cooldown 0m", "liqs btc above 1m 1h"]
-""", encoding="utf-8")
-        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "--config", str(cfg), cwd=ROOT,
-                                                    stdout=asyncio.subprocess.DEVNULL,
-                                                    stderr=asyncio.subprocess.DEVNULL)
+""",
+            encoding="utf-8",
+        )
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "--config",
+            str(cfg),
+            cwd=ROOT,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
         ticker_task: asyncio.Task[None] | None = None
         try:
             await ws.wait_subscribed("binanceusdm", TOPIC, within_s=30)
@@ -162,20 +177,29 @@ default_rules = ["funding btc above 0.05% cooldown 0m", "liqs btc above 1m 1h"]
             await ws.wait_subscribed("binanceusdm", "!forceOrder@arr", within_s=10)
             seen = len(tg.sent_to(CHAT))
             t0 = time.monotonic()
-            await ws.push("binanceusdm", "!forceOrder@arr",
-                          binance_force_order("BTCUSDT", "SELL", 12.0, 100_000.0, int(time.time() * 1000)))
+            await ws.push(
+                "binanceusdm",
+                "!forceOrder@arr",
+                binance_force_order("BTCUSDT", "SELL", 12.0, 100_000.0, int(time.time() * 1000)),
+            )
             sent = await tg.wait_sent(seen + 1, chat_id=CHAT, timeout=10)
             liq_ms = (sent[seen].at - t0) * 1000
             latencies.sort()
             p99 = latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))]
             print(f"stream: {len(ids)} symbols at 1 Hz over the local websocket double; {args.trials} crossings")
-            print(f"tick -> Bot API alert: p50 {statistics.median(latencies):.1f} ms, p99 {p99:.1f} ms, "
-                  f"max {latencies[-1]:.1f} ms, min {latencies[0]:.1f} ms")
+            print(
+                f"tick -> Bot API alert: p50 {statistics.median(latencies):.1f} ms, p99 {p99:.1f} ms, "
+                f"max {latencies[-1]:.1f} ms, min {latencies[0]:.1f} ms"
+            )
             print(f"liquidation frame -> Bot API alert (one crossing of liqs btc above 1m 1h): {liq_ms:.1f} ms")
-            print(f"bot process CPU while streaming: {cpu_share * 100:.1f}% of one core "
-                  f"(over {args.cpu_window_s:.0f} s; {moved} of {len(after)} funding rows rewritten in that window)")
-            print(f"goal: p50 < 200 ms {'met' if statistics.median(latencies) < 200 else 'MISSED'}, "
-                  f"p99 < 1 s {'met' if p99 < 1000 else 'MISSED'}, CPU < 50% {'met' if cpu_share < 0.5 else 'MISSED'}")
+            print(
+                f"bot process CPU while streaming: {cpu_share * 100:.1f}% of one core "
+                f"(over {args.cpu_window_s:.0f} s; {moved} of {len(after)} funding rows rewritten in that window)"
+            )
+            print(
+                f"goal: p50 < 200 ms {'met' if statistics.median(latencies) < 200 else 'MISSED'}, "
+                f"p99 < 1 s {'met' if p99 < 1000 else 'MISSED'}, CPU < 50% {'met' if cpu_share < 0.5 else 'MISSED'}"
+            )
         finally:
             if ticker_task is not None:
                 ticker_task.cancel()

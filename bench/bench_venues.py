@@ -34,9 +34,11 @@ async def main(polls: int) -> None:
                     reqs.append(snap.requests)
                 assert snap is not None
                 counts = {m: (str(len(p.samples)) if p.error is None else "ERR") for m, p in snap.parts.items()}
-                print(f"{venue:<14} {statistics.median(reqs):>9.0f} {counts.get('funding', '-'):>8} "
-                      f"{counts.get('basis', '-'):>6} {counts.get('oi', '-'):>4} {statistics.median(times):>7.1f}  "
-                      f"{ADAPTERS[venue].summary()}")
+                print(
+                    f"{venue:<14} {statistics.median(reqs):>9.0f} {counts.get('funding', '-'):>8} "
+                    f"{counts.get('basis', '-'):>6} {counts.get('oi', '-'):>4} {statistics.median(times):>7.1f}  "
+                    f"{ADAPTERS[venue].summary()}"
+                )
             finally:
                 await client.close()
 

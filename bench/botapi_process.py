@@ -29,17 +29,23 @@ async def main() -> None:
 
     async def push(request: web.Request) -> web.Response:
         body = await request.json()
-        double.push_message(int(body["chat_id"]), str(body["text"]), user_id=int(body["user_id"]),
-                            chat_type=str(body.get("chat_type", "private")))
+        double.push_message(
+            int(body["chat_id"]),
+            str(body["text"]),
+            user_id=int(body["user_id"]),
+            chat_type=str(body.get("chat_type", "private")),
+        )
         return web.json_response({"ok": True})
 
     async def stats(request: web.Request) -> web.Response:
-        return web.json_response({
-            "sent": [[s.chat_id, s.at, s.plain[:120]] for s in double.sent],
-            "too_many_requests": double.too_many_requests,
-            "flood_refusals": double.flood_refusals,
-            "errors": [list(e) for e in double.errors[-20:]],
-        })
+        return web.json_response(
+            {
+                "sent": [[s.chat_id, s.at, s.plain[:120]] for s in double.sent],
+                "too_many_requests": double.too_many_requests,
+                "flood_refusals": double.flood_refusals,
+                "errors": [list(e) for e in double.errors[-20:]],
+            }
+        )
 
     control = web.Application()
     control.router.add_post("/push", push)

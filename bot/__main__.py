@@ -26,8 +26,14 @@ def _setup_logging(settings: Settings, levels: dict[str, str], fmt: str, console
             sys.stdout.write(text)
             sys.stdout.flush()
 
-    logsetup.setup(level=settings.log_level, levels=levels, fmt=fmt, secrets=configured_secrets(settings),
-                   log_file=log_file, notice=notice)
+    logsetup.setup(
+        level=settings.log_level,
+        levels=levels,
+        fmt=fmt,
+        secrets=configured_secrets(settings),
+        log_file=log_file,
+        notice=notice,
+    )
 
 
 async def _serve(settings: Settings, platforms: tuple[str, ...] | None, role: str) -> None:
@@ -74,21 +80,37 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     tool = next((i for i, a in enumerate(argv) if a in TOOLS), None)
     if tool is not None:
-        return _tool(argv[tool], argv[:tool], argv[tool + 1:])
+        return _tool(argv[tool], argv[:tool], argv[tool + 1 :])
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
     parser.add_argument("--config", type=Path, default=None, help="TOML config file (see config.example.toml)")
-    parser.add_argument("--platforms", default=None, metavar="LIST",
-                        help="comma-separated subset of telegram,discord,console to run (default: every platform "
-                             "the config enables, console when no chat token is set or stdin is a terminal)")
-    parser.add_argument("--role", default="all", choices=["all", "data", "chat"],
-                        help="all (default): everything in one process; data: watchers and rule evaluation only "
-                             "(any number: one polls, the others stand by); chat: chat front ends and alert delivery "
-                             "only (any number)")
-    parser.add_argument("--log-format", default="text", choices=["text", "json"],
-                        help="text (default) or json: one JSON object per line with venue, asset, chat, alert fields")
-    parser.add_argument("--log-level", default="", metavar="SPEC",
-                        help="LEVEL, or component=LEVEL pairs, e.g. watchers=DEBUG,telegram=WARNING "
-                             "(default: log_level from the config)")
+    parser.add_argument(
+        "--platforms",
+        default=None,
+        metavar="LIST",
+        help="comma-separated subset of telegram,discord,console to run (default: every platform "
+        "the config enables, console when no chat token is set or stdin is a terminal)",
+    )
+    parser.add_argument(
+        "--role",
+        default="all",
+        choices=["all", "data", "chat"],
+        help="all (default): everything in one process; data: watchers and rule evaluation only "
+        "(any number: one polls, the others stand by); chat: chat front ends and alert delivery "
+        "only (any number)",
+    )
+    parser.add_argument(
+        "--log-format",
+        default="text",
+        choices=["text", "json"],
+        help="text (default) or json: one JSON object per line with venue, asset, chat, alert fields",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="",
+        metavar="SPEC",
+        help="LEVEL, or component=LEVEL pairs, e.g. watchers=DEBUG,telegram=WARNING "
+        "(default: log_level from the config)",
+    )
     parser.add_argument("command", nargs="?", default="run", choices=["run", "check-config", "healthcheck"])
     args = parser.parse_args(argv)
     platforms = None
@@ -96,8 +118,9 @@ def main(argv: list[str] | None = None) -> int:
         platforms = tuple(p.strip() for p in args.platforms.split(",") if p.strip())
         bad = [p for p in platforms if p not in ("telegram", "discord", "console")]
         if bad:
-            print(f"error: --platforms {','.join(bad)} is not accepted: use telegram, discord, console",
-                  file=sys.stderr)
+            print(
+                f"error: --platforms {','.join(bad)} is not accepted: use telegram, discord, console", file=sys.stderr
+            )
             return 2
     from bot.logsetup import parse_levels
 
@@ -119,8 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     from bot.app import console_wanted
     from bot.startup_errors import describe
 
-    console = args.role != "data" and (console_wanted(settings, sys.stdin) if platforms is None
-                                       else "console" in platforms)
+    console = args.role != "data" and (
+        console_wanted(settings, sys.stdin) if platforms is None else "console" in platforms
+    )
     _setup_logging(settings, levels, args.log_format, console)
     try:
         asyncio.run(_serve(settings, platforms, args.role))

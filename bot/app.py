@@ -156,33 +156,75 @@ async def build(settings: Settings, stack: AsyncExitStack, stop: asyncio.Event |
     store = MarketStore(redis, keys, retention_ms=int(h.retention_days * 86_400_000))
     metrics = obs.Metrics()
     alert_store = obs.ObservedAlertStore(redis, keys, metrics)
-    alert_commands = AlertCommands(alert_store, AlertCommandSettings(
-        sources=sources, bot_admins={"tg": a.telegram_admins, "dc": a.discord_admins},
-        default_cooldown_s=a.default_cooldown_s), registry,
-        quotas=Quotas(store, settings.flows.assets if settings.flows.providers else (), settings.quotas,
-                      market_metrics=[m.name for m in registry if m.source_word != "provider"],
-                      listed_as={m.name: m.assets_of for m in registry if m.assets_of}))
+    alert_commands = AlertCommands(
+        alert_store,
+        AlertCommandSettings(
+            sources=sources,
+            bot_admins={"tg": a.telegram_admins, "dc": a.discord_admins},
+            default_cooldown_s=a.default_cooldown_s,
+        ),
+        registry,
+        quotas=Quotas(
+            store,
+            settings.flows.assets if settings.flows.providers else (),
+            settings.quotas,
+            market_metrics=[m.name for m in registry if m.source_word != "provider"],
+            listed_as={m.name: m.assets_of for m in registry if m.assets_of},
+        ),
+    )
     chart_service = ChartService(settings.charts)
     stack.push_async_callback(chart_service.close)
-    charts = ChartCommands(ChartCatalog(registry, sources), chart_service, store, registry, sources, alert_store,
-                           history_step_s=h.step_s)
-    core = obs.TimedCommandCore(store, CoreSettings(venues=w.venues, providers=settings.flows.providers,
-                                                    sources=sources, stale_after_s=w.stale_after_s,
-                                                    venue_notes=settings.venue_notes()),
-                                registry, alerts=alert_commands, charts=charts)
+    charts = ChartCommands(
+        ChartCatalog(registry, sources), chart_service, store, registry, sources, alert_store, history_step_s=h.step_s
+    )
+    core = obs.TimedCommandCore(
+        store,
+        CoreSettings(
+            venues=w.venues,
+            providers=settings.flows.providers,
+            sources=sources,
+            stale_after_s=w.stale_after_s,
+            venue_notes=settings.venue_notes(),
+        ),
+        registry,
+        alerts=alert_commands,
+        charts=charts,
+    )
     core.metrics = metrics
-    evaluator = AlertService(alert_store, store, keys, registry, AlertSettings(
-        sources=sources, history_assets=h.assets, history_step_s=h.step_s,
-        history_retention_ms=int(h.retention_days * 86_400_000),
-        # a venue silent for this long stops counting in aggregates (never less than 3 of its polls)
-        stale_after_ms=int(1000 * max(w.stale_after_s,
-                                      3 * max([w.poll_interval_s, *w.venue_poll_interval_s.values()]))),
-    ))
+    evaluator = AlertService(
+        alert_store,
+        store,
+        keys,
+        registry,
+        AlertSettings(
+            sources=sources,
+            history_assets=h.assets,
+            history_step_s=h.step_s,
+            history_retention_ms=int(h.retention_days * 86_400_000),
+            # a venue silent for this long stops counting in aggregates (never less than 3 of its polls)
+            stale_after_ms=int(
+                1000 * max(w.stale_after_s, 3 * max([w.poll_interval_s, *w.venue_poll_interval_s.values()]))
+            ),
+        ),
+    )
     session = aiohttp.ClientSession()
     stack.push_async_callback(session.close)
-    return Wiring(settings, stack, redis, keys, registry, sources, store, alert_store, core, evaluator, session,
-                  metrics, LeaseKeeper(redis, keys.lease, [], ttl_s=settings.replicas.lease_ttl_s),
-                  charts)
+    return Wiring(
+        settings,
+        stack,
+        redis,
+        keys,
+        registry,
+        sources,
+        store,
+        alert_store,
+        core,
+        evaluator,
+        session,
+        metrics,
+        LeaseKeeper(redis, keys.lease, [], ttl_s=settings.replicas.lease_ttl_s),
+        charts,
+    )
 
 
 def _polled(wr: Wiring, name: str, step: Callable[[], Coroutine[Any, Any, object]]) -> Callable[[], Any]:
@@ -202,16 +244,33 @@ def market_loops(wr: Wiring) -> list[Loop]:
     watched = WatchedAssets(wr.redis, wr.keys)
     for venue in w.venues:
         log.info("venue=%s %s", venue, describe(venue))
-        client = VenueClient(venue, timeout_s=w.request_timeout_s, rest_base_url=w.rest_base_urls.get(venue),
-                             oi_assets=w.oi_assets, funding_info_refresh_s=w.funding_info_refresh_s,
-                             watched=watched)
+        client = VenueClient(
+            venue,
+            timeout_s=w.request_timeout_s,
+            rest_base_url=w.rest_base_urls.get(venue),
+            oi_assets=w.oi_assets,
+            funding_info_refresh_s=w.funding_info_refresh_s,
+            watched=watched,
+        )
         wr.stack.push_async_callback(client.close)
         wr.venue_clients[venue] = client
-        watcher = MarketWatcher(client, wr.store, wr.registry, cfg, listeners=[wr.evaluator.on_samples],
-                                stream_owns=functools.partial(stream_owns, wr, venue))
-        loops.append(functools.partial(run_periodic, watcher.name, _polled(wr, watcher.name, watcher.poll_once),
-                                       interval_s=w.venue_poll_interval_s.get(venue, w.poll_interval_s),
-                                       max_backoff_s=w.max_backoff_s))
+        watcher = MarketWatcher(
+            client,
+            wr.store,
+            wr.registry,
+            cfg,
+            listeners=[wr.evaluator.on_samples],
+            stream_owns=functools.partial(stream_owns, wr, venue),
+        )
+        loops.append(
+            functools.partial(
+                run_periodic,
+                watcher.name,
+                _polled(wr, watcher.name, watcher.poll_once),
+                interval_s=w.venue_poll_interval_s.get(venue, w.poll_interval_s),
+                max_backoff_s=w.max_backoff_s,
+            )
+        )
     return loops
 
 
@@ -241,11 +300,24 @@ def flow_loops(wr: Wiring) -> list[Loop]:
         return []
     loops: list[Loop] = []
     for p in flow_providers(wr.settings, wr.session):
-        fw = FlowWatcher(p, wr.store, metric, f.assets, days=f.days, listeners=[wr.evaluator.on_samples],
-                         on_rejected=functools.partial(notify_admins, wr.alert_store))
-        loops.append(functools.partial(run_periodic, fw.name, _polled(wr, fw.name, fw.poll_once),
-                                       interval_s=f.poll_interval_s,
-                                       max_backoff_s=max(f.poll_interval_s, w.max_backoff_s)))
+        fw = FlowWatcher(
+            p,
+            wr.store,
+            metric,
+            f.assets,
+            days=f.days,
+            listeners=[wr.evaluator.on_samples],
+            on_rejected=functools.partial(notify_admins, wr.alert_store),
+        )
+        loops.append(
+            functools.partial(
+                run_periodic,
+                fw.name,
+                _polled(wr, fw.name, fw.poll_once),
+                interval_s=f.poll_interval_s,
+                max_backoff_s=max(f.poll_interval_s, w.max_backoff_s),
+            )
+        )
     return loops
 
 
@@ -254,14 +326,24 @@ def option_loops(wr: Wiring) -> list[Loop]:
     metric, w = wr.registry.find("gamma"), wr.settings.watchers
     if metric is None or not wr.sources.get("gamma"):
         return []
-    client = OptionChainClient(timeout_s=w.request_timeout_s, rest_base_url=w.rest_base_urls.get("deribit"),
-                               markets_refresh_s=w.markets_refresh_s)
+    client = OptionChainClient(
+        timeout_s=w.request_timeout_s,
+        rest_base_url=w.rest_base_urls.get("deribit"),
+        markets_refresh_s=w.markets_refresh_s,
+    )
     wr.stack.push_async_callback(client.close)
-    watcher = OptionChainWatcher(client, wr.store, metric, metric.options["currencies"],
-                                 listeners=[wr.evaluator.on_samples])
-    return [functools.partial(run_periodic, watcher.name, _polled(wr, watcher.name, watcher.poll_once),
-                              interval_s=metric.options["refresh_s"],
-                              max_backoff_s=max(metric.options["refresh_s"], w.max_backoff_s))]
+    watcher = OptionChainWatcher(
+        client, wr.store, metric, metric.options["currencies"], listeners=[wr.evaluator.on_samples]
+    )
+    return [
+        functools.partial(
+            run_periodic,
+            watcher.name,
+            _polled(wr, watcher.name, watcher.poll_once),
+            interval_s=metric.options["refresh_s"],
+            max_backoff_s=max(metric.options["refresh_s"], w.max_backoff_s),
+        )
+    ]
 
 
 def stream_owns(wr: Wiring, venue: str, metric: str) -> bool | frozenset[str]:
@@ -288,9 +370,15 @@ async def chat_loops(wr: Wiring, *, telegram: bool, discord: bool, console: bool
     loops: list[Loop] = []
     if telegram:  # every process sending with a token shares its budget through Redis
         tg_limits = replace(TELEGRAM_LIMITS, global_per_s=a.telegram_rate_per_s)
-        tg = TelegramFrontend(wr.core, token=s.telegram.token.get(), base_url=s.telegram.base_url,
-                              base_file_url=s.telegram.base_file_url, poll_timeout_s=s.telegram.poll_timeout_s,
-                              limits=tg_limits, shared=SharedBudget(wr.redis, wr.keys, "tg", tg_limits))
+        tg = TelegramFrontend(
+            wr.core,
+            token=s.telegram.token.get(),
+            base_url=s.telegram.base_url,
+            base_file_url=s.telegram.base_file_url,
+            poll_timeout_s=s.telegram.poll_timeout_s,
+            limits=tg_limits,
+            shared=SharedBudget(wr.redis, wr.keys, "tg", tg_limits),
+        )
         await tg.start(poll=False)  # polling starts once this process holds the poller lease
         wr.stack.push_async_callback(tg.stop)
         # chat replicas: one polls Telegram, the others stand by (and deliver)
@@ -299,16 +387,22 @@ async def chat_loops(wr: Wiring, *, telegram: bool, discord: bool, console: bool
         senders.append(("telegram", TelegramSender(tg.app.bot), a.telegram_admins))
     if discord:
         dc_limits = replace(DISCORD_LIMITS, global_per_s=a.discord_rate_per_s)
-        dc = DiscordFrontend(wr.core, token=s.discord.token.get(), application_id=s.discord.application_id,
-                             guild_ids=list(s.discord.guild_ids) or None,
-                             sync_state=RedisSyncState(wr.redis, wr.keys.discord_commands()),
-                             limits=dc_limits, shared=SharedBudget(wr.redis, wr.keys, "dc", dc_limits))
+        dc = DiscordFrontend(
+            wr.core,
+            token=s.discord.token.get(),
+            application_id=s.discord.application_id,
+            guild_ids=list(s.discord.guild_ids) or None,
+            sync_state=RedisSyncState(wr.redis, wr.keys.discord_commands()),
+            limits=dc_limits,
+            shared=SharedBudget(wr.redis, wr.keys, "dc", dc_limits),
+        )
         await dc.start(connect=False)  # the gateway connects once this process holds the gateway lease
         wr.stack.push_async_callback(dc.stop)
         # every gateway session of a token receives each slash command: one replica connects, the others wait
         gateway = LeaseKeeper(wr.redis, wr.keys.lease, ["discord-gateway"], ttl_s=s.replicas.lease_ttl_s)
-        loops.append(functools.partial(while_leased, gateway, "discord-gateway", dc.connect_gateway,
-                                       dc.disconnect_gateway))
+        loops.append(
+            functools.partial(while_leased, gateway, "discord-gateway", dc.connect_gateway, dc.disconnect_gateway)
+        )
         senders.append(("discord", DiscordSender(dc.client, dc.pacer), a.discord_admins))
     if console:
         senders.append(("console", ConsoleSender(_write_stdout, s.charts.files_dir), frozenset()))
@@ -316,8 +410,15 @@ async def chat_loops(wr: Wiring, *, telegram: bool, discord: bool, console: bool
     render = with_actions(wr.registry.render, wr.charts.catalog.metrics)
     for group, sender, admins in senders:
         sender = obs.ObservedSender(ChartingSender(sender, wr.charts), group, wr.metrics)
-        worker = DeliveryWorker(wr.alert_store, sender, group=group, consumer=consumer,
-                                claim_idle_ms=int(a.claim_idle_s * 1000), admins=admins, render=render)
+        worker = DeliveryWorker(
+            wr.alert_store,
+            sender,
+            group=group,
+            consumer=consumer,
+            claim_idle_ms=int(a.claim_idle_s * 1000),
+            admins=admins,
+            render=render,
+        )
         loops.append(worker.run)
     if console:
         repl = Console(wr.core, await _stdin_reader(wr.stack), _write_stdout, files_dir=s.charts.files_dir)
@@ -325,8 +426,14 @@ async def chat_loops(wr: Wiring, *, telegram: bool, discord: bool, console: bool
     return loops
 
 
-async def run(settings: Settings, stop: asyncio.Event, *, console: bool | None = None,
-              platforms: tuple[str, ...] | None = None, role: str = "all") -> None:
+async def run(
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    console: bool | None = None,
+    platforms: tuple[str, ...] | None = None,
+    role: str = "all",
+) -> None:
     """Run watchers and front ends until ``stop`` is set; release everything on the way out.
 
     ``platforms`` (telegram, discord, console) narrows what the config enables, as the CLI flag does.
@@ -348,8 +455,11 @@ async def run(settings: Settings, stop: asyncio.Event, *, console: bool | None =
         console = console and chat_role
         # every platform that will consume gets its group before any evaluation, even when a separate
         # process delivers, so no alert fired from now on is missed
-        groups = (["telegram"] if settings.telegram.token else []) + (["discord"] if settings.discord.token else []) \
+        groups = (
+            (["telegram"] if settings.telegram.token else [])
+            + (["discord"] if settings.discord.token else [])
             + (["console"] if console else [])
+        )
         for group in groups:
             await ensure_group(wr.redis, wr.keys.alerts(), group)
         port = settings.observability.port
@@ -381,9 +491,12 @@ async def run(settings: Settings, stop: asyncio.Event, *, console: bool | None =
 
 async def notify_admins(store: AlertStore, source: str, error: str) -> None:
     """Tell the bot admins, once, that a provider refused its key (put on the alert stream like an alert)."""
-    event = notice(f"⚠️ {source}: the provider refused the request",
-                   f"{error}\nCheck the key in the config ([flows]) or the environment; the watcher keeps retrying "
-                   "at its poll interval. /status shows the current state.", int(time.time() * 1000))
+    event = notice(
+        f"⚠️ {source}: the provider refused the request",
+        f"{error}\nCheck the key in the config ([flows]) or the environment; the watcher keeps retrying "
+        "at its poll interval. /status shows the current state.",
+        int(time.time() * 1000),
+    )
     await store.commit([], [event])
 
 
@@ -393,9 +506,15 @@ async def install_default_rules(wr: Wiring) -> None:
     now = int(time.time() * 1000)
     for text in a.default_rules:
         if await wr.alert_store.claim_default(text):
-            rule = parse_rule(text.split(), registry=wr.registry, sources=wr.sources,
-                              rule_id=await wr.alert_store.next_rule_id(), default_cooldown_s=a.default_cooldown_s,
-                              now_ms=now, created_by="config")
+            rule = parse_rule(
+                text.split(),
+                registry=wr.registry,
+                sources=wr.sources,
+                rule_id=await wr.alert_store.next_rule_id(),
+                default_cooldown_s=a.default_cooldown_s,
+                now_ms=now,
+                created_by="config",
+            )
             await wr.alert_store.save_rule(rule, who="config", action="installed default", now_ms=now)
             log.info("alerts: installed default rule %s: %s", rule.id, rule.describe())
 
@@ -403,4 +522,3 @@ async def install_default_rules(wr: Wiring) -> None:
 def _write_stdout(text: str) -> None:
     sys.stdout.write(text)
     sys.stdout.flush()
-

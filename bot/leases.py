@@ -64,8 +64,15 @@ DEFAULT_TTL_S = 6.0
 class LeaseKeeper:
     """Holds, renews and takes the leases of ``sources`` (a lease key per source)."""
 
-    def __init__(self, redis: Redis, key_of: Callable[[str], str], sources: Sequence[str], *,
-                 ttl_s: float = DEFAULT_TTL_S, instance: str | None = None) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        key_of: Callable[[str], str],
+        sources: Sequence[str],
+        *,
+        ttl_s: float = DEFAULT_TTL_S,
+        instance: str | None = None,
+    ) -> None:
         self.redis = redis
         self.key_of = key_of
         self.sources = list(sources)
@@ -79,8 +86,13 @@ class LeaseKeeper:
         now_held: set[str] = set()
         why = "another process polls it"
         try:
-            flags = await self.redis.eval(_ACQUIRE, len(self.sources), *map(self.key_of, self.sources), self.instance,
-                                          self.ttl_ms) if self.sources else []
+            flags = (
+                await self.redis.eval(
+                    _ACQUIRE, len(self.sources), *map(self.key_of, self.sources), self.instance, self.ttl_ms
+                )
+                if self.sources
+                else []
+            )
             now_held = {source for source, flag in zip(self.sources, flags, strict=True) if flag}
         except Exception as e:  # Redis down or frozen: stop polling rather than risk a second poller
             why = f"Redis unreachable ({type(e).__name__}); polling paused"
@@ -133,6 +145,7 @@ class LeaseKeeper:
 
     def polling(self, source: str, step: Callable[[], Awaitable[T]]) -> Callable[[], Awaitable[T]]:
         """``step`` run only while this process holds ``source``'s lease (waits for it otherwise)."""
+
         async def guarded() -> T:
             await self.wait_held(source)
             return await step()
@@ -153,8 +166,13 @@ async def _until(job: Coroutine[Any, Any, None], stop: asyncio.Event) -> bool:
     return task.done() and not task.cancelled() and task.exception() is None
 
 
-async def while_leased(keeper: LeaseKeeper, name: str, begin: Callable[[], Awaitable[object]],
-                       end: Callable[[], Awaitable[object]], stop: asyncio.Event) -> None:
+async def while_leased(
+    keeper: LeaseKeeper,
+    name: str,
+    begin: Callable[[], Awaitable[object]],
+    end: Callable[[], Awaitable[object]],
+    stop: asyncio.Event,
+) -> None:
     """Do ``begin`` while this process holds ``name``'s lease and ``end`` when it loses it, until ``stop``.
 
     On the way out ``end`` runs before the lease is handed back, so a standby never overlaps.

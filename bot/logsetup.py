@@ -38,7 +38,9 @@ class JsonFormatter(logging.Formatter):
         msg = record.getMessage()
         doc: dict[str, Any] = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
-            "level": record.levelname, "logger": record.name, "msg": msg,
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": msg,
         }
         for key, value in _KV.findall(msg):
             doc.setdefault(key, value)
@@ -71,8 +73,10 @@ class NoticeHandler(logging.Handler):
         try:
             template = getattr(record, "template", None)  # set by SecretFilter, which formats the message first
             if template is None:
-                template = (str(record.msg), str(record.args[0]) if isinstance(record.args, tuple) and record.args
-                            else "")
+                template = (
+                    str(record.msg),
+                    str(record.args[0]) if isinstance(record.args, tuple) and record.args else "",
+                )
             key = (record.name, *template)
             now = time.monotonic()
             if now - self._shown.get(key, -1e9) < self.repeat_after_s:
@@ -108,14 +112,23 @@ def parse_levels(spec: str) -> dict[str, str]:
         name, _, level = item.rpartition("=")
         level = level.upper()
         if level not in LEVELS:
-            raise ValueError(f"--log-level {item!r} is not accepted: use LEVEL or component=LEVEL with LEVEL one "
-                             f"of {', '.join(LEVELS)}, e.g. watchers=DEBUG,telegram=WARNING")
+            raise ValueError(
+                f"--log-level {item!r} is not accepted: use LEVEL or component=LEVEL with LEVEL one "
+                f"of {', '.join(LEVELS)}, e.g. watchers=DEBUG,telegram=WARNING"
+            )
         out[name.strip()] = level
     return out
 
 
-def setup(*, level: str, levels: dict[str, str], fmt: str, secrets: Iterable[str],
-          log_file: Path | None = None, notice: Callable[[str], None] | None = None) -> None:
+def setup(
+    *,
+    level: str,
+    levels: dict[str, str],
+    fmt: str,
+    secrets: Iterable[str],
+    log_file: Path | None = None,
+    notice: Callable[[str], None] | None = None,
+) -> None:
     """Configure the root logger once: one main handler (stderr or ``log_file``), an optional notice line."""
     root = logging.getLogger()
     for h in list(root.handlers):

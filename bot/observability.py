@@ -54,25 +54,44 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.poll_seconds = Histogram("basiswatch_source_poll_seconds", "Poll duration per source", ["source"],
-                                      buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30), registry=r)
+        self.poll_seconds = Histogram(
+            "basiswatch_source_poll_seconds",
+            "Poll duration per source",
+            ["source"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+            registry=r,
+        )
         self.poll_errors = Counter("basiswatch_source_poll_errors", "Failed polls per source", ["source"], registry=r)
-        self.data_age = Gauge("basiswatch_source_data_age_seconds", "Seconds since the source's last successful poll",
-                              ["source"], registry=r)
-        self.source_errors = Gauge("basiswatch_source_errors", "Errors recorded for the source in Redis", ["source"],
-                                   registry=r)
-        self.alerts_fired = Counter("basiswatch_alerts_fired", "Alerts put on the stream per metric", ["metric"],
-                                    registry=r)
-        self.deliveries = Counter("basiswatch_deliveries", "Alert sends by platform and outcome",
-                                  ["platform", "outcome"], registry=r)
-        self.rate_limited = Counter("basiswatch_delivery_rate_limited", "429s answered by a platform", ["platform"],
-                                    registry=r)
+        self.data_age = Gauge(
+            "basiswatch_source_data_age_seconds",
+            "Seconds since the source's last successful poll",
+            ["source"],
+            registry=r,
+        )
+        self.source_errors = Gauge(
+            "basiswatch_source_errors", "Errors recorded for the source in Redis", ["source"], registry=r
+        )
+        self.alerts_fired = Counter(
+            "basiswatch_alerts_fired", "Alerts put on the stream per metric", ["metric"], registry=r
+        )
+        self.deliveries = Counter(
+            "basiswatch_deliveries", "Alert sends by platform and outcome", ["platform", "outcome"], registry=r
+        )
+        self.rate_limited = Counter(
+            "basiswatch_delivery_rate_limited", "429s answered by a platform", ["platform"], registry=r
+        )
         self.stream_length = Gauge("basiswatch_stream_length", "Entries on the alert stream", registry=r)
-        self.stream_pending = Gauge("basiswatch_stream_pending", "Entries read but not acknowledged", ["group"],
-                                    registry=r)
+        self.stream_pending = Gauge(
+            "basiswatch_stream_pending", "Entries read but not acknowledged", ["group"], registry=r
+        )
         self.stream_lag = Gauge("basiswatch_stream_lag", "Entries a group has not read yet", ["group"], registry=r)
-        self.command_seconds = Histogram("basiswatch_command_seconds", "Command latency", ["command"],
-                                         buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1), registry=r)
+        self.command_seconds = Histogram(
+            "basiswatch_command_seconds",
+            "Command latency",
+            ["command"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+            registry=r,
+        )
         self.redis_up = Gauge("basiswatch_redis_up", "1 when the last scrape reached Redis", registry=r)
 
     def timed_poll(self, source: str, step: Callable[[], Awaitable[T]]) -> Callable[[], Awaitable[T]]:
@@ -95,8 +114,9 @@ class Metrics:
         """Read the shared state (source health, stream) from Redis into the gauges."""
         try:
             async with asyncio.timeout(SCRAPE_REDIS_TIMEOUT_S):
-                names = sorted(x.decode() if isinstance(x, bytes) else str(x)
-                               for x in await redis.smembers(keys.sources()))
+                names = sorted(
+                    x.decode() if isinstance(x, bytes) else str(x) for x in await redis.smembers(keys.sources())
+                )
                 now = time.time()
                 for h in await store.read_health(names):
                     if h.last_ok_ms is not None:
@@ -182,8 +202,9 @@ class TimedCommandCore(CommandCore):
 class ObservabilityServer:
     """The aiohttp app serving ``/healthz`` and ``/metrics``; started and stopped by the caller."""
 
-    def __init__(self, metrics: Metrics, redis: Redis, keys: Keys, store: MarketStore, *, role: str,
-                 groups: Sequence[str] = ()) -> None:
+    def __init__(
+        self, metrics: Metrics, redis: Redis, keys: Keys, store: MarketStore, *, role: str, groups: Sequence[str] = ()
+    ) -> None:
         self.metrics, self.redis, self.keys, self.store = metrics, redis, keys, store
         self.role = role
         self.groups = list(groups)
@@ -203,8 +224,9 @@ class ObservabilityServer:
             await site.start()
         except OSError as e:
             await runner.cleanup()
-            log.warning("observability: cannot listen on %s:%d (%s); /metrics and /healthz are off", host, port,
-                        e.strerror or e)
+            log.warning(
+                "observability: cannot listen on %s:%d (%s); /metrics and /healthz are off", host, port, e.strerror or e
+            )
             return False
         self._runner = runner
         server = site._server  # aiohttp exposes the bound port only here

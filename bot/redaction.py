@@ -16,13 +16,22 @@ from core.redaction import basic_auth, scrub, split_userinfo, url_secrets
 
 def configured_secrets(settings: Settings) -> list[str]:
     """Every secret the settings hold: tokens, API keys and credentials inside configured URLs."""
-    out = [settings.telegram.token.get(), settings.discord.token.get(),
-           settings.flows.glassnode_api_key.get(), settings.flows.cryptoquant_api_key.get()]
+    out = [
+        settings.telegram.token.get(),
+        settings.discord.token.get(),
+        settings.flows.glassnode_api_key.get(),
+        settings.flows.cryptoquant_api_key.get(),
+    ]
     token = settings.telegram.token.get()
     if ":" in token:
         out.append(token.split(":", 1)[1])  # the secret half of a Telegram token, should it appear alone
-    urls = [settings.redis.url, settings.telegram.base_url, settings.telegram.base_file_url,
-            *settings.watchers.rest_base_urls.values(), *settings.flows.base_urls.values()]
+    urls = [
+        settings.redis.url,
+        settings.telegram.base_url,
+        settings.telegram.base_file_url,
+        *settings.watchers.rest_base_urls.values(),
+        *settings.flows.base_urls.values(),
+    ]
     for url in urls:
         out += url_secrets(url)
         _, creds = split_userinfo(url)
@@ -44,8 +53,10 @@ class SecretFilter(logging.Filter):
         except Exception:  # a malformed %-format: keep what we can show
             message = f"{record.msg!r} {record.args!r}"
         if not hasattr(record, "template"):  # the format string, for handlers grouping alike lines
-            record.template = (str(record.msg), str(record.args[0]) if isinstance(record.args, tuple) and record.args
-                               else "")
+            record.template = (
+                str(record.msg),
+                str(record.args[0]) if isinstance(record.args, tuple) and record.args else "",
+            )
         record.msg, record.args = scrub(message, self.secrets), None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)

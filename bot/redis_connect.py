@@ -61,15 +61,24 @@ def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str, int, str |
 
 def client_for(url: str) -> Redis:
     """A client for ``url`` (not yet connected), with timeouts that turn a frozen server into errors."""
-    kw: dict[str, Any] = {"decode_responses": False, "socket_timeout": SOCKET_TIMEOUT_S,
-                          "socket_connect_timeout": CONNECT_TIMEOUT_S, "health_check_interval": 30}
+    kw: dict[str, Any] = {
+        "decode_responses": False,
+        "socket_timeout": SOCKET_TIMEOUT_S,
+        "socket_connect_timeout": CONNECT_TIMEOUT_S,
+        "health_check_interval": 30,
+    }
     if urlsplit(url).scheme == SENTINEL_SCHEME:
         hosts, master, db, password = parse_sentinel_url(url)
         sentinel_kw = {"socket_timeout": CONNECT_TIMEOUT_S, "socket_connect_timeout": CONNECT_TIMEOUT_S}
         node_kw = {k: v for k, v in kw.items() if k != "decode_responses"}
         # redis-py leaves Sentinel.__init__ unannotated
-        sentinel = Sentinel(hosts, sentinel_kwargs=sentinel_kw, db=db, password=password,  # type: ignore[no-untyped-call]
-                            **node_kw)
+        sentinel = Sentinel(
+            hosts,
+            sentinel_kwargs=sentinel_kw,
+            db=db,
+            password=password,  # type: ignore[no-untyped-call]
+            **node_kw,
+        )
         client: Redis = sentinel.master_for(master, decode_responses=False)
         _SENTINELS[id(client)] = sentinel
         return client
@@ -104,8 +113,14 @@ async def ping_once(client: Redis, url: str, timeout_s: float = CONNECT_TIMEOUT_
         raise RedisUnavailable(describe(url, e)) from None
 
 
-async def connect(url: str, stop: asyncio.Event | None = None, *, first_retry_s: float = FIRST_RETRY_S,
-                  max_retry_s: float = MAX_RETRY_S, rng: random.Random | None = None) -> Redis | None:
+async def connect(
+    url: str,
+    stop: asyncio.Event | None = None,
+    *,
+    first_retry_s: float = FIRST_RETRY_S,
+    max_retry_s: float = MAX_RETRY_S,
+    rng: random.Random | None = None,
+) -> Redis | None:
     """A client that answered PING, retrying with capped backoff; None when ``stop`` was set first."""
     rng = rng or random.Random()
     client = client_for(url)

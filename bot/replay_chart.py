@@ -23,8 +23,14 @@ def _price_at(prices: Sequence[tuple[int, float]], ms: int) -> float | None:
     return best if best is not None else (prices[0][1] if prices else None)
 
 
-def draw(path: Path, prices: Sequence[tuple[int, float]], events: Sequence[AlertEvent], labels: Mapping[str, str], *,
-         title: str) -> None:
+def draw(
+    path: Path,
+    prices: Sequence[tuple[int, float]],
+    events: Sequence[AlertEvent],
+    labels: Mapping[str, str],
+    *,
+    title: str,
+) -> None:
     """Write a PNG: price (when the data has a spot file), one marker colour per rule, a legend naming them."""
     import matplotlib
 
@@ -42,8 +48,14 @@ def draw(path: Path, prices: Sequence[tuple[int, float]], events: Sequence[Alert
         for i, (rule_id, es) in enumerate(by_rule.items()):
             ys = [_price_at(prices, e.ts_ms) for e in es] if prices else [float(i + 1)] * len(es)
             pts = [(_days(e.ts_ms), y) for e, y in zip(es, ys, strict=True) if y is not None]
-            ax.scatter([x for x, _ in pts], [y for _, y in pts], marker=markers[i % len(markers)], s=60, zorder=3,
-                       label=f"{rule_id}: {labels.get(rule_id, es[0].rule_text)[:70]} ({len(es)} alerts)")
+            ax.scatter(
+                [x for x, _ in pts],
+                [y for _, y in pts],
+                marker=markers[i % len(markers)],
+                s=60,
+                zorder=3,
+                label=f"{rule_id}: {labels.get(rule_id, es[0].rule_text)[:70]} ({len(es)} alerts)",
+            )
         ax.xaxis_date(tz="UTC")
         ax.set_title(title)
         ax.set_xlabel("UTC")

@@ -25,15 +25,19 @@ DAY_MS = 86_400_000
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m bot replay",
-                                description="Replay recorded data (CSV, see README) through the alert rules.")
+    p = argparse.ArgumentParser(
+        prog="python -m bot replay", description="Replay recorded data (CSV, see README) through the alert rules."
+    )
     p.add_argument("--data", type=Path, required=True, help="folder with funding*.csv, *flows*.csv, spot*.csv")
     p.add_argument("--from", dest="start", required=True, help="first UTC day, e.g. 2021-04-01")
     p.add_argument("--to", dest="end", required=True, help="last UTC day (inclusive), e.g. 2021-04-30")
-    p.add_argument("--rules", type=Path, required=True, help="TOML file: rules = [\"funding btc above 0.05%%\"]")
+    p.add_argument("--rules", type=Path, required=True, help='TOML file: rules = ["funding btc above 0.05%%"]')
     p.add_argument("--chart", type=Path, default=None, help="write a PNG of the price with the alerts marked")
-    p.add_argument("--redis-url", default=None, help="use this Redis (a scratch key prefix, dropped afterwards) "
-                                                     "instead of a throwaway embedded one")
+    p.add_argument(
+        "--redis-url",
+        default=None,
+        help="use this Redis (a scratch key prefix, dropped afterwards) instead of a throwaway embedded one",
+    )
     return p
 
 
@@ -53,12 +57,21 @@ async def run_replay(args: argparse.Namespace, settings: Settings, out: list[str
         text = args.rules.read_text()
     except OSError as e:
         raise UserError(f"--rules {args.rules}: {e.strerror}") from None
-    rules = parse_rules_toml(text, registry=registry, sources=sources,
-                             default_cooldown_s=settings.alerts.default_cooldown_s, name=args.rules.name)
+    rules = parse_rules_toml(
+        text,
+        registry=registry,
+        sources=sources,
+        default_cooldown_s=settings.alerts.default_cooldown_s,
+        name=args.rules.name,
+    )
     words = {r.id: line for r, line in zip(rules, rule_texts(text), strict=True)}
-    alert_settings = AlertSettings(sources=sources, history_assets=(), history_step_s=settings.history.step_s,
-                                   history_retention_ms=int(settings.history.retention_days * DAY_MS),
-                                   stale_after_ms=stale_after_ms(data.batches, registry))
+    alert_settings = AlertSettings(
+        sources=sources,
+        history_assets=(),
+        history_step_s=settings.history.step_s,
+        history_retention_ms=int(settings.history.retention_days * DAY_MS),
+        stale_after_ms=stale_after_ms(data.batches, registry),
+    )
     embedded: EmbeddedRedis | None = None
     with tempfile.TemporaryDirectory(prefix="basiswatch-replay-") as tmp:
         if args.redis_url:
@@ -69,8 +82,9 @@ async def run_replay(args: argparse.Namespace, settings: Settings, out: list[str
         client = Redis.from_url(url, decode_responses=False)
         keys = scratch_keys(Keys(prefix=settings.redis.key_prefix))
         try:
-            result = await replay(client, keys, registry, rules, data.batches, settings=alert_settings,
-                                  start_ms=start_ms, end_ms=end_ms)
+            result = await replay(
+                client, keys, registry, rules, data.batches, settings=alert_settings, start_ms=start_ms, end_ms=end_ms
+            )
         finally:
             await drop_keys(client, keys)
             await client.aclose()
@@ -80,10 +94,18 @@ async def run_replay(args: argparse.Namespace, settings: Settings, out: list[str
     if args.chart is not None:
         from bot.replay_chart import draw
 
-        draw(args.chart, data.prices, result.events, words,
-             title=f"{args.start} to {args.end}: {len(result.events)} alerts from {len(rules)} rules")
-    print(f"# {len(result.events)} alerts from {len(rules)} rules over {result.samples} samples "
-          f"({', '.join(data.files)}; {data.skipped} rows failed sanity checks)", file=sys.stderr)
+        draw(
+            args.chart,
+            data.prices,
+            result.events,
+            words,
+            title=f"{args.start} to {args.end}: {len(result.events)} alerts from {len(rules)} rules",
+        )
+    print(
+        f"# {len(result.events)} alerts from {len(rules)} rules over {result.samples} samples "
+        f"({', '.join(data.files)}; {data.skipped} rows failed sanity checks)",
+        file=sys.stderr,
+    )
     return result
 
 

@@ -167,8 +167,9 @@ class Settings:
     charts: ChartSettings = field(default_factory=ChartSettings)
     streams: StreamSettings = field(default_factory=StreamSettings)
     # each metric's section ([funding], [basis], [oi], ...): the keys its module declares, defaults filled in
-    metrics: dict[str, dict[str, Any]] = field(default_factory=lambda: {
-        cls.name: {s.key: s.default for s in cls.settings_spec} for cls in metric_classes()})
+    metrics: dict[str, dict[str, Any]] = field(
+        default_factory=lambda: {cls.name: {s.key: s.default for s in cls.settings_spec} for cls in metric_classes()}
+    )
     quotas: QuotaSettings = field(default_factory=QuotaSettings)
     observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
     replicas: ReplicaSettings = field(default_factory=ReplicaSettings)
@@ -183,9 +184,16 @@ class Settings:
         """Metric -> the sources that serve it here: flow providers for flows, the watched venues whose
         adapter serves the metric otherwise (no basis from a venue without dated futures); a metric
         only some venues can serve (gamma: deribit) keeps those; an overview (/summary) has none."""
-        return {m.name: () if m.overview else self.flows.providers if m.source_word == "provider" else
-                tuple(v for v in self.venues_serving(m.name) if v in m.fixed_sources) if m.fixed_sources else
-                self.venues_serving(m.name) for m in registry}
+        return {
+            m.name: ()
+            if m.overview
+            else self.flows.providers
+            if m.source_word == "provider"
+            else tuple(v for v in self.venues_serving(m.name) if v in m.fixed_sources)
+            if m.fixed_sources
+            else self.venues_serving(m.name)
+            for m in registry
+        }
 
     def streamed_venues(self) -> tuple[str, ...]:
         """Watched venues that stream; a venue whose REST host is overridden streams only with its ws host given."""
@@ -207,6 +215,7 @@ class Settings:
 
 
 # --- validation helpers ----------------------------------------------------------------
+
 
 def _bad(key: str, value: Any, accepted: str) -> ConfigError:
     return ConfigError(f"config {key} = {scrub(repr(value))} is not accepted: expected {accepted}")
@@ -282,9 +291,23 @@ def parse_settings(raw: dict[str, Any], env: dict[str, str] | None = None) -> Se
     """Validate a parsed TOML document (and the environment) into Settings."""
     env = dict(os.environ) if env is None else env
     classes = metric_classes()
-    top_known = {"redis", "telegram", "discord", "flows", "console", "watchers", "history", "alerts", "log_level",
-                 "quotas", "observability", "replicas", "charts", "streams",
-                 *(cls.name for cls in classes)}
+    top_known = {
+        "redis",
+        "telegram",
+        "discord",
+        "flows",
+        "console",
+        "watchers",
+        "history",
+        "alerts",
+        "log_level",
+        "quotas",
+        "observability",
+        "replicas",
+        "charts",
+        "streams",
+        *(cls.name for cls in classes),
+    }
     unknown = set(raw) - top_known
     if unknown:
         raise ConfigError(f"config has unknown section(s) {sorted(unknown)}: accepted are {sorted(top_known)}")
@@ -292,19 +315,26 @@ def parse_settings(raw: dict[str, Any], env: dict[str, str] | None = None) -> Se
     r = _section(raw, "redis", {"url", "data_dir", "key_prefix"})
     redis_url = env.get("REDIS_URL") or _text(r, "redis", "url", RedisSettings.url)
     if redis_url and urlparse(redis_url).scheme not in ("redis", "rediss", "unix", "redis+sentinel"):
-        raise _bad("redis.url", safe_url(redis_url), "a redis://, rediss://, unix:// or "
-                   "redis+sentinel://host:port[,host:port]/mastername URL, or empty for the embedded Redis")
+        raise _bad(
+            "redis.url",
+            safe_url(redis_url),
+            "a redis://, rediss://, unix:// or "
+            "redis+sentinel://host:port[,host:port]/mastername URL, or empty for the embedded Redis",
+        )
     prefix = _text(r, "redis", "key_prefix", RedisSettings.key_prefix)
     if not prefix or ":" in prefix:
         raise _bad("redis.key_prefix", prefix, "a non-empty name without ':'")
-    redis = RedisSettings(url=redis_url, data_dir=_text(r, "redis", "data_dir", RedisSettings.data_dir),
-                          key_prefix=prefix)
+    redis = RedisSettings(
+        url=redis_url, data_dir=_text(r, "redis", "data_dir", RedisSettings.data_dir), key_prefix=prefix
+    )
 
     t = _section(raw, "telegram", {"token", "base_url", "base_file_url", "poll_timeout_s"})
     token = env.get("TELEGRAM_BOT_TOKEN") or _text(t, "telegram", "token", "")
     if token and (":" not in token or len(token) < 10):
-        raise ConfigError("telegram.token (or TELEGRAM_BOT_TOKEN) does not look like a bot token: "
-                          "expected the '123456:ABC...' string from @BotFather")
+        raise ConfigError(
+            "telegram.token (or TELEGRAM_BOT_TOKEN) does not look like a bot token: "
+            "expected the '123456:ABC...' string from @BotFather"
+        )
     telegram = TelegramSettings(
         token=Secret(token),
         base_url=_url(t, "telegram", "base_url", TelegramSettings.base_url, ("http", "https")),
@@ -320,9 +350,22 @@ def parse_settings(raw: dict[str, Any], env: dict[str, str] | None = None) -> Se
     if enabled not in ("auto", "on", "off"):
         raise _bad("console.enabled", enabled, '"auto", "on" or "off"')
 
-    w = _section(raw, "watchers", {"venues", "poll_interval_s", "markets_refresh_s", "request_timeout_s",
-                                   "max_backoff_s", "stale_after_s", "funding_info_refresh_s", "oi_assets",
-                                   "rest_base_urls", "venue_poll_interval_s"})
+    w = _section(
+        raw,
+        "watchers",
+        {
+            "venues",
+            "poll_interval_s",
+            "markets_refresh_s",
+            "request_timeout_s",
+            "max_backoff_s",
+            "stale_after_s",
+            "funding_info_refresh_s",
+            "oi_assets",
+            "rest_base_urls",
+            "venue_poll_interval_s",
+        },
+    )
     venues, unknown_venues = _venues(w, "venues")
     watchers = WatcherSettings(
         venues=venues,
@@ -331,8 +374,9 @@ def parse_settings(raw: dict[str, Any], env: dict[str, str] | None = None) -> Se
         request_timeout_s=_num(w, "watchers", "request_timeout_s", WatcherSettings.request_timeout_s, 0.1, 120),
         max_backoff_s=_num(w, "watchers", "max_backoff_s", WatcherSettings.max_backoff_s, 0.1, 3600),
         stale_after_s=_num(w, "watchers", "stale_after_s", WatcherSettings.stale_after_s, 1, 86_400),
-        funding_info_refresh_s=_num(w, "watchers", "funding_info_refresh_s", WatcherSettings.funding_info_refresh_s,
-                                    10, 86_400),
+        funding_info_refresh_s=_num(
+            w, "watchers", "funding_info_refresh_s", WatcherSettings.funding_info_refresh_s, 10, 86_400
+        ),
         oi_assets=_tickers(w, "watchers", "oi_assets", WatcherSettings.oi_assets),
         rest_base_urls=_venue_map(w, "rest_base_urls", "url"),
         venue_poll_interval_s=_venue_map(w, "venue_poll_interval_s", "seconds"),
@@ -356,13 +400,26 @@ def parse_settings(raw: dict[str, Any], env: dict[str, str] | None = None) -> Se
     level = raw.get("log_level", Settings.log_level)
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise _bad("log_level", level, '"DEBUG", "INFO", "WARNING" or "ERROR"')
-    return Settings(redis=redis, telegram=telegram, discord=discord, flows=flows,
-                    console=ConsoleSettings(enabled=enabled), watchers=watchers,
-                    history=history, alerts=alerts, charts=_charts(raw), metrics=metrics, log_level=level,
-                    unknown_venues=unknown_venues, quotas=_quotas(raw), observability=_observability(raw),
-                    replicas=ReplicaSettings(lease_ttl_s=_num(_section(raw, "replicas", {"lease_ttl_s"}), "replicas",
-                                                              "lease_ttl_s", 6.0, 1, 60)),
-                    streams=streams)
+    return Settings(
+        redis=redis,
+        telegram=telegram,
+        discord=discord,
+        flows=flows,
+        console=ConsoleSettings(enabled=enabled),
+        watchers=watchers,
+        history=history,
+        alerts=alerts,
+        charts=_charts(raw),
+        metrics=metrics,
+        log_level=level,
+        unknown_venues=unknown_venues,
+        quotas=_quotas(raw),
+        observability=_observability(raw),
+        replicas=ReplicaSettings(
+            lease_ttl_s=_num(_section(raw, "replicas", {"lease_ttl_s"}), "replicas", "lease_ttl_s", 6.0, 1, 60)
+        ),
+        streams=streams,
+    )
 
 
 def _charts(raw: dict[str, Any]) -> ChartSettings:
@@ -371,10 +428,12 @@ def _charts(raw: dict[str, Any]) -> ChartSettings:
     if pool not in ("process", "thread"):
         raise _bad("charts.pool", pool, '"process" (charts drawn in worker processes) or "thread"')
     return ChartSettings(
-        workers=int(_num(c, "charts", "workers", ChartSettings.workers, 1, 16)), pool=pool,
+        workers=int(_num(c, "charts", "workers", ChartSettings.workers, 1, 16)),
+        pool=pool,
         cache_s=_num(c, "charts", "cache_s", ChartSettings.cache_s, 0, 3600),
         max_pending=int(_num(c, "charts", "max_pending", ChartSettings.max_pending, 1, 256)),
-        files_dir=_text(c, "charts", "files_dir", ChartSettings.files_dir))
+        files_dir=_text(c, "charts", "files_dir", ChartSettings.files_dir),
+    )
 
 
 def _tickers(d: dict[str, Any], section: str, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
@@ -427,22 +486,34 @@ def _discord(raw: dict[str, Any], env: dict[str, str]) -> DiscordSettings:
     d = _section(raw, "discord", {"token", "application_id", "guild_ids"})
     token = env.get("DISCORD_BOT_TOKEN") or _text(d, "discord", "token", "")
     if token and (len(token) < 20 or " " in token):
-        raise ConfigError("discord.token (or DISCORD_BOT_TOKEN) does not look like a bot token: expected the token "
-                          "from the Bot tab of the Discord developer portal")
+        raise ConfigError(
+            "discord.token (or DISCORD_BOT_TOKEN) does not look like a bot token: expected the token "
+            "from the Bot tab of the Discord developer portal"
+        )
     app_id = d.get("application_id")
     if app_id is not None and (isinstance(app_id, bool) or not isinstance(app_id, int) or app_id <= 0):
         raise _bad("discord.application_id", app_id, "the numeric application id, or leave it out")
-    return DiscordSettings(token=Secret(token), application_id=app_id,
-                           guild_ids=_int_list(d, "guild_ids", "server ids"))
+    return DiscordSettings(
+        token=Secret(token), application_id=app_id, guild_ids=_int_list(d, "guild_ids", "server ids")
+    )
 
 
-FLOW_KEYS = {"providers", "assets", "poll_interval_s", "days", "publication_lag_h", "glassnode_api_key",
-             "cryptoquant_api_key", "base_urls"}
+FLOW_KEYS = {
+    "providers",
+    "assets",
+    "poll_interval_s",
+    "days",
+    "publication_lag_h",
+    "glassnode_api_key",
+    "cryptoquant_api_key",
+    "base_urls",
+}
 
 
 def _flows(raw: dict[str, Any], env: dict[str, str]) -> FlowSettings:
-    f = _section(raw, "flows", FLOW_KEYS | {s.key for cls in metric_classes() if cls.name == "flows"
-                                            for s in cls.settings_spec})
+    f = _section(
+        raw, "flows", FLOW_KEYS | {s.key for cls in metric_classes() if cls.name == "flows" for s in cls.settings_spec}
+    )
     providers = f.get("providers", list(FlowSettings.providers))
     if not isinstance(providers, list) or any(p not in PROVIDERS for p in providers):
         raise _bad("flows.providers", providers, f"a list from {list(PROVIDERS)} (empty for none)")
@@ -462,16 +533,31 @@ def _flows(raw: dict[str, Any], env: dict[str, str]) -> FlowSettings:
     if isinstance(days, bool) or not isinstance(days, int) or not 31 <= days <= 400:
         raise _bad("flows.days", days, "a whole number of days from 31 to 400 (30-day sums need 30)")
     return FlowSettings(
-        providers=tuple(dict.fromkeys(providers)), assets=tuple(a.upper() for a in assets),
-        poll_interval_s=_num(f, "flows", "poll_interval_s", FlowSettings.poll_interval_s, 1, 86_400), days=days,
+        providers=tuple(dict.fromkeys(providers)),
+        assets=tuple(a.upper() for a in assets),
+        poll_interval_s=_num(f, "flows", "poll_interval_s", FlowSettings.poll_interval_s, 1, 86_400),
+        days=days,
         publication_lag_h=_num(f, "flows", "publication_lag_h", FlowSettings.publication_lag_h, 0, 72),
-        glassnode_api_key=Secret(gn), cryptoquant_api_key=Secret(cq), base_urls=dict(urls),
+        glassnode_api_key=Secret(gn),
+        cryptoquant_api_key=Secret(cq),
+        base_urls=dict(urls),
     )
 
 
 def _alerts(raw: dict[str, Any], registry: Registry, sources: dict[str, tuple[str, ...]]) -> AlertSettings:
-    a = _section(raw, "alerts", {"telegram_admins", "discord_admins", "default_cooldown", "default_rules",
-                                 "claim_idle_s", "telegram_rate_per_s", "discord_rate_per_s"})
+    a = _section(
+        raw,
+        "alerts",
+        {
+            "telegram_admins",
+            "discord_admins",
+            "default_cooldown",
+            "default_rules",
+            "claim_idle_s",
+            "telegram_rate_per_s",
+            "discord_rate_per_s",
+        },
+    )
 
     def ids(key: str) -> frozenset[str]:
         v = a.get(key, [])
@@ -487,19 +573,29 @@ def _alerts(raw: dict[str, Any], registry: Registry, sources: dict[str, tuple[st
         except (UserError, AttributeError, TypeError) as e:
             raise _bad(f"alerts.{key}", a[key], str(e) if isinstance(e, UserError) else "a string") from None
 
-    cooldown = convert("default_cooldown", AlertSettings.default_cooldown_s,
-                       lambda v: parse_duration(v, "cooldown", lo_s=0))
+    cooldown = convert(
+        "default_cooldown", AlertSettings.default_cooldown_s, lambda v: parse_duration(v, "cooldown", lo_s=0)
+    )
     rules = a.get("default_rules", list(DEFAULT_RULES))
     if not isinstance(rules, list) or not all(isinstance(r, str) for r in rules):
         raise _bad("alerts.default_rules", rules, 'a list of rule texts such as "funding btc above 0.1%"')
     for i, text in enumerate(rules):
         try:
-            parse_rule(text.split(), registry=registry, sources=sources, rule_id="x", default_cooldown_s=cooldown,
-                       now_ms=0, created_by="config")
+            parse_rule(
+                text.split(),
+                registry=registry,
+                sources=sources,
+                rule_id="x",
+                default_cooldown_s=cooldown,
+                now_ms=0,
+                created_by="config",
+            )
         except UserError as e:
             raise ConfigError(f"config alerts.default_rules[{i}] = {text!r} is not accepted: {e}") from None
     return AlertSettings(
-        telegram_admins=ids("telegram_admins"), discord_admins=ids("discord_admins"), default_cooldown_s=cooldown,
+        telegram_admins=ids("telegram_admins"),
+        discord_admins=ids("discord_admins"),
+        default_cooldown_s=cooldown,
         default_rules=tuple(rules),
         claim_idle_s=_num(a, "alerts", "claim_idle_s", AlertSettings.claim_idle_s, 0.05, 3600),
         telegram_rate_per_s=_num(a, "alerts", "telegram_rate_per_s", AlertSettings.telegram_rate_per_s, 0.1, 1000),

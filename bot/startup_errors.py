@@ -20,11 +20,15 @@ def describe(e: BaseException) -> str | None:
     """One line for a known start-up failure, or None for anything else (a bug: keep the traceback)."""
     for leaf in _leaves(e):
         if isinstance(leaf, telegram.error.InvalidToken):
-            return ("Telegram rejected the bot token (HTTP 401/404): check telegram.token or TELEGRAM_BOT_TOKEN "
-                    "(the '123456:ABC...' string from @BotFather) and telegram.base_url")
+            return (
+                "Telegram rejected the bot token (HTTP 401/404): check telegram.token or TELEGRAM_BOT_TOKEN "
+                "(the '123456:ABC...' string from @BotFather) and telegram.base_url"
+            )
         if isinstance(leaf, discord.LoginFailure):
-            return ("Discord rejected the bot token: check discord.token or DISCORD_BOT_TOKEN (Bot tab of the "
-                    "developer portal, Reset Token)")
+            return (
+                "Discord rejected the bot token: check discord.token or DISCORD_BOT_TOKEN (Bot tab of the "
+                "developer portal, Reset Token)"
+            )
         if isinstance(leaf, discord.PrivilegedIntentsRequired):
             return "Discord refused the gateway connection: privileged intents are not enabled for this bot"
         if isinstance(leaf, DataDirBusy | RedisUnavailable):

@@ -52,9 +52,16 @@ def parse_streams(raw: dict[str, Any], bad: Any) -> StreamSettings:
         if not isinstance(v, list) or not all(isinstance(a, str) and a.isalnum() for a in v):
             raise bad("streams.symbol_assets", v, 'a list of tickers such as ["BTC", "ETH"]')
         out["symbol_assets"] = tuple(a.upper() for a in v)
-    bounds = {"stall_after_s": (0.1, 3600), "ping_interval_s": (0.05, 600), "reconnect_base_s": (0.01, 600),
-              "max_backoff_s": (0.05, 3600), "max_event_age_s": (1, 86_400), "window_refresh_s": (0.05, 3600),
-              "funding_refresh_s": (0.05, 3600), "price_tolerance": (0, 0.1)}
+    bounds = {
+        "stall_after_s": (0.1, 3600),
+        "ping_interval_s": (0.05, 600),
+        "reconnect_base_s": (0.01, 600),
+        "max_backoff_s": (0.05, 3600),
+        "max_event_age_s": (1, 86_400),
+        "window_refresh_s": (0.05, 3600),
+        "funding_refresh_s": (0.05, 3600),
+        "price_tolerance": (0, 0.1),
+    }
     for key, (lo, hi) in bounds.items():
         if key in d:
             v = d[key]

@@ -26,8 +26,9 @@ def _holds(wr: Wiring, lease: str) -> bool:
 def stream_loops(wr: Wiring) -> list[Loop]:
     """Liquidations and funding by websocket; each watcher reconnects on its own and reports to /status."""
     s, w = wr.settings.streams, wr.settings.watchers
-    cfg = StreamConfig(stall_after_s=s.stall_after_s, reconnect_base_s=s.reconnect_base_s,
-                       max_backoff_s=s.max_backoff_s)
+    cfg = StreamConfig(
+        stall_after_s=s.stall_after_s, reconnect_base_s=s.reconnect_base_s, max_backoff_s=s.max_backoff_s
+    )
     health = StreamHealthStore(wr.redis, wr.keys)
     events = LiquidationStore(wr.redis, wr.keys)
     loops: list[Loop] = []
@@ -39,23 +40,44 @@ def stream_loops(wr: Wiring) -> list[Loop]:
         if s.funding and funding is not None:
             wanted.append(("funding", funding))
         for feed, metric in wanted:
-            client = StreamClient(venue, timeout_s=w.request_timeout_s, ping_interval_s=s.ping_interval_s,
-                                  rest_base_url=w.rest_base_urls.get(venue), ws_base_url=s.ws_base_urls.get(venue),
-                                  symbol_assets=s.symbol_assets, rest=wr.venue_clients.get(venue))
+            client = StreamClient(
+                venue,
+                timeout_s=w.request_timeout_s,
+                ping_interval_s=s.ping_interval_s,
+                rest_base_url=w.rest_base_urls.get(venue),
+                ws_base_url=s.ws_base_urls.get(venue),
+                symbol_assets=s.symbol_assets,
+                rest=wr.venue_clients.get(venue),
+            )
             if feed not in client.feeds(liquidations=True, funding=True):
                 continue
             wr.stack.push_async_callback(client.close)
             sink: Sink
             if feed == "liqs":
-                sink = LiquidationSink(venue, events, wr.store, metric, wr.evaluator.on_samples,
-                                       max_event_age_s=s.max_event_age_s, refresh_s=s.window_refresh_s)
+                sink = LiquidationSink(
+                    venue,
+                    events,
+                    wr.store,
+                    metric,
+                    wr.evaluator.on_samples,
+                    max_event_age_s=s.max_event_age_s,
+                    refresh_s=s.window_refresh_s,
+                )
             else:
-                sink = FundingSink(venue, wr.store, metric, wr.evaluator.on_samples, refresh_s=s.funding_refresh_s,
-                                   price_tolerance=s.price_tolerance, history_step_s=wr.settings.history.step_s,
-                                   history_assets=wr.settings.history.assets)
+                sink = FundingSink(
+                    venue,
+                    wr.store,
+                    metric,
+                    wr.evaluator.on_samples,
+                    refresh_s=s.funding_refresh_s,
+                    price_tolerance=s.price_tolerance,
+                    history_step_s=wr.settings.history.step_s,
+                    history_assets=wr.settings.history.assets,
+                )
             # the venue's poll lease: with data replicas, one process polls and streams each venue
-            watcher = StreamWatcher(client, feed, sink, health, cfg,
-                                    allowed=functools.partial(_holds, wr, f"market:{venue}"))
+            watcher = StreamWatcher(
+                client, feed, sink, health, cfg, allowed=functools.partial(_holds, wr, f"market:{venue}")
+            )
             wr.streams.append(watcher)
             loops.append(watcher.run)
     return loops

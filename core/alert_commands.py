@@ -35,8 +35,14 @@ def _role_of(entry: dict[str, object]) -> str:
 class AlertCommands:
     """The alert commands; the store is shared with evaluation and delivery."""
 
-    def __init__(self, store: AlertStore, settings: AlertCommandSettings, registry: Registry,
-                 clock_ms: Callable[[], int] = lambda: int(time.time() * 1000), quotas: Quotas | None = None) -> None:
+    def __init__(
+        self,
+        store: AlertStore,
+        settings: AlertCommandSettings,
+        registry: Registry,
+        clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        quotas: Quotas | None = None,
+    ) -> None:
         self.store = store
         self.settings = settings
         self.registry = registry
@@ -74,8 +80,9 @@ class AlertCommands:
     async def subscribe(self, args: list[str], ctx: ChatContext) -> Reply:
         """/subscribe <funding|basis|all> <asset>: this chat receives that topic's alerts (group admins in groups)."""
         if not await self._may_manage_alerts(ctx):
-            return Reply.fail("Only this group's administrators can subscribe it to alerts; "
-                              "/alerts shows what it receives.")
+            return Reply.fail(
+                "Only this group's administrators can subscribe it to alerts; /alerts shows what it receives."
+            )
         topics = self._topics(args, "subscribe")
         if self.quotas is not None:
             topics = await self.quotas.listed_topics(topics)
@@ -83,8 +90,10 @@ class AlertCommands:
         await self.store.subscribe(ctx.target, topics)
         names = ", ".join(t.replace(":", " ") for t in topics)
         where = "This group" if ctx.is_group else "You"
-        return Reply(title=f"{where} will receive {names} alerts.",
-                     blocks=("See the rules with /alerts; silence for a while with /mute 2h.",))
+        return Reply(
+            title=f"{where} will receive {names} alerts.",
+            blocks=("See the rules with /alerts; silence for a while with /mute 2h.",),
+        )
 
     async def unsubscribe(self, args: list[str], ctx: ChatContext) -> Reply:
         """/unsubscribe <funding|basis|all> <asset>, or /unsubscribe all (group admins in groups)."""
@@ -105,14 +114,17 @@ class AlertCommands:
         page = int(args[0]) if args else 1
         topics = await self.store.topics_of(ctx.target)
         mine, states = await self.store.rules_in(
-            [*(self.store.keys.rules_topic(t) for t in topics), self.store.keys.rules_target(ctx.target)])
+            [*(self.store.keys.rules_topic(t) for t in topics), self.store.keys.rules_target(ctx.target)]
+        )
         blocks: list[str | Table] = []
         muted = await self.store.mute_left_s(ctx.target)
         if muted:
             blocks.append(f"Muted for another {fmt_duration_s(max(60, muted // 60 * 60))} (/mute off to resume).")
         if not topics and not mine:
-            return Reply(title="This chat receives no alerts.",
-                         blocks=("Subscribe with /subscribe funding btc or /subscribe all eth.",))
+            return Reply(
+                title="This chat receives no alerts.",
+                blocks=("Subscribe with /subscribe funding btc or /subscribe all eth.",),
+            )
         if topics:
             listed = ", ".join(t.replace(":", " ") for t in topics)
             if len(listed) > 600:  # hundreds of topics: the page stays readable
@@ -124,14 +136,15 @@ class AlertCommands:
         table = self._rules_table(mine, states)
         pages = max(1, -(-len(table.rows) // ALERTS_PAGE_ROWS))
         page = min(page, pages)
-        rows = table.rows[(page - 1) * ALERTS_PAGE_ROWS:page * ALERTS_PAGE_ROWS]
+        rows = table.rows[(page - 1) * ALERTS_PAGE_ROWS : page * ALERTS_PAGE_ROWS]
         blocks.append(Table(header=table.header, rows=rows, align=table.align))
         if pages == 1:
             return Reply(title="Alerts for this chat", blocks=tuple(blocks))
         more = f"alerts {page + 1}" if page < pages else None
         footer = f"Page {page} of {pages} ({len(table.rows)} rules)" + (f" · next: /{more}" if more else "")
-        return Reply(title=f"Alerts for this chat · page {page}/{pages}", blocks=tuple(blocks), footer=footer,
-                     next_page=more)
+        return Reply(
+            title=f"Alerts for this chat · page {page}/{pages}", blocks=tuple(blocks), footer=footer, next_page=more
+        )
 
     @staticmethod
     def _rules_table(rules: list[Rule], states: dict[str, RuleState]) -> Table:
@@ -162,32 +175,49 @@ class AlertCommands:
         if sub == "set":
             return await self._set(args[1:], ctx)
         if sub == "list":
-            visible, states = await self.store.rules_in([self.store.keys.rules_global(),
-                                                         self.store.keys.rules_target(ctx.target)])
+            visible, states = await self.store.rules_in(
+                [self.store.keys.rules_global(), self.store.keys.rules_target(ctx.target)]
+            )
             if not visible:
                 return Reply(title="No alert rules yet.", blocks=(usage(self.registry),))
-            return Reply(title=f"{len(visible)} alert rule(s)", blocks=(self._rules_table(visible, states),),
-                         footer="Delete with /threshold del <id>")
+            return Reply(
+                title=f"{len(visible)} alert rule(s)",
+                blocks=(self._rules_table(visible, states),),
+                footer="Delete with /threshold del <id>",
+            )
         if sub in ("del", "delete", "rm"):
             return await self._delete(args[1:], ctx)
         if sub == "history":
-            entries = [e for e in await self.store.rule_log(200)
-                       if e.get("scope") == "global" or e.get("target") == ctx.target][:15]
+            entries = [
+                e for e in await self.store.rule_log(200) if e.get("scope") == "global" or e.get("target") == ctx.target
+            ][:15]
             if not entries:
                 return Reply(title="No rule changes yet.")
             # who changed a rule identifies an admin: shown to bot admins only
             show_who = await self.is_bot_admin(ctx)
-            rows = tuple((time.strftime("%m-%d %H:%M", time.gmtime(e["ts_ms"] / 1000)),
-                          e["who"] if show_who or e["who"] == "config" else _role_of(e), e["action"],
-                          f"{e['rule']}: {e['text']}") for e in entries)
-            return Reply(title="Rule changes, newest first", blocks=(Table(
-                header=("when (UTC)", "who", "action", "rule"), rows=rows, align="llll"),))
-        raise UserError("Usage: /threshold set ... | /threshold list | /threshold del <id> | /threshold history. "
-                        + usage(self.registry))
+            rows = tuple(
+                (
+                    time.strftime("%m-%d %H:%M", time.gmtime(e["ts_ms"] / 1000)),
+                    e["who"] if show_who or e["who"] == "config" else _role_of(e),
+                    e["action"],
+                    f"{e['rule']}: {e['text']}",
+                )
+                for e in entries
+            )
+            return Reply(
+                title="Rule changes, newest first",
+                blocks=(Table(header=("when (UTC)", "who", "action", "rule"), rows=rows, align="llll"),),
+            )
+        raise UserError(
+            "Usage: /threshold set ... | /threshold list | /threshold del <id> | /threshold history. "
+            + usage(self.registry)
+        )
 
     async def _refusal(self) -> Reply:
-        return Reply.fail("Only bot admins (configured, or added with /admin add) can set global alert rules, "
-                          "and only a group's administrators can set rules for their group.")
+        return Reply.fail(
+            "Only bot admins (configured, or added with /admin add) can set global alert rules, "
+            "and only a group's administrators can set rules for their group."
+        )
 
     async def _set(self, args: list[str], ctx: ChatContext) -> Reply:
         bot_admin = await self.is_bot_admin(ctx)
@@ -195,9 +225,17 @@ class AlertCommands:
             return await self._refusal()
         scope, target = ("global", "") if bot_admin else ("chat", ctx.target)
         now = self.clock_ms()
-        probe = parse_rule(args, registry=self.registry, sources=self.settings.sources, rule_id="r?",
-                           default_cooldown_s=self.settings.default_cooldown_s, now_ms=now, created_by=ctx.who,
-                           scope=scope, target=target)  # validates first
+        probe = parse_rule(
+            args,
+            registry=self.registry,
+            sources=self.settings.sources,
+            rule_id="r?",
+            default_cooldown_s=self.settings.default_cooldown_s,
+            now_ms=now,
+            created_by=ctx.who,
+            scope=scope,
+            target=target,
+        )  # validates first
         if self.quotas is not None:
             await self.quotas.check_asset(probe.metric, probe.asset)
             if scope == "chat":
@@ -208,13 +246,15 @@ class AlertCommands:
         await self.store.save_rule(rule, who=ctx.who, action="set", now_ms=now)
         if scope == "global":
             subs = await self.store.subscribers(rule.topic)
-            note = (f"Global: every chat subscribed to {rule.metric} {rule.asset} receives it "
-                    f"({len(subs)} now).")
+            note = f"Global: every chat subscribed to {rule.metric} {rule.asset} receives it ({len(subs)} now)."
         else:
             note = "Only this chat receives it."
         subscribed = rule.topic in await self.store.topics_of(ctx.target)
-        hint = "" if subscribed or scope == "chat" else \
-            f" This chat is not subscribed: /subscribe {rule.metric} {rule.asset.lower()}"
+        hint = (
+            ""
+            if subscribed or scope == "chat"
+            else f" This chat is not subscribed: /subscribe {rule.metric} {rule.asset.lower()}"
+        )
         return Reply(title=f"Rule {rule.id} set: {rule.describe()}", blocks=(note + hint,))
 
     async def _delete(self, args: list[str], ctx: ChatContext) -> Reply:
@@ -240,8 +280,12 @@ class AlertCommands:
         if sub == "list":
             configured = sorted(self.settings.bot_admins.get(platform, frozenset()))
             added = sorted(await self.store.admins(platform) - set(configured))
-            return Reply(title="Bot admins", blocks=(f"From config: {', '.join(configured) or 'none'}\n"
-                                                     f"Added by command: {', '.join(added) or 'none'}",))
+            return Reply(
+                title="Bot admins",
+                blocks=(
+                    f"From config: {', '.join(configured) or 'none'}\nAdded by command: {', '.join(added) or 'none'}",
+                ),
+            )
         if sub in ("add", "remove") and len(args) == 2 and args[1].isdigit():
             if sub == "add":
                 await self.store.add_admin(platform, args[1])
@@ -251,5 +295,7 @@ class AlertCommands:
             if not await self.store.remove_admin(platform, args[1]):
                 raise UserError(f"User {args[1]} was not a bot admin")
             return Reply(title=f"User {args[1]} is no longer a bot admin.")
-        raise UserError("Usage: /admin add <user id> | /admin remove <user id> | /admin list "
-                        "(a user's numeric id, e.g. /admin add 123456789)")
+        raise UserError(
+            "Usage: /admin add <user id> | /admin remove <user id> | /admin list "
+            "(a user's numeric id, e.g. /admin add 123456789)"
+        )

@@ -38,8 +38,12 @@ def out_of_bounds(name: str, value: float | None) -> str | None:
 def sample_problem(s: FundingSample | BasisSample) -> str | None:
     """The first absolute bound a funding or basis sample breaks, or None."""
     if isinstance(s, FundingSample):
-        checks = [("funding_rate_per_interval", s.rate_per_interval), ("predicted_rate", s.predicted_rate),
-                  ("price_usd", s.mark_usd), ("price_usd", s.index_usd)]
+        checks = [
+            ("funding_rate_per_interval", s.rate_per_interval),
+            ("predicted_rate", s.predicted_rate),
+            ("price_usd", s.mark_usd),
+            ("price_usd", s.index_usd),
+        ]
     else:
         checks = [("price_usd", s.future_usd), ("price_usd", s.index_usd)]
     for name, value in checks:

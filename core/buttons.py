@@ -39,7 +39,7 @@ def decode(data: str) -> list[str] | None:
     """The command words of a button's data, None unless it is one of ours and one of the accepted commands."""
     if not data.startswith(PREFIX) or len(data.encode()) > DATA_LIMIT:
         return None
-    words = data[len(PREFIX):].split()
+    words = data[len(PREFIX) :].split()
     if not words:
         return None
     name, args = words[0].lower(), words[1:]
@@ -62,9 +62,9 @@ def alert_actions(e: AlertEvent, chart_metrics: Sequence[str]) -> tuple[Action, 
     return tuple(a for a in actions if len((PREFIX + a.command).encode()) <= DATA_LIMIT)
 
 
-def with_actions(render: Callable[[AlertEvent], Reply], chart_metrics: Sequence[str]
-                 ) -> Callable[[AlertEvent], Reply]:
+def with_actions(render: Callable[[AlertEvent], Reply], chart_metrics: Sequence[str]) -> Callable[[AlertEvent], Reply]:
     """A renderer of alerts whose messages carry the buttons."""
+
     def rendered(e: AlertEvent) -> Reply:
         reply = render(e)
         return replace(reply, actions=alert_actions(e, chart_metrics))

@@ -131,8 +131,9 @@ def total_gex(chain: Iterable[OptionSample], now_ms: int, max_days: float | None
     return sum(gex_by_strike(chain, now_ms, max_days).values())
 
 
-def flip_level(chain: Sequence[OptionSample], now_ms: int, spot: float, max_days: float | None = None,
-               span: float = FLIP_SPAN) -> float | None:
+def flip_level(
+    chain: Sequence[OptionSample], now_ms: int, spot: float, max_days: float | None = None, span: float = FLIP_SPAN
+) -> float | None:
     """The price nearest spot (within ±span) at which total GEX changes sign; None when it keeps its sign."""
     if spot <= 0 or not chain:
         return None

@@ -103,10 +103,18 @@ def windows_of(venue: str, asset: str, events: Iterable[LiqEvent], now_ms: int) 
         for w in WINDOWS_S:
             if age_ms <= w * 1000:
                 sums[(e.side, w)] += e.usd
-    return LiqWindows(venue=venue, asset=asset, ts_ms=now_ms, long_1h=sums[("long", 3600)],
-                      short_1h=sums[("short", 3600)], long_4h=sums[("long", 14_400)],
-                      short_4h=sums[("short", 14_400)], long_24h=sums[("long", 86_400)],
-                      short_24h=sums[("short", 86_400)], count_24h=count)
+    return LiqWindows(
+        venue=venue,
+        asset=asset,
+        ts_ms=now_ms,
+        long_1h=sums[("long", 3600)],
+        short_1h=sums[("short", 3600)],
+        long_4h=sums[("long", 14_400)],
+        short_4h=sums[("short", 14_400)],
+        long_24h=sums[("long", 86_400)],
+        short_24h=sums[("short", 86_400)],
+        count_24h=count,
+    )
 
 
 class LiquidationStore:
@@ -145,5 +153,7 @@ class LiquidationStore:
         for asset, venue in pairs:
             pipe.zrangebyscore(self.keys.liq_events(asset, venue), now_ms - 86_400_000, "+inf")
         raw_all: list[Any] = await pipe.execute()
-        return [windows_of(venue, asset, (LiqEvent.from_json(m) for m in raw), now_ms)
-                for (asset, venue), raw in zip(pairs, raw_all, strict=True)]
+        return [
+            windows_of(venue, asset, (LiqEvent.from_json(m) for m in raw), now_ms)
+            for (asset, venue), raw in zip(pairs, raw_all, strict=True)
+        ]

@@ -97,8 +97,9 @@ class PacerStats:
 class Pacer:
     """Grants send slots under ``limits``; times are monotonic seconds from ``clock``."""
 
-    def __init__(self, limits: Limits, *, clock: Callable[[], float] = time.monotonic,
-                 shared: SharedSlots | None = None) -> None:
+    def __init__(
+        self, limits: Limits, *, clock: Callable[[], float] = time.monotonic, shared: SharedSlots | None = None
+    ) -> None:
         self.limits = limits
         self.clock = clock
         self.shared = shared  # other processes sending with this token: their slots are reserved there too

@@ -24,9 +24,14 @@ class QuotaSettings:
 class Quotas:
     """Checks subscriptions and rules against what the sources list and the per-chat caps."""
 
-    def __init__(self, store: MarketStore, flow_assets: Sequence[str], settings: QuotaSettings,
-                 market_metrics: Sequence[str] = ("funding", "basis", "oi"),
-                 listed_as: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        store: MarketStore,
+        flow_assets: Sequence[str],
+        settings: QuotaSettings,
+        market_metrics: Sequence[str] = ("funding", "basis", "oi"),
+        listed_as: Mapping[str, str] | None = None,
+    ) -> None:
         self.store = store
         self.flow_assets = frozenset(a.upper() for a in flow_assets)
         self.settings = settings
@@ -57,8 +62,10 @@ class Quotas:
         if not known:
             raise UserError(f"No watched source reports {metric} for any asset: accepted topics are the other metrics.")
         sample = ", ".join(sorted(a.lower() for a in known)[:8])
-        raise UserError(f"No watched source lists {asset} for {metric}. Accepted: a listed asset, e.g. {sample} "
-                        f"({len(known)} known).")
+        raise UserError(
+            f"No watched source lists {asset} for {metric}. Accepted: a listed asset, e.g. {sample} "
+            f"({len(known)} known)."
+        )
 
     async def listed_topics(self, topics: Sequence[str]) -> list[str]:
         """The ``metric:ASSET`` topics whose asset is listed; UserError (for the first) when none is."""
@@ -81,8 +88,10 @@ class Quotas:
         cap = self.settings.max_subscriptions_per_chat
         total = len(set(current) | set(adding))
         if total > cap:
-            raise UserError(f"This chat may follow at most {cap} topics and has {len(set(current))}: remove some "
-                            "with /unsubscribe (see /alerts).")
+            raise UserError(
+                f"This chat may follow at most {cap} topics and has {len(set(current))}: remove some "
+                "with /unsubscribe (see /alerts)."
+            )
 
     def check_rules(self, current: int) -> None:
         """UserError when the chat already has its maximum of own rules."""

@@ -72,8 +72,11 @@ def reply_to_json(reply: Reply) -> str:
 def reply_from_json(raw: str | bytes) -> Reply:
     d = json.loads(raw)
     blocks: list[Block] = [
-        b if isinstance(b, str) else Table(header=tuple(b["header"]), rows=tuple(tuple(r) for r in b["rows"]),
-                                           align=b["align"], caption=b["caption"])
+        b
+        if isinstance(b, str)
+        else Table(
+            header=tuple(b["header"]), rows=tuple(tuple(r) for r in b["rows"]), align=b["align"], caption=b["caption"]
+        )
         for b in d["blocks"]
     ]
     return Reply(title=d["title"], blocks=tuple(blocks), footer=d["footer"], error=d["error"])

@@ -85,16 +85,24 @@ class SharedBudget:
         hold_key = self.keys.pace_hold(self.platform, lane) if lane is not None else ""
         kind, seconds = await self._script(
             keys=[self.keys.pace_slot(self.platform), lane_key, hold_key],
-            args=[1.0 / self.limits.global_per_s, self._windows(group), int(self.limits.horizon_s) + 5,
-                  f"{self._me}:{self._n}", 0])
+            args=[
+                1.0 / self.limits.global_per_s,
+                self._windows(group),
+                int(self.limits.horizon_s) + 5,
+                f"{self._me}:{self._n}",
+                0,
+            ],
+        )
         kind = kind.decode() if isinstance(kind, bytes) else str(kind)
         wait = max(0.0, float(seconds.decode() if isinstance(seconds, bytes) else seconds))
         return Reservation(wait, lane_closed=kind == "lane")
 
     async def hold_all(self, retry_after_s: float) -> None:
         """A 429 for the whole token: every process's next slot moves past it."""
-        await self._script(keys=[self.keys.pace_slot(self.platform), "", ""],
-                           args=[1.0 / self.limits.global_per_s, "", 0, "", retry_after_s])
+        await self._script(
+            keys=[self.keys.pace_slot(self.platform), "", ""],
+            args=[1.0 / self.limits.global_per_s, "", 0, "", retry_after_s],
+        )
 
     async def hold(self, lane: str, retry_after_s: float) -> None:
         """A 429 for one chat: no process sends to it until ``retry_after_s`` has passed."""

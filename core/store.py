@@ -92,8 +92,16 @@ class MarketStore:
         self._tier_bucket: dict[tuple[str, str], int] = {}  # (key, symbol) -> the last step written
 
     # writes ---------------------------------------------------------------------------
-    async def write_samples(self, metric: Metric, venue: str, samples: Sequence[Any], *, now_ms: int,
-                            history: Iterable[Any] = (), replace: bool | None = None) -> None:
+    async def write_samples(
+        self,
+        metric: Metric,
+        venue: str,
+        samples: Sequence[Any],
+        *,
+        now_ms: int,
+        history: Iterable[Any] = (),
+        replace: bool | None = None,
+    ) -> None:
         """Store one source's samples of one metric, atomically.
 
         ``replace`` (the metric's default: ``replace_on_poll``): the batch is the venue's whole set
@@ -134,8 +142,9 @@ class MarketStore:
                 self._tier(pipe, metric, venue, s, tier, step_ms, now_ms - coarse_ms, trimmed)
         await pipe.execute()
 
-    def _tier(self, pipe: Any, metric: Metric, venue: str, s: Any, tier: str, step_ms: int, cutoff_ms: int,
-              trimmed: set[str]) -> None:
+    def _tier(
+        self, pipe: Any, metric: Metric, venue: str, s: Any, tier: str, step_ms: int, cutoff_ms: int, trimmed: set[str]
+    ) -> None:
         """The first history point of each series in each step also goes to that step's long-chart history.
 
         The last step written is remembered in memory, so after a restart a step may hold two points
@@ -162,12 +171,19 @@ class MarketStore:
         raw = await self.redis.hmget(self.keys.latest(metric, asset, venue), list(symbols))
         return [r is not None for r in raw]
 
-    async def record_success(self, source: str, *, now_ms: int, latency_ms: int, requests: int,
-                             markets: int | None = None, endpoints: Mapping[str, str | None] | None = None) -> None:
+    async def record_success(
+        self,
+        source: str,
+        *,
+        now_ms: int,
+        latency_ms: int,
+        requests: int,
+        markets: int | None = None,
+        endpoints: Mapping[str, str | None] | None = None,
+    ) -> None:
         """Note a successful poll for ``/status``; ``endpoints`` maps each part to None (ok) or its error."""
         key = self.keys.source(source)
-        mapping: dict[Any, Any] = {"last_ok_ms": now_ms, "last_latency_ms": latency_ms,
-                                   "consecutive_failures": 0}
+        mapping: dict[Any, Any] = {"last_ok_ms": now_ms, "last_latency_ms": latency_ms, "consecutive_failures": 0}
         if markets is not None:
             mapping["markets"] = markets
         healed = []
@@ -189,8 +205,11 @@ class MarketStore:
     async def record_part(self, source: str, part: str, error: str | None, *, now_ms: int, requests: int) -> None:
         """Note one part's outcome (a watcher of its own serving one metric of a source) without touching the rest."""
         key = self.keys.source(source)
-        mapping: dict[Any, Any] = {f"ep:{part}:ok_ms": now_ms} if error is None else \
-            {f"ep:{part}:error": error[:300], f"ep:{part}:error_ms": now_ms}
+        mapping: dict[Any, Any] = (
+            {f"ep:{part}:ok_ms": now_ms}
+            if error is None
+            else {f"ep:{part}:error": error[:300], f"ep:{part}:error_ms": now_ms}
+        )
         pipe = self.redis.pipeline(transaction=False)
         pipe.sadd(self.keys.sources(), source)
         pipe.hset(key, mapping=mapping)
@@ -210,14 +229,16 @@ class MarketStore:
         return int(res[-1])
 
     # reads ----------------------------------------------------------------------------
-    async def read_latest(self, metric: Metric, asset: str, venues: Sequence[str], *, with_health: bool = False
-                          ) -> tuple[dict[str, list[Any]], dict[str, SourceHealth]]:
+    async def read_latest(
+        self, metric: Metric, asset: str, venues: Sequence[str], *, with_health: bool = False
+    ) -> tuple[dict[str, list[Any]], dict[str, SourceHealth]]:
         """Latest samples of one asset across venues (and their health): one round trip."""
         (by_venue,), health = await self.read_many([(metric, asset, venues)], health=venues if with_health else ())
         return by_venue, health
 
-    async def read_many(self, wanted: Sequence[tuple[Metric, str, Sequence[str]]], *, health: Sequence[str] = ()
-                        ) -> tuple[list[dict[str, list[Any]]], dict[str, SourceHealth]]:
+    async def read_many(
+        self, wanted: Sequence[tuple[Metric, str, Sequence[str]]], *, health: Sequence[str] = ()
+    ) -> tuple[list[dict[str, list[Any]]], dict[str, SourceHealth]]:
         """Latest samples of several (metric, asset, venues), plus the health of some sources: one round trip."""
         pipe = self.redis.pipeline(transaction=False)
         for metric, asset, venues in wanted:
@@ -255,23 +276,30 @@ class MarketStore:
 
     async def read_history(self, metric: str, asset: str, venue: str, since_ms: int) -> list[tuple[int, str]]:
         """History members newer than ``since_ms`` as (ts_ms, member)."""
-        raw: list[Any] = await self.redis.zrangebyscore(self.keys.history(metric, asset, venue), since_ms, "+inf",
-                                                        withscores=True)
+        raw: list[Any] = await self.redis.zrangebyscore(
+            self.keys.history(metric, asset, venue), since_ms, "+inf", withscores=True
+        )
         return [(int(pair[1]), _str(pair[0]) or "") for pair in raw]
 
-    async def history_since(self, metric: str, asset: str, venues: Sequence[str], since_ms: int, *,
-                            tier: str = "") -> dict[str, list[tuple[int, str]]]:
+    async def history_since(
+        self, metric: str, asset: str, venues: Sequence[str], since_ms: int, *, tier: str = ""
+    ) -> dict[str, list[tuple[int, str]]]:
         """Every venue's history members newer than ``since_ms`` (of a long-chart ``tier``): one round trip."""
         pipe = self.redis.pipeline(transaction=False)
         for venue in venues:
-            key = self.keys.history_tier(tier, metric, asset, venue) if tier else \
-                self.keys.history(metric, asset, venue)
+            key = (
+                self.keys.history_tier(tier, metric, asset, venue) if tier else self.keys.history(metric, asset, venue)
+            )
             pipe.zrangebyscore(key, since_ms, "+inf", withscores=True)
-        return {v: [(int(p[1]), _str(p[0]) or "") for p in raw]
-                for v, raw in zip(venues, await pipe.execute(), strict=True) if raw}
+        return {
+            v: [(int(p[1]), _str(p[0]) or "") for p in raw]
+            for v, raw in zip(venues, await pipe.execute(), strict=True)
+            if raw
+        }
 
-    async def history_at(self, metric: str, asset: str, venues: Sequence[str], times_ms: Sequence[int], *,
-                         tolerance_ms: int) -> list[dict[str, str]]:
+    async def history_at(
+        self, metric: str, asset: str, venues: Sequence[str], times_ms: Sequence[int], *, tolerance_ms: int
+    ) -> list[dict[str, str]]:
         """For each time, each venue's newest history member at or before it (within ``tolerance_ms``)."""
         pipe = self.redis.pipeline(transaction=False)
         for t in times_ms:
@@ -306,6 +334,8 @@ def _health(name: str, raw: Mapping[Any, Any]) -> SourceHealth:
         consecutive_failures=_int(d.get("consecutive_failures")) or 0,
         last_latency_ms=_int(d.get("last_latency_ms")),
         markets=_int(d.get("markets")),
-        endpoints={n: EndpointHealth(_int(e.get("ok_ms")), _str(e.get("error")), _int(e.get("error_ms")))
-                   for n, e in endpoints.items()},
+        endpoints={
+            n: EndpointHealth(_int(e.get("ok_ms")), _str(e.get("error")), _int(e.get("error_ms")))
+            for n, e in endpoints.items()
+        },
     )

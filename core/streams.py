@@ -37,12 +37,17 @@ class StreamHealth:
     @classmethod
     def from_hash(cls, name: str, raw: Mapping[Any, Any]) -> StreamHealth:
         d = {_s(k): _s(v) for k, v in raw.items()}
-        return cls(name=name, state=d.get("state", "?"), messages=int(d.get("messages", 0)),
-                   rate_per_s=float(d.get("rate_per_s", 0.0)),
-                   last_message_ms=int(d["last_message_ms"]) if d.get("last_message_ms") else None,
-                   reconnects=int(d.get("reconnects", 0)),
-                   since_ms=int(d["since_ms"]) if d.get("since_ms") else None,
-                   last_error=d.get("last_error") or None, updated_ms=int(d.get("updated_ms", 0)))
+        return cls(
+            name=name,
+            state=d.get("state", "?"),
+            messages=int(d.get("messages", 0)),
+            rate_per_s=float(d.get("rate_per_s", 0.0)),
+            last_message_ms=int(d["last_message_ms"]) if d.get("last_message_ms") else None,
+            reconnects=int(d.get("reconnects", 0)),
+            since_ms=int(d["since_ms"]) if d.get("since_ms") else None,
+            last_error=d.get("last_error") or None,
+            updated_ms=int(d.get("updated_ms", 0)),
+        )
 
 
 class StreamHealthStore:
@@ -82,12 +87,19 @@ def status_blocks(streams: Sequence[StreamHealth], now_ms: int) -> list[str | Ta
     for h in streams:
         venue, _, feed = h.name.partition(":")
         age = fmt_age((now_ms - h.last_message_ms) / 1000) if h.last_message_ms else "never"
-        rows.append((f"{VENUE_LABELS.get(venue, venue)} {feed}", h.state, f"{h.rate_per_s:.1f}/s", age,
-                     str(h.reconnects)))
+        rows.append(
+            (f"{VENUE_LABELS.get(venue, venue)} {feed}", h.state, f"{h.rate_per_s:.1f}/s", age, str(h.reconnects))
+        )
         if h.last_error and h.state != "live":
             errors.append(f"{h.name}: {h.last_error}")
-    blocks: list[str | Table] = [Table(header=("stream", "state", "msgs", "last msg", "reconn."), rows=tuple(rows),
-                                       align="llrrr", caption="Websocket streams")]
+    blocks: list[str | Table] = [
+        Table(
+            header=("stream", "state", "msgs", "last msg", "reconn."),
+            rows=tuple(rows),
+            align="llrrr",
+            caption="Websocket streams",
+        )
+    ]
     if errors:
         blocks.append("Stream errors:\n" + "\n".join(errors))
     return blocks

@@ -11,10 +11,24 @@ from core.reply import Reply
 
 def event_for(rule: Rule, *, value: float = 0.000612, ts_ms: int | None = None) -> AlertEvent:
     """A firing of ``rule`` on binance's BTC perpetual."""
-    return AlertEvent(metric=rule.metric, asset=rule.asset, rule_id=rule.id, kind=rule.kind, scope=rule.scope,
-                      target=rule.target, rule_text=rule.describe(), threshold=rule.threshold, value=value,
-                      level=None, unit="fraction per 8h", ts_ms=ts_ms or int(time.time() * 1000), venue="binanceusdm",
-                      instrument="BTC/USDT:USDT", label="binance", selector=rule.selector)
+    return AlertEvent(
+        metric=rule.metric,
+        asset=rule.asset,
+        rule_id=rule.id,
+        kind=rule.kind,
+        scope=rule.scope,
+        target=rule.target,
+        rule_text=rule.describe(),
+        threshold=rule.threshold,
+        value=value,
+        level=None,
+        unit="fraction per 8h",
+        ts_ms=ts_ms or int(time.time() * 1000),
+        venue="binanceusdm",
+        instrument="BTC/USDT:USDT",
+        label="binance",
+        selector=rule.selector,
+    )
 
 
 def tagged(title: str = "BTC funding above +0.0500%/8h"):  # type: ignore[no-untyped-def]

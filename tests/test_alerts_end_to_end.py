@@ -26,17 +26,20 @@ async def say(tg: BotApiDouble, chat_id: int, text: str, *, user: int, group: bo
     return sent[seen].plain
 
 
-async def test_threshold_subscribe_fire_once_hysteresis_cooldown(exchanges: ExchangeDouble, telegram: BotApiDouble,
-                                                                  redis_url: str, redis: object, keys: Keys) -> None:
+async def test_threshold_subscribe_fire_once_hysteresis_cooldown(
+    exchanges: ExchangeDouble, telegram: BotApiDouble, redis_url: str, redis: object, keys: Keys
+) -> None:
     for v in ExchangeDouble.VENUES:
         set_btc_funding(exchanges, v, 0.0001)
-    settings = local_settings(exchanges, telegram, redis_url, keys,
-                              alerts={"telegram_admins": [ADMIN], "default_rules": []})
+    settings = local_settings(
+        exchanges, telegram, redis_url, keys, alerts={"telegram_admins": [ADMIN], "default_rules": []}
+    )
     stop = asyncio.Event()
     app = asyncio.create_task(run(settings, stop))
     try:
-        reply = await say(telegram, ADMIN, "/threshold set funding btc above 0.05% venue okx hysteresis 0.02% "
-                                           "cooldown 1h", user=ADMIN)
+        reply = await say(
+            telegram, ADMIN, "/threshold set funding btc above 0.05% venue okx hysteresis 0.02% cooldown 1h", user=ADMIN
+        )
         assert "Rule r1 set" in reply, reply
         assert "receive funding BTC alerts" in await say(telegram, 501, "/subscribe funding btc", user=501)
         assert "administrators" in await say(telegram, -1001, "/subscribe all btc", user=700, group=True)
@@ -53,16 +56,21 @@ async def test_threshold_subscribe_fire_once_hysteresis_cooldown(exchanges: Exch
         before = {c: len(telegram.sent_to(c)) for c in (ADMIN, 501, 502, -1001, -2002)}
         set_btc_funding(exchanges, "okx", 0.0007)
         for chat in (501, -1001):
-            (alert,) = (await telegram.wait_sent(before[chat] + 1, chat_id=chat, timeout=15))[before[chat]:]
+            (alert,) = (await telegram.wait_sent(before[chat] + 1, chat_id=chat, timeout=15))[before[chat] :]
             assert "BTC funding above +0.0500%/8h" in alert.plain and "+0.0700%/8h" in alert.plain
             assert "okx" in alert.plain and "/mute 2h" in alert.plain
-        (group_alert,) = (await telegram.wait_sent(before[-2002] + 1, chat_id=-2002, timeout=15))[before[-2002]:]
+        (group_alert,) = (await telegram.wait_sent(before[-2002] + 1, chat_id=-2002, timeout=15))[before[-2002] :]
         assert "above +0.0600%/8h" in group_alert.plain and "this chat's rule" in group_alert.plain
 
         await asyncio.sleep(2.0)  # several more polls with the value still high: nothing more
         after = {c: len(telegram.sent_to(c)) for c in before}
-        assert after == {ADMIN: before[ADMIN], 501: before[501] + 1, 502: before[502],
-                         -1001: before[-1001] + 1, -2002: before[-2002] + 1}
+        assert after == {
+            ADMIN: before[ADMIN],
+            501: before[501] + 1,
+            502: before[502],
+            -1001: before[-1001] + 1,
+            -2002: before[-2002] + 1,
+        }
 
         # back inside the band (0.04% > 0.05% - 0.02%): not re-armed; below it and up again: cooldown holds
         set_btc_funding(exchanges, "okx", 0.0002)
@@ -78,19 +86,27 @@ async def test_threshold_subscribe_fire_once_hysteresis_cooldown(exchanges: Exch
 
 
 async def test_data_and_chat_roles_in_separate_processes_share_redis(
-        exchanges: ExchangeDouble, telegram: BotApiDouble, redis_url: str, redis: object, keys: Keys) -> None:
+    exchanges: ExchangeDouble, telegram: BotApiDouble, redis_url: str, redis: object, keys: Keys
+) -> None:
     """One 'data' process (watchers, evaluation) and one 'chat' process (Telegram, delivery) on one Redis."""
     for v in ExchangeDouble.VENUES:
         set_btc_funding(exchanges, v, 0.0001)
-    settings = local_settings(exchanges, telegram, redis_url, keys, flows={"providers": []},
-                              alerts={"telegram_admins": [ADMIN], "default_rules": []})
+    settings = local_settings(
+        exchanges,
+        telegram,
+        redis_url,
+        keys,
+        flows={"providers": []},
+        alerts={"telegram_admins": [ADMIN], "default_rules": []},
+    )
     stop = asyncio.Event()
     data = asyncio.create_task(run(settings, stop, role="data"))
     chat = asyncio.create_task(run(settings, stop, role="chat"))
     try:
         assert "receive funding BTC" in await say(telegram, 501, "/subscribe funding btc", user=501)
-        assert "Rule r1 set" in await say(telegram, ADMIN, "/threshold set funding btc above 0.05% venue okx",
-                                          user=ADMIN)
+        assert "Rule r1 set" in await say(
+            telegram, ADMIN, "/threshold set funding btc above 0.05% venue okx", user=ADMIN
+        )
         for _ in range(50):  # the chat process answers from what the data process stored
             if "okx" in await say(telegram, 501, "/funding btc", user=501):
                 break

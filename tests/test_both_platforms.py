@@ -29,13 +29,25 @@ async def discord_double() -> AsyncIterator[DiscordDouble]:
 
 
 async def test_threshold_from_telegram_reaches_discord_channel_and_telegram_chat(
-        exchanges: ExchangeDouble, telegram: BotApiDouble, discord_double: DiscordDouble, redis_url: str,
-        redis: object, keys: Keys) -> None:
+    exchanges: ExchangeDouble,
+    telegram: BotApiDouble,
+    discord_double: DiscordDouble,
+    redis_url: str,
+    redis: object,
+    keys: Keys,
+) -> None:
     for state in exchanges.venues.values():
         for p in state.perps:
             p.funding_rate = 0.0001
-    settings = local_settings(exchanges, telegram, redis_url, keys, discord={"token": "discord-test-token-0123456789"},
-                              flows={"providers": []}, alerts={"telegram_admins": [ADMIN], "default_rules": []})
+    settings = local_settings(
+        exchanges,
+        telegram,
+        redis_url,
+        keys,
+        discord={"token": "discord-test-token-0123456789"},
+        flows={"providers": []},
+        alerts={"telegram_admins": [ADMIN], "default_rules": []},
+    )
     stop = asyncio.Event()
     app = asyncio.create_task(run(settings, stop))
     try:
@@ -44,9 +56,15 @@ async def test_threshold_from_telegram_reaches_discord_channel_and_telegram_chat
             if discord_double.commands:
                 break
             await asyncio.sleep(0.1)
-        res = await discord_double.interact("subscribe", {"metric": "funding", "asset": "eth"}, user_id=MANAGER,
-                                            guild_id=GUILD, channel_id=CHANNEL, permissions=MANAGE_GUILD,
-                                            timeout=10)
+        res = await discord_double.interact(
+            "subscribe",
+            {"metric": "funding", "asset": "eth"},
+            user_id=MANAGER,
+            guild_id=GUILD,
+            channel_id=CHANNEL,
+            permissions=MANAGE_GUILD,
+            timeout=10,
+        )
         assert "funding ETH" in str(res["data"])
         telegram.push_message(501, "/subscribe funding eth", user_id=501)
         await telegram.wait_sent(1, chat_id=501)

@@ -15,14 +15,21 @@ from tests.local_bot import local_settings
 from tests.test_alerts_end_to_end import ADMIN, say, set_btc_funding
 
 
-async def test_all_of_funding_and_basis_fires_once_with_a_checklist(exchanges: ExchangeDouble, telegram: BotApiDouble,
-                                                                    redis_url: str, redis: object, keys: Keys) -> None:
+async def test_all_of_funding_and_basis_fires_once_with_a_checklist(
+    exchanges: ExchangeDouble, telegram: BotApiDouble, redis_url: str, redis: object, keys: Keys
+) -> None:
     for v in ExchangeDouble.VENUES:
         set_btc_funding(exchanges, v, 0.0001)
     bybit = exchanges.venues["bybit"]
     front = min(f.expiry for f in bybit.futures)
-    settings = local_settings(exchanges, telegram, redis_url, keys, flows={"providers": []},
-                              alerts={"telegram_admins": [ADMIN], "default_rules": []})
+    settings = local_settings(
+        exchanges,
+        telegram,
+        redis_url,
+        keys,
+        flows={"providers": []},
+        alerts={"telegram_admins": [ADMIN], "default_rules": []},
+    )
     stop = asyncio.Event()
     app = asyncio.create_task(run(settings, stop))
     try:

@@ -30,8 +30,12 @@ async def wait_for_reply(tg: BotApiDouble, chat_id: int, text: str, needle: str,
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
         seen = len(tg.sent_to(chat_id))
-        tg.push_message(chat_id, text, user_id=chat_id if chat_id > 0 else 1001,
-                        chat_type="private" if chat_id > 0 else "supergroup")
+        tg.push_message(
+            chat_id,
+            text,
+            user_id=chat_id if chat_id > 0 else 1001,
+            chat_type="private" if chat_id > 0 else "supergroup",
+        )
         sent = await tg.wait_sent(seen + 1, chat_id=chat_id, timeout=5)
         reply = "\n".join(s.plain for s in sent[seen:])
         if needle in reply:
@@ -40,8 +44,9 @@ async def wait_for_reply(tg: BotApiDouble, chat_id: int, text: str, needle: str,
     raise AssertionError(f"no reply with {needle!r} to {text!r}; last: {reply!r}")
 
 
-async def test_basis_funding_status_through_telegram(exchanges: ExchangeDouble, telegram: BotApiDouble,
-                                                     redis_url: str, redis: object, keys: Keys) -> None:
+async def test_basis_funding_status_through_telegram(
+    exchanges: ExchangeDouble, telegram: BotApiDouble, redis_url: str, redis: object, keys: Keys
+) -> None:
     expiry = dt.date.today() + dt.timedelta(days=45)
     for v, state in exchanges.venues.items():
         state.futures = [Future("BTC", expiry, 101_000.0, 100_000.0, linear=v not in ("binancecoinm", "deribit"))]
@@ -52,8 +57,9 @@ async def test_basis_funding_status_through_telegram(exchanges: ExchangeDouble, 
     app = asyncio.create_task(run(settings_for(exchanges, telegram, redis_url, keys), stop))
     try:
         reply = await wait_for_reply(telegram, 501, "/basis btc", "5 futures on 5 venues")
-        days = (dt.datetime.combine(expiry, dt.time(8), tzinfo=dt.UTC).timestamp() * 1000
-                - time.time() * 1000) / MS_PER_DAY
+        days = (
+            dt.datetime.combine(expiry, dt.time(8), tzinfo=dt.UTC).timestamp() * 1000 - time.time() * 1000
+        ) / MS_PER_DAY
         assert f"{0.01 * 365 / days * 100:+.1f}%" in reply  # 1% basis annualized over the days left
         assert "+1.00%" in reply and "101,000" in reply and "100,000" in reply
         assert "+0.050%" in reply  # perpetual premium 50 / 100,000
@@ -75,8 +81,12 @@ async def test_basis_funding_status_through_telegram(exchanges: ExchangeDouble, 
         reply = await wait_for_reply(telegram, 501, "/basis BTC", "futures")
         assert "bybit" in reply and "Data age" in reply
 
-        for bad, needle in (("/basis", "Usage: /basis <asset>"), ("/basis zzz", "No venue lists ZZZ"),
-                            ("/nonsense", "Try /help"), ("/help", "/funding <asset>")):
+        for bad, needle in (
+            ("/basis", "Usage: /basis <asset>"),
+            ("/basis zzz", "No venue lists ZZZ"),
+            ("/nonsense", "Try /help"),
+            ("/help", "/funding <asset>"),
+        ):
             assert needle in await wait_for_reply(telegram, 502, bad, needle, within_s=5)
         assert telegram.commands, "the command menu was registered"
     finally:
@@ -88,12 +98,24 @@ async def test_embedded_default_console(exchanges: ExchangeDouble, tmp_path: Pat
     """`python -m bot` with no Redis URL and no token: embedded Redis, watchers, console chat."""
     cfg = tmp_path / "config.toml"
     urls = "\n".join(f'{v} = "{exchanges.url(v)}"' for v in ExchangeDouble.VENUES)
-    cfg.write_text(f'[redis]\ndata_dir = "{tmp_path / "data"}"\n[watchers]\npoll_interval_s = 0.5\n'
-                   f"[watchers.rest_base_urls]\n{urls}\n", encoding="utf-8")
+    cfg.write_text(
+        f'[redis]\ndata_dir = "{tmp_path / "data"}"\n[watchers]\npoll_interval_s = 0.5\n'
+        f"[watchers.rest_base_urls]\n{urls}\n",
+        encoding="utf-8",
+    )
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "TELEGRAM_BOT_TOKEN")}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "--config", str(cfg), cwd=ROOT, env=env,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "bot",
+        "--config",
+        str(cfg),
+        cwd=ROOT,
+        env=env,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     assert proc.stdin and proc.stdout
     out = b""
     try:
@@ -125,14 +147,28 @@ async def test_sigterm_shuts_down_cleanly(exchanges: ExchangeDouble, tmp_path: P
     """SIGTERM stops watchers, delivery and the embedded Redis, with no pending-task warnings."""
     cfg = tmp_path / "config.toml"
     urls = "\n".join(f'{v} = "{exchanges.url(v)}"' for v in ExchangeDouble.VENUES)
-    cfg.write_text(f'[redis]\ndata_dir = "{tmp_path / "data"}"\n[console]\nenabled = "on"\n'
-                   f'[flows]\nproviders = []\n[watchers]\npoll_interval_s = 0.5\n'
-                   f"[watchers.rest_base_urls]\n{urls}\n", encoding="utf-8")
+    cfg.write_text(
+        f'[redis]\ndata_dir = "{tmp_path / "data"}"\n[console]\nenabled = "on"\n'
+        f"[flows]\nproviders = []\n[watchers]\npoll_interval_s = 0.5\n"
+        f"[watchers.rest_base_urls]\n{urls}\n",
+        encoding="utf-8",
+    )
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "TELEGRAM_BOT_TOKEN")}
     env["PYTHONWARNINGS"] = "error::RuntimeWarning"
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-X", "dev", "-m", "bot", "--config", str(cfg), cwd=ROOT, env=env,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-X",
+        "dev",
+        "-m",
+        "bot",
+        "--config",
+        str(cfg),
+        cwd=ROOT,
+        env=env,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     assert proc.stdout
     out = b""
     deadline = time.monotonic() + 20

@@ -42,8 +42,15 @@ def series(n: int = 35) -> list[DaySpec]:
     out = []
     for i in range(n, 0, -1):
         k = n - i  # 0 .. n-1, oldest first
-        out.append(DaySpec(days_before(i), inflow=10_000.0 + 100 * k, outflow=9_000.0 + 50 * k,
-                           balance=2_000_000.0 + 1_000 * k, price=50_000.0))
+        out.append(
+            DaySpec(
+                days_before(i),
+                inflow=10_000.0 + 100 * k,
+                outflow=9_000.0 + 50 * k,
+                balance=2_000_000.0 + 1_000 * k,
+                price=50_000.0,
+            )
+        )
     return out
 
 
@@ -65,8 +72,9 @@ def store(redis: Redis, keys: Keys) -> MarketStore:
     return MarketStore(redis, keys, retention_ms=86_400_000)
 
 
-async def test_flows_command_sums_and_changes(flows: FlowProvidersDouble, session: aiohttp.ClientSession,
-                                              store: MarketStore) -> None:
+async def test_flows_command_sums_and_changes(
+    flows: FlowProvidersDouble, session: aiohttp.ClientSession, store: MarketStore
+) -> None:
     provider = CoinMetricsProvider(session, base_url=flows.url("coinmetrics"), min_interval_s=0)
     watcher = FlowWatcher(provider, store, FLOWS, ["BTC"], days=35)
     assert await watcher.poll_once() == 35
@@ -90,8 +98,9 @@ async def test_flows_command_sums_and_changes(flows: FlowProvidersDouble, sessio
     assert "No exchange-flow data for DOGE" in (await core.run("flows", ["doge"])).title
 
 
-async def test_providers_kept_apart(flows: FlowProvidersDouble, session: aiohttp.ClientSession,
-                                    store: MarketStore) -> None:
+async def test_providers_kept_apart(
+    flows: FlowProvidersDouble, session: aiohttp.ClientSession, store: MarketStore
+) -> None:
     gn = GlassnodeProvider(session, flows.GLASSNODE_KEY, base_url=flows.url("glassnode"))
     cq = CryptoQuantProvider(session, flows.CRYPTOQUANT_KEY, base_url=flows.url("cryptoquant"))
     for p in (gn, cq):
@@ -103,9 +112,9 @@ async def test_providers_kept_apart(flows: FlowProvidersDouble, session: aiohttp
     assert set(data) == {"glassnode", "cryptoquant"}
 
 
-async def test_netflow_rule_fires_once_per_day_not_on_refetch(flows: FlowProvidersDouble,
-                                                              session: aiohttp.ClientSession, store: MarketStore,
-                                                              redis: Redis, keys: Keys) -> None:
+async def test_netflow_rule_fires_once_per_day_not_on_refetch(
+    flows: FlowProvidersDouble, session: aiohttp.ClientSession, store: MarketStore, redis: Redis, keys: Keys
+) -> None:
     alerts = AlertStore(redis, keys)
     rule = rule_from("flows btc netflow above 3000", venues=("okx",))
     await alerts.save_rule(rule, who="t", action="set", now_ms=0)
@@ -113,8 +122,14 @@ async def test_netflow_rule_fires_once_per_day_not_on_refetch(flows: FlowProvide
     await svc.start()
     provider = CoinMetricsProvider(session, base_url=flows.url("coinmetrics"), min_interval_s=0)
     watcher = FlowWatcher(provider, store, FLOWS, ["BTC"], days=35, listeners=[svc.on_samples])
-    flows.days["BTC"][-1] = DaySpec(days_before(1), inflow=20_000.0, outflow=15_000.0, balance=2e6, price=5e4,
-                                    available_at=f"{dt.datetime.now(dt.UTC).date().isoformat()}T00:30:00Z")
+    flows.days["BTC"][-1] = DaySpec(
+        days_before(1),
+        inflow=20_000.0,
+        outflow=15_000.0,
+        balance=2e6,
+        price=5e4,
+        available_at=f"{dt.datetime.now(dt.UTC).date().isoformat()}T00:30:00Z",
+    )
     await watcher.poll_once()
     await watcher.poll_once()  # the same days again
     entries = await redis.xrange(keys.alerts())
@@ -122,15 +137,15 @@ async def test_netflow_rule_fires_once_per_day_not_on_refetch(flows: FlowProvide
     fields = {k.decode(): v.decode() for k, v in entries[0][1].items()}
     assert fields["ts_ms"] == str(ms(f"{dt.datetime.now(dt.UTC).date().isoformat()}T00:30:00Z"))
     event = AlertEvent.from_json(fields["event"])
-    assert (event.metric, event.field, event.value, event.extra["day"]) == ("flows", "netflow", 5000.0,
-                                                                            days_before(1))
+    assert (event.metric, event.field, event.value, event.extra["day"]) == ("flows", "netflow", 5000.0, days_before(1))
     text = to_plain(REGISTRY.render(event))
     assert "BTC exchange netflow above +3,000 BTC/day" in text and "+5,000 BTC" in text and "coinmetrics" in text
     assert len(await redis.xrange(keys.alerts())) == 1
 
 
-async def test_rejected_key_reported_once_and_survived(flows: FlowProvidersDouble, session: aiohttp.ClientSession,
-                                                       store: MarketStore) -> None:
+async def test_rejected_key_reported_once_and_survived(
+    flows: FlowProvidersDouble, session: aiohttp.ClientSession, store: MarketStore
+) -> None:
     notices: list[tuple[str, str]] = []
 
     async def notify(source: str, error: str) -> None:
@@ -148,28 +163,38 @@ async def test_rejected_key_reported_once_and_survived(flows: FlowProvidersDoubl
 
 
 @pytest.mark.replay
-async def test_replay_april_2021_netflow_above_3000(flows: FlowProvidersDouble, session: aiohttp.ClientSession,
-                                                    store: MarketStore, redis: Redis, keys: Keys) -> None:
+async def test_replay_april_2021_netflow_above_3000(
+    flows: FlowProvidersDouble, session: aiohttp.ClientSession, store: MarketStore, redis: Redis, keys: Keys
+) -> None:
     if not REPLAY.exists():
         pytest.skip(f"replay data not found at {REPLAY} (the shared replay folder sits beside the repository)")
     with REPLAY.open(newline="") as f:
         rows = list(csv.DictReader(f))
-    published = [DaySpec(r["date"], inflow=float(r["inflow_btc"]), outflow=float(r["outflow_btc"]),
-                         balance=float(r["exchange_balance_btc"]), price=float(r["price_usd"]),
-                         available_at=r["available_at_utc"]) for r in rows]
+    published = [
+        DaySpec(
+            r["date"],
+            inflow=float(r["inflow_btc"]),
+            outflow=float(r["outflow_btc"]),
+            balance=float(r["exchange_balance_btc"]),
+            price=float(r["price_usd"]),
+            available_at=r["available_at_utc"],
+        )
+        for r in rows
+    ]
     expected = [(r["date"], ms(r["available_at_utc"])) for r in rows if float(r["netflow_btc"]) > 3000]
 
     alerts = AlertStore(redis, keys)
     rule = rule_from("flows btc netflow above 3000", venues=("okx",))
     await alerts.save_rule(rule, who="replay", action="set", now_ms=0)
     clock = [ms("2021-04-01T00:00:00Z")]
-    svc = AlertService(alerts, store, keys, REGISTRY, AlertSettings(sources=sources(REGISTRY, ("okx",))),
-                       clock_ms=lambda: clock[0])
+    svc = AlertService(
+        alerts, store, keys, REGISTRY, AlertSettings(sources=sources(REGISTRY, ("okx",))), clock_ms=lambda: clock[0]
+    )
     await svc.start()
-    provider = CoinMetricsProvider(session, base_url=flows.url("coinmetrics"), min_interval_s=0,
-                                   clock=lambda: clock[0])
-    watcher = FlowWatcher(provider, store, FLOWS, ["BTC"], days=31, listeners=[svc.on_samples],
-                          clock_ms=lambda: clock[0])
+    provider = CoinMetricsProvider(session, base_url=flows.url("coinmetrics"), min_interval_s=0, clock=lambda: clock[0])
+    watcher = FlowWatcher(
+        provider, store, FLOWS, ["BTC"], days=31, listeners=[svc.on_samples], clock_ms=lambda: clock[0]
+    )
     end = ms("2021-05-01T12:00:00Z")
     while clock[0] <= end:  # poll hourly, serving only the rows published by then
         flows.days["BTC"] = [d for d in published if d.available_at and ms(d.available_at) <= clock[0]]

@@ -35,8 +35,13 @@ def small_chain(today: dt.date) -> list[Option]:
     out = []
     for days, fwd, iv_atm in ((9, 100_150.0, 52.0), (37, 100_600.0, 58.0)):
         expiry = today + dt.timedelta(days=days)
-        for k, call_oi, put_oi in ((90_000, 40.0, 900.0), (95_000, 120.0, 1500.0), (100_000, 700.0, 650.0),
-                                   (105_000, 1100.0, 90.0), (110_000, 800.0, 30.0)):
+        for k, call_oi, put_oi in (
+            (90_000, 40.0, 900.0),
+            (95_000, 120.0, 1500.0),
+            (100_000, 700.0, 650.0),
+            (105_000, 1100.0, 90.0),
+            (110_000, 800.0, 30.0),
+        ):
             iv = iv_atm + abs(k - SPOT) / 1000 * 0.6  # a smile
             out.append(Option("BTC", expiry, k, True, call_oi, iv, fwd, SPOT))
             out.append(Option("BTC", expiry, k, False, put_oi, iv + 1.5, fwd, SPOT))
@@ -104,8 +109,15 @@ async def test_chain_fetched_in_bulk_and_gex_matches_by_hand(chain_stored) -> No
     now = int(time.time() * 1000)
     ours = gex_by_strike(chain, now)
     for k in {o.strike for o in opts}:
-        want = sum((1 if o.call else -1) * by_hand_gamma(o.underlying, k, o.mark_iv, o.expiry_ms, now)
-                   * o.open_interest * o.underlying**2 * 0.01 for o in opts if o.strike == k)
+        want = sum(
+            (1 if o.call else -1)
+            * by_hand_gamma(o.underlying, k, o.mark_iv, o.expiry_ms, now)
+            * o.open_interest
+            * o.underlying**2
+            * 0.01
+            for o in opts
+            if o.strike == k
+        )
         assert ours[k] == pytest.approx(want, rel=1e-6)
     from core.gamma import black76_gamma
 
@@ -133,8 +145,9 @@ async def test_gamma_reply_states_figures_and_convention(chain_stored) -> None: 
     by_strike: dict[float, float] = {}
     for o in opts:
         g = by_hand_gamma(o.underlying, o.strike, o.mark_iv, o.expiry_ms, now)
-        by_strike[o.strike] = by_strike.get(o.strike, 0.0) + (1 if o.call else -1) * g * o.open_interest \
-            * o.underlying**2 * 0.01
+        by_strike[o.strike] = (
+            by_strike.get(o.strike, 0.0) + (1 if o.call else -1) * g * o.open_interest * o.underlying**2 * 0.01
+        )
     for k, v in by_strike.items():
         assert f"{fmt_price(k)}" in text and fmt_amount(v, signed=True, prefix="$") in text
     worst = min((k for k in by_strike if k < SPOT), key=lambda k: by_strike[k])
@@ -146,8 +159,10 @@ async def test_gamma_reply_states_figures_and_convention(chain_stored) -> None: 
 
 async def test_no_flip_within_span_is_said() -> None:
     now = int(time.time() * 1000)
-    calls = [OptionSample("deribit", f"C{k}", "BTC", k, now + 30 * MS_PER_DAY, True, 100.0, 50.0, SPOT, SPOT, now)
-             for k in (90_000.0, 100_000.0, 110_000.0)]
+    calls = [
+        OptionSample("deribit", f"C{k}", "BTC", k, now + 30 * MS_PER_DAY, True, 100.0, 50.0, SPOT, SPOT, now)
+        for k in (90_000.0, 100_000.0, 110_000.0)
+    ]
     assert flip_level(calls, now, SPOT) is None
     reg = default_registry()
     from core.metrics.base import View
@@ -180,8 +195,14 @@ async def test_gamma_rules_total_below_and_flip(redis: Redis, keys: Keys) -> Non
     alerts = AlertStore(redis, keys)
     t0 = 1_800_000_000_000
     clock = [t0]
-    svc = AlertService(alerts, MarketStore(redis, keys, retention_ms=MS_PER_DAY), keys, reg,
-                       AlertSettings(sources=sources(reg, ("deribit",))), clock_ms=lambda: clock[0])
+    svc = AlertService(
+        alerts,
+        MarketStore(redis, keys, retention_ms=MS_PER_DAY),
+        keys,
+        reg,
+        AlertSettings(sources=sources(reg, ("deribit",))),
+        clock_ms=lambda: clock[0],
+    )
     below = rule_from("gamma btc below -50m", rule_id="r1", venues=("deribit",), registry=reg)
     flip = rule_from("gamma btc flip", rule_id="r2", venues=("deribit",), registry=reg)
     assert below.field == "total" and below.threshold == -50e6 and "per 1%" in below.describe()
@@ -192,10 +213,13 @@ async def test_gamma_rules_total_below_and_flip(redis: Redis, keys: Keys) -> Non
 
     def chain(spot: float, put_oi: float) -> list[OptionSample]:
         exp = t0 + 20 * MS_PER_DAY
-        return [OptionSample("deribit", f"P{k}", "BTC", k, exp, False, put_oi, 55.0, spot, spot, clock[0])
-                for k in (90_000.0, 95_000.0)] + \
-            [OptionSample("deribit", f"C{k}", "BTC", k, exp, True, 2000.0, 55.0, spot, spot, clock[0])
-             for k in (105_000.0, 110_000.0)]
+        return [
+            OptionSample("deribit", f"P{k}", "BTC", k, exp, False, put_oi, 55.0, spot, spot, clock[0])
+            for k in (90_000.0, 95_000.0)
+        ] + [
+            OptionSample("deribit", f"C{k}", "BTC", k, exp, True, 2000.0, 55.0, spot, spot, clock[0])
+            for k in (105_000.0, 110_000.0)
+        ]
 
     assert await svc.on_samples("gamma", "deribit", chain(100_000.0, 500.0)) == 0  # positive, flip side noted
     first = chain(100_000.0, 500.0)
@@ -215,8 +239,14 @@ async def test_gamma_rules_total_below_and_flip(redis: Redis, keys: Keys) -> Non
 
 
 def by_hand_total_samples(chain: list[OptionSample], now: int) -> float:
-    return sum((1 if o.call else -1) * by_hand_gamma(o.underlying_usd, o.strike, o.mark_iv_pct, o.expiry_ms, now)
-               * o.open_interest * o.underlying_usd**2 * 0.01 for o in chain)
+    return sum(
+        (1 if o.call else -1)
+        * by_hand_gamma(o.underlying_usd, o.strike, o.mark_iv_pct, o.expiry_ms, now)
+        * o.open_interest
+        * o.underlying_usd**2
+        * 0.01
+        for o in chain
+    )
 
 
 async def test_a_currency_with_bad_rows_fails_alone(exchanges: ExchangeDouble, redis: Redis, keys: Keys) -> None:
@@ -237,8 +267,9 @@ async def test_a_currency_with_bad_rows_fails_alone(exchanges: ExchangeDouble, r
     assert (await store.read_latest(reg.get("gamma"), "ETH", ("deribit",)))[0] == {}
 
 
-async def test_a_newly_listed_option_is_picked_up_by_a_market_reload(exchanges: ExchangeDouble, redis: Redis,
-                                                                     keys: Keys) -> None:
+async def test_a_newly_listed_option_is_picked_up_by_a_market_reload(
+    exchanges: ExchangeDouble, redis: Redis, keys: Keys
+) -> None:
     today = dt.datetime.now(dt.UTC).date()
     state = exchanges.venues["deribit"]
     set_chain(state, small_chain(today))
@@ -247,8 +278,13 @@ async def test_a_newly_listed_option_is_picked_up_by_a_market_reload(exchanges: 
     watcher = OptionChainWatcher(client, store, default_registry().get("gamma"), ("BTC",))
     try:
         assert await watcher.poll_once() == 20
-        set_chain(state, [*small_chain(today), Option("BTC", today + dt.timedelta(days=9), 120_000, True, 10.0,
-                                                      60.0, 100_150.0, SPOT)])
+        set_chain(
+            state,
+            [
+                *small_chain(today),
+                Option("BTC", today + dt.timedelta(days=9), 120_000, True, 10.0, 60.0, 100_150.0, SPOT),
+            ],
+        )
         assert await watcher.poll_once() == 20  # listed since the markets were loaded: skipped, reload asked
         assert await watcher.poll_once() == 21
         assert sum("get_instruments" in r for r in state.requests) == 2

@@ -22,12 +22,23 @@ async def ask(tg: BotApiDouble, chat_id: int, text: str) -> str:
     return (await tg.wait_sent(seen + 1, chat_id=chat_id, timeout=10))[seen].plain
 
 
-async def test_new_venues_configured_unknown_one_reported(exchanges: ExchangeDouble, telegram: BotApiDouble,
-                                                          redis_url: str, keys: Keys,
-                                                          caplog: pytest.LogCaptureFixture) -> None:
-    settings = local_settings(exchanges, telegram, redis_url, keys, watchers={
-        "venues": [*VENUES, "kraken"], "poll_interval_s": 0.3, "request_timeout_s": 2.0, "max_backoff_s": 0.5,
-        "rest_base_urls": {v: exchanges.url(v) for v in VENUES}}, alerts={"default_rules": []})
+async def test_new_venues_configured_unknown_one_reported(
+    exchanges: ExchangeDouble, telegram: BotApiDouble, redis_url: str, keys: Keys, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = local_settings(
+        exchanges,
+        telegram,
+        redis_url,
+        keys,
+        watchers={
+            "venues": [*VENUES, "kraken"],
+            "poll_interval_s": 0.3,
+            "request_timeout_s": 2.0,
+            "max_backoff_s": 0.5,
+            "rest_base_urls": {v: exchanges.url(v) for v in VENUES},
+        },
+        alerts={"default_rules": []},
+    )
     assert settings.unknown_venues == ("kraken",)
     caplog.set_level(logging.INFO, logger="bot.app")
     stop = asyncio.Event()

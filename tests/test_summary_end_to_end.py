@@ -47,9 +47,15 @@ async def flow_double() -> AsyncIterator[FlowProvidersDouble]:
         yield d
 
 
-async def test_summary_on_telegram_and_discord(exchanges: ExchangeDouble, telegram: BotApiDouble,
-                                               discord_double: DiscordDouble, flow_double: FlowProvidersDouble,
-                                               redis_url: str, redis: object, keys: Keys) -> None:
+async def test_summary_on_telegram_and_discord(
+    exchanges: ExchangeDouble,
+    telegram: BotApiDouble,
+    discord_double: DiscordDouble,
+    flow_double: FlowProvidersDouble,
+    redis_url: str,
+    redis: object,
+    keys: Keys,
+) -> None:
     today = dt.datetime.now(dt.UTC).date()
     rates = iter((0.0001, 0.0003, 0.00005, 0.0002))
     for v in VENUES:
@@ -63,18 +69,39 @@ async def test_summary_on_telegram_and_discord(exchanges: ExchangeDouble, telegr
             if f.asset == "BTC" and f.expiry == front:
                 f.mark = next(marks)
     set_chain(exchanges.venues["deribit"], small_chain(today))
-    flow_days = [DaySpec((today - dt.timedelta(days=i)).isoformat(), inflow=10_000.0 + 150 * i, outflow=9_000.0,
-                         balance=2e6, price=90_000.0, available_at=f"{today - dt.timedelta(days=i - 1)}T04:00:00Z")
-                 for i in range(12, 0, -1)]
+    flow_days = [
+        DaySpec(
+            (today - dt.timedelta(days=i)).isoformat(),
+            inflow=10_000.0 + 150 * i,
+            outflow=9_000.0,
+            balance=2e6,
+            price=90_000.0,
+            available_at=f"{today - dt.timedelta(days=i - 1)}T04:00:00Z",
+        )
+        for i in range(12, 0, -1)
+    ]
     flow_double.days["BTC"] = flow_days
     settings = local_settings(
-        exchanges, telegram, redis_url, keys, discord={"token": "discord-test-token-0123456789"},
-        watchers={"venues": list(VENUES), "poll_interval_s": 0.3, "request_timeout_s": 2.0, "max_backoff_s": 0.5,
-                  "rest_base_urls": {v: exchanges.url(v) for v in VENUES}},
-        flows={"providers": ["coinmetrics"], "assets": ["BTC"], "base_urls": {"coinmetrics": flow_double.url(
-            "coinmetrics")}},
+        exchanges,
+        telegram,
+        redis_url,
+        keys,
+        discord={"token": "discord-test-token-0123456789"},
+        watchers={
+            "venues": list(VENUES),
+            "poll_interval_s": 0.3,
+            "request_timeout_s": 2.0,
+            "max_backoff_s": 0.5,
+            "rest_base_urls": {v: exchanges.url(v) for v in VENUES},
+        },
+        flows={
+            "providers": ["coinmetrics"],
+            "assets": ["BTC"],
+            "base_urls": {"coinmetrics": flow_double.url("coinmetrics")},
+        },
         gamma={"currencies": ["BTC"], "refresh_s": 1},
-        alerts={"telegram_admins": [ADMIN], "default_rules": ["funding btc above 0.01%"]})
+        alerts={"telegram_admins": [ADMIN], "default_rules": ["funding btc above 0.01%"]},
+    )
     stop = asyncio.Event()
     app = asyncio.create_task(run(settings, stop))
     try:
@@ -82,8 +109,9 @@ async def test_summary_on_telegram_and_discord(exchanges: ExchangeDouble, telegr
         deadline = time.monotonic() + 25
         while True:  # until every watcher has reported (each factor without data says "no data")
             reply = await wait_for_reply(telegram, 501, "/summary btc", "Dealer gamma: total", within_s=20)
-            if (reply.count("no data") == 1 and f"{len(perps)} perps" in reply and "on 2 venues" in reply) \
-                    or time.monotonic() > deadline:
+            if (
+                reply.count("no data") == 1 and f"{len(perps)} perps" in reply and "on 2 venues" in reply
+            ) or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.3)
         now = time.time() * 1000
@@ -100,8 +128,12 @@ async def test_summary_on_telegram_and_discord(exchanges: ExchangeDouble, telegr
         days = (exp_ms - now) / MS_PER_DAY
         assert f"front quarterly {front:%Y-%m-%d}: {fmt_pct(0.02 * 365 / days, 1)} ann. on deribit" in lines["Basis"]
 
-        contracts = [x for v in VENUES for x in (*listed_perps(v, exchanges.venues[v]),
-                                                 *listed_futures(v, exchanges.venues[v])) if x.asset == "BTC"]
+        contracts = [
+            x
+            for v in VENUES
+            for x in (*listed_perps(v, exchanges.venues[v]), *listed_futures(v, exchanges.venues[v]))
+            if x.asset == "BTC"
+        ]
         total_usd = sum(x.open_interest_base * x.mark for x in contracts)
         assert f"{fmt_amount(total_usd, prefix='$')} total on 2 venues" in lines["Open interest"]
 
@@ -121,13 +153,20 @@ async def test_summary_on_telegram_and_discord(exchanges: ExchangeDouble, telegr
             if discord_double.commands:
                 break
             await asyncio.sleep(0.1)
-        res = await discord_double.interact("summary", {"asset": "btc"}, user_id=7, guild_id=GUILD,
-                                            channel_id=CHANNEL, timeout=10)
+        res = await discord_double.interact(
+            "summary", {"asset": "btc"}, user_id=7, guild_id=GUILD, channel_id=CHANNEL, timeout=10
+        )
         (embed,) = res["data"]["embeds"]
         assert embed["title"].startswith("BTC six factors")
         fields = {f["name"].lstrip("⚠ "): f["value"] for f in embed["fields"]}
-        assert list(fields) == ["Funding", "Basis", "Open interest", "Exchange net flow", "Liquidations 24h",
-                                "Dealer gamma"]
+        assert list(fields) == [
+            "Funding",
+            "Basis",
+            "Open interest",
+            "Exchange net flow",
+            "Liquidations 24h",
+            "Dealer gamma",
+        ]
         assert f"mean {fmt_pct(statistics.fmean(p8) * 1095, 1)} ann." in fields["Funding"]
         assert f"{fmt_amount(total_usd, prefix='$')} total" in fields["Open interest"]
         assert f"{newest.net:+,.0f} BTC on {newest.day}" in fields["Exchange net flow"]

@@ -65,10 +65,22 @@ def _now_ms() -> int:
 class Backfill:
     """One job: an asset over [start_ms, end_ms] from the given venues and providers."""
 
-    def __init__(self, store: MarketStore, keys: Keys, registry: Registry, venues: Sequence[HistoryClient],
-                 providers: Sequence[FlowProvider], *, asset: str, start_ms: int, end_ms: int,
-                 progress: Progress = lambda done, total, what: None, max_retries: int = 5,
-                 retry_base_s: float = 1.0, clock_ms: Callable[[], int] = _now_ms) -> None:
+    def __init__(
+        self,
+        store: MarketStore,
+        keys: Keys,
+        registry: Registry,
+        venues: Sequence[HistoryClient],
+        providers: Sequence[FlowProvider],
+        *,
+        asset: str,
+        start_ms: int,
+        end_ms: int,
+        progress: Progress = lambda done, total, what: None,
+        max_retries: int = 5,
+        retry_base_s: float = 1.0,
+        clock_ms: Callable[[], int] = _now_ms,
+    ) -> None:
         self.store = store
         self.registry = registry
         self.venues = list(venues)
@@ -94,7 +106,7 @@ class Backfill:
             except SourceError as e:
                 if attempt >= self.max_retries:
                     raise
-                delay = min(30.0, self.retry_base_s * 2 ** attempt)
+                delay = min(30.0, self.retry_base_s * 2**attempt)
                 log.warning("backfill %s: %s; retrying in %.1fs", what, e, delay)
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")
@@ -126,8 +138,9 @@ class Backfill:
                         report.resumed.append(part)
                     plan.append((metric, hc, symbol, self.start_ms if since is None else since))
             await self._plan_oi(hc, plan, report)
-        self._total = sum(math.ceil(max(0, self.end_ms - since + 1) / _page_ms(metric, hc.venue))
-                          for metric, hc, _, since in plan) + len(self.providers)
+        self._total = sum(
+            math.ceil(max(0, self.end_ms - since + 1) / _page_ms(metric, hc.venue)) for metric, hc, _, since in plan
+        ) + len(self.providers)
         self.progress(0, self._total, "starting")
         for metric, hc, symbol, since in plan:
             m = self.registry.get(metric)
@@ -139,14 +152,14 @@ class Backfill:
                     perps = self._oi_symbols[hc.venue]
                     call = functools.partial(hc.oi_page, self.asset, perps, since, self.end_ms)
                 else:
-                    call = functools.partial(hc.funding_page if metric == FUNDING else hc.basis_page, symbol, since,
-                                             self.end_ms)
+                    call = functools.partial(
+                        hc.funding_page if metric == FUNDING else hc.basis_page, symbol, since, self.end_ms
+                    )
                 page = await self._retrying(part, call)
                 report.requests += hc.client.requests - before
                 good = [s for s in page.samples if m.problem(s) is None]
                 if good:
-                    await self.store.write_samples(m, hc.venue, [], history=good, replace=False,
-                                                   now_ms=self.clock_ms())
+                    await self.store.write_samples(m, hc.venue, [], history=good, replace=False, now_ms=self.clock_ms())
                 stored += len(good)
                 since = page.window_end_ms + 1
                 await self.store.redis.hset(self.checkpoints, part, since)
@@ -155,8 +168,9 @@ class Backfill:
         await self._flows(report)
         return report
 
-    async def _plan_oi(self, hc: HistoryClient, plan: list[tuple[str, HistoryClient, str, int]],
-                       report: BackfillReport) -> None:
+    async def _plan_oi(
+        self, hc: HistoryClient, plan: list[tuple[str, HistoryClient, str, int]], report: BackfillReport
+    ) -> None:
         """One part per venue (its total over the perpetuals), where that total is the venue's whole OI."""
         if OI not in self.registry:
             return
@@ -165,8 +179,10 @@ class Backfill:
             return
         futures = await self._retrying(f"{hc.venue} markets", functools.partial(hc.futures, self.asset))
         if futures:
-            report.skipped.append(f"{hc.venue}: oi history not stored: its history covers perpetuals only and "
-                                  f"{len(futures)} dated futures of {self.asset} count in the live total")
+            report.skipped.append(
+                f"{hc.venue}: oi history not stored: its history covers perpetuals only and "
+                f"{len(futures)} dated futures of {self.asset} count in the live total"
+            )
             return
         perps = await self._retrying(f"{hc.venue} markets", functools.partial(hc.perpetuals, self.asset))
         if not perps:

@@ -1,10 +1,10 @@
 """Errors a source raises; foreign (ccxt, aiohttp, JSON) exceptions are translated into these.
 
-    SourceError                   base: the poll failed, nothing was stored
-     ├── SourceUnavailable        network trouble, timeout, 5xx, rate limit: retried with backoff
-     │    └── RateLimited         418/429: the next poll waits at least the source's Retry-After
-     ├── SourceRejected           the venue or provider refused us (auth, 4xx): retried slowly
-     └── MalformedResponse        the answer did not have the expected shape: dropped, retried
+SourceError                   base: the poll failed, nothing was stored
+ ├── SourceUnavailable        network trouble, timeout, 5xx, rate limit: retried with backoff
+ │    └── RateLimited         418/429: the next poll waits at least the source's Retry-After
+ ├── SourceRejected           the venue or provider refused us (auth, 4xx): retried slowly
+ └── MalformedResponse        the answer did not have the expected shape: dropped, retried
 """
 
 from __future__ import annotations

@@ -95,8 +95,9 @@ def retry_after_s(headers: Mapping[str, str] | None, *, now_s: float | None = No
     return max(0.0, min(MAX_RETRY_AFTER_S, wait))
 
 
-def limit_error(source: str, e: BaseException, headers: Mapping[str, str] | None,
-                rate_limited: bool) -> SourceError | None:
+def limit_error(
+    source: str, e: BaseException, headers: Mapping[str, str] | None, rate_limited: bool
+) -> SourceError | None:
     """The source error for an oversized answer or a rate limit (with its Retry-After), else None."""
     cause: BaseException | None = e
     while cause is not None:
@@ -106,7 +107,8 @@ def limit_error(source: str, e: BaseException, headers: Mapping[str, str] | None
     if rate_limited:
         wait = retry_after_s(headers)
         if wait is not None:
-            return RateLimited(f"{source}: rate limited ({type(e).__name__}), retry after {wait:.0f}s",
-                               retry_after_s=wait)
+            return RateLimited(
+                f"{source}: rate limited ({type(e).__name__}), retry after {wait:.0f}s", retry_after_s=wait
+            )
         return RateLimited(f"{source}: rate limited ({type(e).__name__}), no Retry-After given")
     return None

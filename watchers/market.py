@@ -35,9 +35,17 @@ def _now_ms() -> int:
 class MarketWatcher:
     """Turns one venue's answers into samples of every metric it serves, each part stored on its own."""
 
-    def __init__(self, client: VenueClient, store: MarketStore, registry: Registry, config: MarketWatcherConfig,
-                 *, listeners: Sequence[SamplesListener] = (), clock_ms: Callable[[], int] = _now_ms,
-                 stream_owns: Callable[[str], bool | frozenset[str]] = lambda metric: False) -> None:
+    def __init__(
+        self,
+        client: VenueClient,
+        store: MarketStore,
+        registry: Registry,
+        config: MarketWatcherConfig,
+        *,
+        listeners: Sequence[SamplesListener] = (),
+        clock_ms: Callable[[], int] = _now_ms,
+        stream_owns: Callable[[str], bool | frozenset[str]] = lambda metric: False,
+    ) -> None:
         self.client = client
         self.store = store
         self.registry = registry
@@ -81,8 +89,12 @@ class MarketWatcher:
             try:
                 return await self.client.load_markets(reload=True)
             except SourceError as e:  # the markets we have still serve; try the refresh again next poll
-                log.warning("venue=%s market refresh failed, keeping %d known markets: %s", self.venue,
-                            len(self.client.derivatives()), e)
+                log.warning(
+                    "venue=%s market refresh failed, keeping %d known markets: %s",
+                    self.venue,
+                    len(self.client.derivatives()),
+                    e,
+                )
         return None
 
     async def poll_once(self) -> int:
@@ -94,11 +106,16 @@ class MarketWatcher:
             snap = await self.client.snapshot()
             checked = self._checked(snap)
             if not any(checked.values()):
-                raise MalformedResponse(f"all {sum(len(p.samples) for p in snap.parts.values())} samples failed "
-                                        "sanity checks")
+                raise MalformedResponse(
+                    f"all {sum(len(p.samples) for p in snap.parts.values())} samples failed sanity checks"
+                )
         except SourceError as e:
-            await self.store.record_failure(self.venue, f"{type(e).__name__}: {e}", now_ms=self.clock_ms(),
-                                            requests=self.client.requests - start_req)
+            await self.store.record_failure(
+                self.venue,
+                f"{type(e).__name__}: {e}",
+                now_ms=self.clock_ms(),
+                requests=self.client.requests - start_req,
+            )
             for metric in snap_metrics(self.registry, self.client.metrics):  # nothing of it is current any more
                 if self.stream_owns(metric):
                     continue
@@ -124,12 +141,18 @@ class MarketWatcher:
             endpoints[metric] = None if samples or owned[metric] else "every sample failed sanity checks"
             m = self.registry.get(metric)
             history = [s for s in m.history_samples(samples) if self._keep_history(metric, s)]
-            await self.store.write_samples(m, self.venue, samples, history=history, now_ms=now,
-                                           replace=False if owned[metric] else None)
+            await self.store.write_samples(
+                m, self.venue, samples, history=history, now_ms=now, replace=False if owned[metric] else None
+            )
             stored += len(samples)
-        await self.store.record_success(self.venue, now_ms=now, latency_ms=int((time.perf_counter() - t0) * 1000),
-                                        requests=self.client.requests - start_req, markets=markets,
-                                        endpoints=endpoints)
+        await self.store.record_success(
+            self.venue,
+            now_ms=now,
+            latency_ms=int((time.perf_counter() - t0) * 1000),
+            requests=self.client.requests - start_req,
+            markets=markets,
+            endpoints=endpoints,
+        )
         for metric, samples in checked.items():
             if owned[metric] is True:
                 continue
@@ -139,8 +162,7 @@ class MarketWatcher:
                     await listener(metric, self.venue, usable, replace=False)
                 else:
                     await listener(metric, self.venue, usable)
-        log.debug("venue=%s stored %s", self.venue,
-                  ", ".join(f"{len(v)} {k}" for k, v in checked.items()))
+        log.debug("venue=%s stored %s", self.venue, ", ".join(f"{len(v)} {k}" for k, v in checked.items()))
         return stored
 
     def _checked(self, snap: Snapshot) -> dict[str, list[Any]]:

@@ -25,8 +25,16 @@ def _now_ms() -> int:
 class OptionChainWatcher:
     """One request per currency per poll; a failing currency keeps its stored chain, the others are replaced."""
 
-    def __init__(self, client: OptionChainClient, store: MarketStore, metric: Metric, currencies: Sequence[str], *,
-                 listeners: Sequence[ChainListener] = (), clock_ms: Callable[[], int] = _now_ms) -> None:
+    def __init__(
+        self,
+        client: OptionChainClient,
+        store: MarketStore,
+        metric: Metric,
+        currencies: Sequence[str],
+        *,
+        listeners: Sequence[ChainListener] = (),
+        clock_ms: Callable[[], int] = _now_ms,
+    ) -> None:
         self.client = client
         self.store = store
         self.metric = metric
@@ -48,8 +56,13 @@ class OptionChainWatcher:
         try:
             await self.client.load_markets()
         except SourceError as e:
-            await self.store.record_part(venue, part, f"markets: {type(e).__name__}: {e}", now_ms=self.clock_ms(),
-                                         requests=self.client.requests - start)
+            await self.store.record_part(
+                venue,
+                part,
+                f"markets: {type(e).__name__}: {e}",
+                now_ms=self.clock_ms(),
+                requests=self.client.requests - start,
+            )
             raise
         for currency in self.currencies:
             try:

@@ -80,9 +80,18 @@ class StreamConfig:
 class StreamWatcher:
     """Keeps one feed of one venue connected and hands its batches to a sink."""
 
-    def __init__(self, client: FeedClient, feed: str, sink: Sink, health: StreamHealthStore, config: StreamConfig,
-                 *, clock_ms: Callable[[], int] = _now_ms, rng: random.Random | None = None,
-                 allowed: Callable[[], bool] = lambda: True) -> None:
+    def __init__(
+        self,
+        client: FeedClient,
+        feed: str,
+        sink: Sink,
+        health: StreamHealthStore,
+        config: StreamConfig,
+        *,
+        clock_ms: Callable[[], int] = _now_ms,
+        rng: random.Random | None = None,
+        allowed: Callable[[], bool] = lambda: True,
+    ) -> None:
         self.client = client
         # whether this process may stream now (data replicas: the holder of the venue's poll lease), so a
         # standby's stream never writes beside the active process's poll
@@ -218,11 +227,20 @@ class StreamWatcher:
         rate = (self.messages - self._published_messages) / elapsed_s if elapsed_s else 0.0
         self._published_ms, self._published_messages = now, self.messages
         try:
-            await self.health.write(self.name, {
-                "state": self.state, "messages": self.messages, "rate_per_s": round(rate, 2),
-                "last_message_ms": self.last_message_ms, "reconnects": self.reconnects, "since_ms": self.since_ms,
-                "last_error": self.last_error, "updated_ms": now},
-                feeds=(self.client.venue, self.sink.metric) if self.owns(self.sink.metric) is True else None)
+            await self.health.write(
+                self.name,
+                {
+                    "state": self.state,
+                    "messages": self.messages,
+                    "rate_per_s": round(rate, 2),
+                    "last_message_ms": self.last_message_ms,
+                    "reconnects": self.reconnects,
+                    "since_ms": self.since_ms,
+                    "last_error": self.last_error,
+                    "updated_ms": now,
+                },
+                feeds=(self.client.venue, self.sink.metric) if self.owns(self.sink.metric) is True else None,
+            )
         except Exception as e:  # health is for people; never let it end the stream
             log.debug("stream %s: health not written: %s", self.name, e)
 
@@ -232,9 +250,18 @@ class LiquidationSink:
 
     metric = "liqs"
 
-    def __init__(self, venue: str, events: LiquidationStore, store: MarketStore, metric: Metric, evaluate: Evaluate,
-                 *, max_event_age_s: float = 120.0, refresh_s: float = 30.0,
-                 clock_ms: Callable[[], int] = _now_ms) -> None:
+    def __init__(
+        self,
+        venue: str,
+        events: LiquidationStore,
+        store: MarketStore,
+        metric: Metric,
+        evaluate: Evaluate,
+        *,
+        max_event_age_s: float = 120.0,
+        refresh_s: float = 30.0,
+        clock_ms: Callable[[], int] = _now_ms,
+    ) -> None:
         self.venue = venue
         self.events = events
         self.store = store
@@ -290,9 +317,19 @@ class FundingSink:
 
     metric = "funding"
 
-    def __init__(self, venue: str, store: MarketStore, metric: Metric, evaluate: Evaluate, *,
-                 refresh_s: float = 5.0, price_tolerance: float = 1e-4, rate_tolerance: float = 1e-7,
-                 history_step_s: float = 300.0, history_assets: tuple[str, ...] = ("BTC", "ETH", "SOL")) -> None:
+    def __init__(
+        self,
+        venue: str,
+        store: MarketStore,
+        metric: Metric,
+        evaluate: Evaluate,
+        *,
+        refresh_s: float = 5.0,
+        price_tolerance: float = 1e-4,
+        rate_tolerance: float = 1e-7,
+        history_step_s: float = 300.0,
+        history_assets: tuple[str, ...] = ("BTC", "ETH", "SOL"),
+    ) -> None:
         self.venue = venue
         self.store = store
         self.m = metric

@@ -34,8 +34,9 @@ class WatchedAssets:
         try:
             assets = await self._read(metric)
         except Exception as e:  # Redis away: keep the last answer, try again next time
-            log.warning("metric=%s watched assets unreadable, keeping %d known: %s", metric,
-                        len(self._known.get(metric, ())), e)
+            log.warning(
+                "metric=%s watched assets unreadable, keeping %d known: %s", metric, len(self._known.get(metric, ())), e
+            )
             return self._known.get(metric, frozenset())
         self._known[metric], self._read_s[metric] = assets, time.monotonic()
         return assets
@@ -46,7 +47,7 @@ class WatchedAssets:
         async for raw in self.redis.scan_iter(match=f"{prefix}*", count=500):
             key = raw.decode() if isinstance(raw, bytes) else str(raw)
             if await self.redis.scard(key):
-                assets.add(key[len(prefix):].upper())
+                assets.add(key[len(prefix) :].upper())
         for raw in await self.redis.hvals(self.keys.rules()):
             try:
                 rule = json.loads(raw)

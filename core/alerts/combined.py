@@ -47,12 +47,21 @@ EXAMPLE = "/threshold set all(basis btc above 40%; funding btc above 0.05%; flow
 
 
 def is_combined(words: list[str]) -> bool:
-    return bool(words) and re.match(r"^(all|any)\s*(\(|$)", words[0].lower()) is not None and \
-        "(" in " ".join(words[:2])
+    return bool(words) and re.match(r"^(all|any)\s*(\(|$)", words[0].lower()) is not None and "(" in " ".join(words[:2])
 
 
-def parse_combined(words: list[str], *, registry: Registry, sources: Mapping[str, tuple[str, ...]], rule_id: str,
-                   default_cooldown_s: int, now_ms: int, created_by: str, scope: str, target: str) -> Rule:
+def parse_combined(
+    words: list[str],
+    *,
+    registry: Registry,
+    sources: Mapping[str, tuple[str, ...]],
+    rule_id: str,
+    default_cooldown_s: int,
+    now_ms: int,
+    created_by: str,
+    scope: str,
+    target: str,
+) -> Rule:
     """Parse 'all(<cond>; <cond>) [cooldown 4h]'; raises UserError naming the accepted form."""
     from core.alerts.rules import parse_rule  # the plain grammar parses each condition
 
@@ -66,27 +75,54 @@ def parse_combined(words: list[str], *, registry: Registry, sources: Mapping[str
     conditions = []
     for i, text in enumerate(texts, 1):
         try:
-            c = parse_rule(text.split(), registry=registry, sources=sources, rule_id=f"{rule_id}.{i}",
-                           default_cooldown_s=0, now_ms=now_ms, created_by=created_by, scope=scope, target=target)
+            c = parse_rule(
+                text.split(),
+                registry=registry,
+                sources=sources,
+                rule_id=f"{rule_id}.{i}",
+                default_cooldown_s=0,
+                now_ms=now_ms,
+                created_by=created_by,
+                scope=scope,
+                target=target,
+            )
         except UserError as e:
             raise UserError(f"Condition {i} ('{text[:40]}'): {e}") from None
         if c.kind == "crosses":
-            raise UserError(f"Condition {i}: 'crosses' has no state that holds; use above or below inside "
-                            f"{combine}(...)")
+            raise UserError(
+                f"Condition {i}: 'crosses' has no state that holds; use above or below inside {combine}(...)"
+            )
         conditions.append(replace(c, cooldown_s=0))
     cooldown_s = default_cooldown_s
     if len(tail) % 2 or any(k != "cooldown" for k in tail[::2]):
-        raise UserError(f"After {combine}(...) only 'cooldown <duration>' is accepted (put venue, provider and "
-                        "hysteresis inside the condition they belong to)")
+        raise UserError(
+            f"After {combine}(...) only 'cooldown <duration>' is accepted (put venue, provider and "
+            "hysteresis inside the condition they belong to)"
+        )
     for value in tail[1::2]:
         cooldown_s = parse_duration(value, "cooldown", lo_s=0 if value.startswith("0") else 60)
     first = conditions[0]
     parts = "; ".join(c.text.replace(", cooldown 0s", "") for c in conditions)
     text = f"{combine} of ({parts}), cooldown {fmt_duration_s(cooldown_s)}"
-    return Rule(id=rule_id, metric=first.metric, asset=first.asset, kind=combine, threshold=0.0, venue=first.venue,
-                cooldown_s=cooldown_s, hysteresis=0.0, scope=scope, target=target, created_by=created_by,
-                created_ms=now_ms, field=first.field, text=text, selector=first.selector, combine=combine,
-                conditions=tuple(conditions))
+    return Rule(
+        id=rule_id,
+        metric=first.metric,
+        asset=first.asset,
+        kind=combine,
+        threshold=0.0,
+        venue=first.venue,
+        cooldown_s=cooldown_s,
+        hysteresis=0.0,
+        scope=scope,
+        target=target,
+        created_by=created_by,
+        created_ms=now_ms,
+        field=first.field,
+        text=text,
+        selector=first.selector,
+        combine=combine,
+        conditions=tuple(conditions),
+    )
 
 
 @dataclass(slots=True)
@@ -147,8 +183,15 @@ class Combined:
         self.states[rule.id] = new
         return Transition(rule, new, alert, float(sum(1 for h in holds if h)))
 
-    def evaluate(self, svc: AlertService, judged: set[GroupKey], topics: set[tuple[str, str]],
-                 transitions: list[Transition], events: list[AlertEvent], now: int) -> None:
+    def evaluate(
+        self,
+        svc: AlertService,
+        judged: set[GroupKey],
+        topics: set[tuple[str, str]],
+        transitions: list[Transition],
+        events: list[AlertEvent],
+        now: int,
+    ) -> None:
         """Combined rules whose parts were judged (or whose daily-row parts got a new row): fire or re-arm them."""
         for rule in self.touched(judged, topics):
             checks: list[dict[str, Any]] = []
@@ -156,8 +199,16 @@ class Combined:
             for p in rule.parts:
                 held, value = part_holds(svc, p, now)
                 holds.append(held)
-                checks.append({"text": p.text.replace(", cooldown 0s", ""), "metric": p.metric, "field": p.field,
-                               "kind": p.kind, "value": value, "holds": bool(held)})
+                checks.append(
+                    {
+                        "text": p.text.replace(", cooldown 0s", ""),
+                        "metric": p.metric,
+                        "field": p.field,
+                        "kind": p.kind,
+                        "value": value,
+                        "holds": bool(held),
+                    }
+                )
             t = self.judge(rule, holds, now)
             if t is not None:
                 transitions.append(t)
@@ -186,10 +237,23 @@ def part_holds(svc: AlertService, p: Rule, now: int) -> tuple[bool | None, float
 
 
 def combined_event(rule: Rule, t: Transition, checks: list[dict[str, Any]], now_ms: int) -> AlertEvent:
-    return AlertEvent(metric=rule.metric, asset=rule.asset, rule_id=rule.id, kind=rule.combine, scope=rule.scope,
-                      target=rule.target, rule_text=rule.describe(), threshold=0.0, value=t.value, level=None, unit="",
-                      ts_ms=now_ms, field=rule.field, selector=rule.selector,
-                      extra={"combine": rule.combine, "conditions": checks})
+    return AlertEvent(
+        metric=rule.metric,
+        asset=rule.asset,
+        rule_id=rule.id,
+        kind=rule.combine,
+        scope=rule.scope,
+        target=rule.target,
+        rule_text=rule.describe(),
+        threshold=0.0,
+        value=t.value,
+        level=None,
+        unit="",
+        ts_ms=now_ms,
+        field=rule.field,
+        selector=rule.selector,
+        extra={"combine": rule.combine, "conditions": checks},
+    )
 
 
 def _fmt(registry: Registry, c: Mapping[str, Any]) -> str:
@@ -218,5 +282,8 @@ def render_combined(registry: Registry, e: AlertEvent) -> Reply:
     lines = [f"{'☑' if c.get('holds') else '☐'} {c.get('text')} — now {_fmt(registry, c)}" for c in checks]
     owner = "global rule" if e.scope == "global" else "this chat's rule"
     lines.append(f"{stamp(e.ts_ms)} · {owner} {e.rule_id}")
-    return Reply(title=title, blocks=("\n".join(lines),),
-                 footer=f"Mute: /mute 2h · Stop: /unsubscribe {e.metric} {e.asset.lower()}")
+    return Reply(
+        title=title,
+        blocks=("\n".join(lines),),
+        footer=f"Mute: /mute 2h · Stop: /unsubscribe {e.metric} {e.asset.lower()}",
+    )

@@ -115,11 +115,22 @@ class DeliveryWorker:
     send goes through the platform's one pacer, shared with command replies.
     """
 
-    def __init__(self, store: AlertStore, sender: Sender, *, group: str, consumer: str,
-                 claim_idle_ms: int = 60_000, max_attempts: int = 8, max_backoff_s: float = 300.0,
-                 max_entries: int = 1024, max_queued: int = 50_000, clock: Callable[[], float] = time.monotonic,
-                 admins: frozenset[str] = frozenset(),
-                 render: Callable[[AlertEvent], Reply] | None = None) -> None:
+    def __init__(
+        self,
+        store: AlertStore,
+        sender: Sender,
+        *,
+        group: str,
+        consumer: str,
+        claim_idle_ms: int = 60_000,
+        max_attempts: int = 8,
+        max_backoff_s: float = 300.0,
+        max_entries: int = 1024,
+        max_queued: int = 50_000,
+        clock: Callable[[], float] = time.monotonic,
+        admins: frozenset[str] = frozenset(),
+        render: Callable[[AlertEvent], Reply] | None = None,
+    ) -> None:
         self.store = store
         self.render = render or _plain_render  # typed events are rendered here, at delivery
         self.admins = admins  # user ids (private chats) that receive notices meant for the bot's admins
@@ -175,16 +186,18 @@ class DeliveryWorker:
                     if now - last_reclaim > min(5.0, self.claim_idle_ms / 2000):
                         last_reclaim = now
                         # the cursor moves on past entries that cannot be delivered (trimmed away)
-                        res = await self.redis.xautoclaim(stream, self.group, self.consumer, self.claim_idle_ms,
-                                                          reclaim_from, count=16)
+                        res = await self.redis.xautoclaim(
+                            stream, self.group, self.consumer, self.claim_idle_ms, reclaim_from, count=16
+                        )
                         reclaim_from = res[0]
                         entries = [e for e in res[1] if e and e[1] and _s(e[0]) not in self._entries]
                         reclaimed = bool(entries)
                     if not entries:
                         # a few alerts at a time once the lanes fill up, so the queue stays near its bound
                         count = 64 if self._queued < self.max_queued // 2 else 1
-                        got: Any = await self.redis.xreadgroup(self.group, self.consumer, {stream: ">"}, count=count,
-                                                               block=100 if self._entries else 500)
+                        got: Any = await self.redis.xreadgroup(
+                            self.group, self.consumer, {stream: ">"}, count=count, block=100 if self._entries else 500
+                        )
                         entries = got[0][1] if got else []  # RESP2 shape: [[stream, [(id, fields), ...]]]
                     for entry_id, fields in entries:
                         if stop.is_set():
@@ -197,8 +210,7 @@ class DeliveryWorker:
                         # Redis lost the stream or the group (restarted empty, flushed, evicted): make both
                         # again from the start of whatever stream exists now, which holds only new alerts
                         self.stats.regrouped += 1
-                        log.warning("delivery %s/%s: consumer group missing; recreating it", self.group,
-                                    self.consumer)
+                        log.warning("delivery %s/%s: consumer group missing; recreating it", self.group, self.consumer)
                         reclaim_from = "0-0"
                         with contextlib.suppress(RedisError, OSError):
                             await self.ensure_group(start="0")
@@ -223,7 +235,7 @@ class DeliveryWorker:
         """Keep the entries in flight ours: a long wait must not look like a dead consumer to the others."""
         ids = [e.id for e in self._entries.values()]
         for i in range(0, len(ids), 500):
-            await self.redis.xclaim(self.keys.alerts(), self.group, self.consumer, 0, ids[i:i + 500], justid=True)
+            await self.redis.xclaim(self.keys.alerts(), self.group, self.consumer, 0, ids[i : i + 500], justid=True)
 
     async def admit(self, entry_id: Any, fields: dict[Any, Any], *, reclaimed: bool) -> None:
         """Put one alert into the lanes of its targets (acknowledged at once when nobody is left to send to)."""
@@ -249,8 +261,11 @@ class DeliveryWorker:
                 pipe.get(self.keys.sent(alert_id, t))
             records = await pipe.execute()
             mine = f"pending:{self.consumer}"
-            todo = [t for t, r in zip(targets, records, strict=True)
-                    if r is None or (_s(r).startswith("pending:") and (reclaimed or _s(r) == mine))]
+            todo = [
+                t
+                for t, r in zip(targets, records, strict=True)
+                if r is None or (_s(r).startswith("pending:") and (reclaimed or _s(r) == mine))
+            ]
             self.stats.skipped += len(targets) - len(todo)
         else:
             todo = []
@@ -261,8 +276,9 @@ class DeliveryWorker:
         self._entries[alert_id] = entry
         for t in todo:
             self._enqueue(_Job(entry, t))
-        log.info("delivery %s: alert %s queued for %d target(s) (%d muted)", self.group, alert_id, len(todo),
-                 len(muted))
+        log.info(
+            "delivery %s: alert %s queued for %d target(s) (%d muted)", self.group, alert_id, len(todo), len(muted)
+        )
 
     def _enqueue(self, job: _Job) -> None:
         job.entry.outstanding += 1
@@ -361,9 +377,10 @@ class DeliveryWorker:
                 return await self._record(key, "ok")
             if result.outcome is Outcome.RETRY and attempts + 1 < self.max_attempts:
                 self.stats.retried += 1
-                wait = result.retry_after_s or min(self.max_backoff_s, 2.0 ** attempts)
-                log.info("delivery %s: %s retry %d in %.1fs (%s)", self.group, job.target, attempts + 1, wait,
-                         result.detail)
+                wait = result.retry_after_s or min(self.max_backoff_s, 2.0**attempts)
+                log.info(
+                    "delivery %s: %s retry %d in %.1fs (%s)", self.group, job.target, attempts + 1, wait, result.detail
+                )
                 attempts += 1
                 if not await self._pause(wait):
                     return False
@@ -378,12 +395,22 @@ class DeliveryWorker:
             if result.outcome is Outcome.GONE:
                 self.stats.gone += 1
                 removed = await self.store.unsubscribe(job.target)
-                log.warning("delivery %s: %s is gone (%s); unsubscribed from %s", self.group, job.target,
-                            result.detail, ", ".join(removed) or "nothing")
+                log.warning(
+                    "delivery %s: %s is gone (%s); unsubscribed from %s",
+                    self.group,
+                    job.target,
+                    result.detail,
+                    ", ".join(removed) or "nothing",
+                )
                 return await self._record(key, "gone")
             self.stats.failed += 1
-            log.error("delivery %s: giving up on %s after %d attempt(s): %s", self.group, job.target, attempts + 1,
-                      result.detail)
+            log.error(
+                "delivery %s: giving up on %s after %d attempt(s): %s",
+                self.group,
+                job.target,
+                attempts + 1,
+                result.detail,
+            )
             return await self._record(key, "failed")
 
     async def _turn(self, chat_id: int, thread_id: int | None) -> bool:

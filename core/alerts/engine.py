@@ -114,8 +114,9 @@ class RuleEngine:
             if i < len(lst) and lst[i] == entry:
                 del lst[i]
         g.side_unknown.discard(rule_id)
-        if not any((g.above_armed, g.above_fired, g.below_armed, g.below_fired, g.side_above, g.side_below,
-                    g.side_unknown)):
+        if not any(
+            (g.above_armed, g.above_fired, g.below_armed, g.below_fired, g.side_above, g.side_below, g.side_unknown)
+        ):
             del self._groups[key]
             self._by_topic[(rule.metric, rule.asset)].discard(key)
 
@@ -123,23 +124,29 @@ class RuleEngine:
         out: list[Transition] = []
         for _thr, rid in g.above_armed[: bisect_left(g.above_armed, (value, ""))]:
             self._set(self.rules[rid], ARMED, now_ms, shown, out, fires=True)
-        for _thr, rid in g.below_armed[bisect_right(g.below_armed, (value, _HIGH)):]:
+        for _thr, rid in g.below_armed[bisect_right(g.below_armed, (value, _HIGH)) :]:
             self._set(self.rules[rid], ARMED, now_ms, shown, out, fires=True)
         return out
 
     @staticmethod
     def _slots(g: _Group, r: Rule, s: RuleState) -> list[tuple[list[tuple[float, str]], tuple[float, str]]]:
         if r.kind == "below":
-            return [(g.below_armed, (r.threshold, r.id))] if s.mode == ARMED else \
-                [(g.below_fired, (r.threshold + r.hysteresis, r.id))]
+            return (
+                [(g.below_armed, (r.threshold, r.id))]
+                if s.mode == ARMED
+                else [(g.below_fired, (r.threshold + r.hysteresis, r.id))]
+            )
         if r.kind == "crosses":
             if s.mode == ABOVE:
                 return [(g.side_above, (r.threshold - r.hysteresis, r.id))]
             if s.mode == BELOW:
                 return [(g.side_below, (r.threshold + r.hysteresis, r.id))]
             return []
-        return [(g.above_armed, (r.threshold, r.id))] if s.mode == ARMED else \
-            [(g.above_fired, (r.threshold - r.hysteresis, r.id))]
+        return (
+            [(g.above_armed, (r.threshold, r.id))]
+            if s.mode == ARMED
+            else [(g.above_fired, (r.threshold - r.hysteresis, r.id))]
+        )
 
     def _set(self, rule: Rule, mode: str, now_ms: int, value: float, out: list[Transition], *, fires: bool) -> None:
         state = self.states[rule.id]
@@ -152,8 +159,9 @@ class RuleEngine:
         self.states[rule.id] = new
         out.append(Transition(rule, new, alert, value))
 
-    def evaluate(self, key: GroupKey, value: float, now_ms: int, *, signed: float | None = None,
-                 discrete: bool = False) -> list[Transition]:
+    def evaluate(
+        self, key: GroupKey, value: float, now_ms: int, *, signed: float | None = None, discrete: bool = False
+    ) -> list[Transition]:
         """Apply one new value of a group's signal; returns every state change.
 
         ``discrete``: the value is judged on its own (a day's row), so a rule whose condition holds

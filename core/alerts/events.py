@@ -77,8 +77,9 @@ class AlertEvent:
     @classmethod
     def from_json(cls, raw: str | bytes) -> Self:
         d = json.loads(raw)
-        d["context"] = tuple(ContextPoint(*c) if isinstance(c, list) else ContextPoint(**c)
-                             for c in d.get("context", ()))
+        d["context"] = tuple(
+            ContextPoint(*c) if isinstance(c, list) else ContextPoint(**c) for c in d.get("context", ())
+        )
         d["related"] = tuple(Related(*r) if isinstance(r, list) else Related(**r) for r in d.get("related", ()))
         return cls(**d)
 
@@ -88,6 +89,18 @@ _SCALARS = tuple(f.name for f in fields(AlertEvent) if f.name not in ("context",
 
 def notice(title: str, text: str, ts_ms: int) -> AlertEvent:
     """A message for the bot's admins (a provider refused its key, ...), delivered like an alert."""
-    return AlertEvent(metric="notice", asset="", rule_id="system", kind="notice", scope="admins", target="",
-                      rule_text="", threshold=0.0, value=0.0, level=None, unit="", ts_ms=ts_ms,
-                      extra={"title": title, "text": text})
+    return AlertEvent(
+        metric="notice",
+        asset="",
+        rule_id="system",
+        kind="notice",
+        scope="admins",
+        target="",
+        rule_text="",
+        threshold=0.0,
+        value=0.0,
+        level=None,
+        unit="",
+        ts_ms=ts_ms,
+        extra={"title": title, "text": text},
+    )

@@ -72,8 +72,10 @@ class Rule:
     @property
     def parts(self) -> tuple[Rule, ...]:
         """A combined rule's conditions as the engine keeps them: ids '<id>.<n>', this rule's scope, no cooldown."""
-        return tuple(replace(c, id=f"{self.id}.{i}", scope=self.scope, target=self.target, cooldown_s=0)
-                     for i, c in enumerate(self.conditions, 1))
+        return tuple(
+            replace(c, id=f"{self.id}.{i}", scope=self.scope, target=self.target, cooldown_s=0)
+            for i, c in enumerate(self.conditions, 1)
+        )
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -98,23 +100,38 @@ def _legacy_selector(d: Mapping[str, Any]) -> str:
     venue = str(d.get("venue", ""))
     if venue in ("max", "min", "mean", "sum") or d.get("metric") == "flows":
         return venue
-    return f"{venue}/{ {'above': 'max', 'below': 'min'}.get(str(d.get('kind', '')), 'mean')}"
+    return f"{venue}/{ {'above': 'max', 'below': 'min'}.get(str(d.get('kind', '')), 'mean') }"
 
 
 def usage(registry: Registry) -> str:
-    examples = {"funding": "funding btc above 0.05%", "basis": "basis btc above 40%", "oi": "oi btc above 30b",
-                "flows": "flows btc netflow above 3000",
-                "liqs": "liqs btc above 100m 1h"}
+    examples = {
+        "funding": "funding btc above 0.05%",
+        "basis": "basis btc above 40%",
+        "oi": "oi btc above 30b",
+        "flows": "flows btc netflow above 3000",
+        "liqs": "liqs btc above 100m 1h",
+    }
     shown = [f"/threshold set {examples[m.name]}" for m in registry if m.name in examples]
     names = "|".join(m.name for m in registry if m.kinds)
-    return (f"Usage: /threshold set <{names}> <asset> [series] <above|below|crosses> <value> "
-            "[venue <name|max|min|mean>] [cooldown 1h] [hysteresis <value>], or ... change <value> <window> | "
-            "zscore <n> <window>; combine with all(<rule>; <rule>) or any(...). e.g. " + ", ".join(shown))
+    return (
+        f"Usage: /threshold set <{names}> <asset> [series] <above|below|crosses> <value> "
+        "[venue <name|max|min|mean>] [cooldown 1h] [hysteresis <value>], or ... change <value> <window> | "
+        "zscore <n> <window>; combine with all(<rule>; <rule>) or any(...). e.g. " + ", ".join(shown)
+    )
 
 
-def parse_rule(args: list[str], *, registry: Registry, sources: Mapping[str, tuple[str, ...]], rule_id: str,
-               default_cooldown_s: int, now_ms: int, created_by: str, scope: str = "global",
-               target: str = "") -> Rule:
+def parse_rule(
+    args: list[str],
+    *,
+    registry: Registry,
+    sources: Mapping[str, tuple[str, ...]],
+    rule_id: str,
+    default_cooldown_s: int,
+    now_ms: int,
+    created_by: str,
+    scope: str = "global",
+    target: str = "",
+) -> Rule:
     """Parse the words after '/threshold set'; raises UserError with the accepted form.
 
     ``sources`` maps each metric to the sources a rule may name (venues, or flow providers).
@@ -123,17 +140,27 @@ def parse_rule(args: list[str], *, registry: Registry, sources: Mapping[str, tup
     from core.alerts.combined import is_combined, parse_combined
 
     if is_combined(words):
-        return parse_combined(words, registry=registry, sources=sources, rule_id=rule_id,
-                              default_cooldown_s=default_cooldown_s, now_ms=now_ms, created_by=created_by,
-                              scope=scope, target=target)
+        return parse_combined(
+            words,
+            registry=registry,
+            sources=sources,
+            rule_id=rule_id,
+            default_cooldown_s=default_cooldown_s,
+            now_ms=now_ms,
+            created_by=created_by,
+            scope=scope,
+            target=target,
+        )
     if words and words[0] in registry:
         words = registry.get(words[0]).rule_words(words)
     if len(words) < 4:
         raise UserError(usage(registry))
     if words[0] not in registry or not registry.get(words[0]).kinds:
-        raise UserError(f"Unknown metric '{words[0][:20]}': accepted are "
-                        f"{', '.join(m.name for m in registry if m.kinds)}. "
-                        f"{usage(registry)}")
+        raise UserError(
+            f"Unknown metric '{words[0][:20]}': accepted are "
+            f"{', '.join(m.name for m in registry if m.kinds)}. "
+            f"{usage(registry)}"
+        )
     m = registry.get(words[0])
     asset = words[1].upper()
     if not ASSET_RE.match(asset):
@@ -143,8 +170,9 @@ def parse_rule(args: list[str], *, registry: Registry, sources: Mapping[str, tup
     if m.fields and not (m.default_field and words[2] not in m.fields):
         field_ = words[2]
         if field_ not in m.fields:
-            raise UserError(f"Unknown {m.name} series '{field_[:20]}': accepted are {', '.join(m.fields)}. "
-                            f"Usage: {m.usage()}")
+            raise UserError(
+                f"Unknown {m.name} series '{field_[:20]}': accepted are {', '.join(m.fields)}. Usage: {m.usage()}"
+            )
         pos = 3
     elif m.default_field:
         field_ = m.default_field
@@ -152,16 +180,19 @@ def parse_rule(args: list[str], *, registry: Registry, sources: Mapping[str, tup
         raise UserError(f"Usage: {m.usage()}")
     kind = words[pos]
     if kind not in m.kinds:
-        raise UserError(f"Unknown condition '{kind[:20]}' for {m.name}: accepted are {', '.join(m.kinds)}. "
-                        f"Usage: {m.usage()}")
-    rest = words[pos + 1:]
+        raise UserError(
+            f"Unknown condition '{kind[:20]}' for {m.name}: accepted are {', '.join(m.kinds)}. Usage: {m.usage()}"
+        )
+    rest = words[pos + 1 :]
     threshold = _zscore(rest[0]) if kind == "zscore" else m.parse_threshold(kind, rest[0], field_)
     window_s = 0
     if kind in ("change", "zscore"):
         if len(rest) < 2:
             example = "3 30d" if kind == "zscore" else "10% 24h" if m.change_relative else "0.03% 8h"
-            raise UserError(f"{kind} needs a window, e.g. /threshold set {m.name} {asset.lower()} "
-                            f"{field_ + ' ' if field_ else ''}{kind} {example}")
+            raise UserError(
+                f"{kind} needs a window, e.g. /threshold set {m.name} {asset.lower()} "
+                f"{field_ + ' ' if field_ else ''}{kind} {example}"
+            )
         lo, hi = (86_400, 90 * 86_400) if kind == "zscore" else m.change_window
         window_s = parse_duration(rest[1], "window", lo_s=lo, hi_s=hi)
         if m.discrete and window_s % 86_400:
@@ -176,14 +207,18 @@ def parse_rule(args: list[str], *, registry: Registry, sources: Mapping[str, tup
     cooldown_s = 0 if m.discrete else default_cooldown_s
     hysteresis = 0.0 if m.discrete else 0.5 if kind == "zscore" else m.default_hysteresis
     if len(rest) % 2:
-        raise UserError(f"Option '{rest[-1][:20]}' needs a value: {m.source_word} <name>, cooldown <duration>"
-                        + ("" if m.discrete else ", hysteresis <value>"))
+        raise UserError(
+            f"Option '{rest[-1][:20]}' needs a value: {m.source_word} <name>, cooldown <duration>"
+            + ("" if m.discrete else ", hysteresis <value>")
+        )
     for key, value in zip(rest[::2], rest[1::2], strict=True):
         if key in ("venue", "provider"):
             if value not in m.aggregates and value not in accepted:
                 aggs = f" or {', '.join(m.aggregates)} across venues" if m.aggregates else ""
-                raise UserError(f"{m.source_word} '{value[:20]}' is not accepted for {m.name}: one of "
-                                f"{', '.join(accepted) or 'none configured'}{aggs}")
+                raise UserError(
+                    f"{m.source_word} '{value[:20]}' is not accepted for {m.name}: one of "
+                    f"{', '.join(accepted) or 'none configured'}{aggs}"
+                )
             venue = value
         elif key == "cooldown":
             cooldown_s = parse_duration(value, "cooldown", lo_s=0 if value.startswith("0") else 60)
@@ -194,9 +229,23 @@ def parse_rule(args: list[str], *, registry: Registry, sources: Mapping[str, tup
             raise UserError(f"Unknown option '{key[:20]}' for {m.name}: accepted are {options}")
     if kind != "zscore":
         hysteresis = m.band_for(kind, threshold, hysteresis)
-    rule = Rule(id=rule_id, metric=m.name, asset=asset, kind=kind, threshold=threshold, venue=venue,
-                cooldown_s=cooldown_s, hysteresis=hysteresis, window_s=window_s, scope=scope, target=target,
-                created_by=created_by, created_ms=now_ms, field=field_, selector=m.selector_for(kind, venue))
+    rule = Rule(
+        id=rule_id,
+        metric=m.name,
+        asset=asset,
+        kind=kind,
+        threshold=threshold,
+        venue=venue,
+        cooldown_s=cooldown_s,
+        hysteresis=hysteresis,
+        window_s=window_s,
+        scope=scope,
+        target=target,
+        created_by=created_by,
+        created_ms=now_ms,
+        field=field_,
+        selector=m.selector_for(kind, venue),
+    )
     return with_text(rule, m)
 
 

@@ -83,8 +83,15 @@ def _sig_selector(field_: str, selector: str) -> str:
 class AlertService:
     """Evaluates rules when samples arrive and appends fired alert events to the stream."""
 
-    def __init__(self, alerts: AlertStore, market: MarketStore, keys: Keys, registry: Registry,
-                 settings: AlertSettings, clock_ms: Callable[[], int] = _now_ms) -> None:
+    def __init__(
+        self,
+        alerts: AlertStore,
+        market: MarketStore,
+        keys: Keys,
+        registry: Registry,
+        settings: AlertSettings,
+        clock_ms: Callable[[], int] = _now_ms,
+    ) -> None:
         self.alerts = alerts
         self.market = market
         self.keys = keys
@@ -127,8 +134,11 @@ class AlertService:
         if now - self._lease_checked < LEASE_RENEW_S:
             return self._leader
         self._lease_checked = now
-        got = bool(await self.alerts.redis.eval(_ACQUIRE, 1, self.keys.evaluator_lease(), self.instance,
-                                                int(LEASE_TTL_S * 1000)))
+        got = bool(
+            await self.alerts.redis.eval(
+                _ACQUIRE, 1, self.keys.evaluator_lease(), self.instance, int(LEASE_TTL_S * 1000)
+            )
+        )
         if got != self._leader:
             log.info("alerts: this process %s the evaluator lease", "holds" if got else "lost")
             if got:
@@ -136,8 +146,14 @@ class AlertService:
         self._leader = got
         return got
 
-    async def _commit(self, transitions: list[Transition], events: list[AlertEvent],
-                      watermarks: dict[GroupKey, int], *, flush: bool = False) -> list[str]:
+    async def _commit(
+        self,
+        transitions: list[Transition],
+        events: list[AlertEvent],
+        watermarks: dict[GroupKey, int],
+        *,
+        flush: bool = False,
+    ) -> list[str]:
         """Write what must not be lost now: firings (their state, in the same transaction as the events) and
         watermarks. Silent transitions (a re-arm, a swallowed firing, a side flip) change only what /alerts
         shows and what a restart starts from; they are coalesced per rule and written every
@@ -227,8 +243,11 @@ class AlertService:
     def _current(self, metric: str, asset: str, now: int) -> dict[str, list[Any]]:
         """Current samples of a topic; a venue that stopped reporting drops out instead of voting with old data."""
         oldest = now - self.window_ms(metric)
-        return {v: kept for v, ss in self.latest.get((metric, asset), {}).items()
-                if (kept := [s for s in ss if s.ts_ms >= oldest])}
+        return {
+            v: kept
+            for v, ss in self.latest.get((metric, asset), {}).items()
+            if (kept := [s for s in ss if s.ts_ms >= oldest])
+        }
 
     async def evaluate(self, topics: set[tuple[str, str]], now: int, venue: str | None = None) -> int:
         """Evaluate the rule groups of the given (metric, asset) topics that ``venue``'s samples can move."""
@@ -244,8 +263,11 @@ class AlertService:
             m = self.registry.find(metric)
             if m is None:
                 continue
-            mine = [k for k in self.engine.groups_for(metric, asset)
-                    if venue is None or k[3] == venue or "/" not in k[3] or k[3].startswith(f"{venue}/")]
+            mine = [
+                k
+                for k in self.engine.groups_for(metric, asset)
+                if venue is None or k[3] == venue or "/" not in k[3] or k[3].startswith(f"{venue}/")
+            ]
             if m.discrete:
                 self._judge_discrete(m, asset, mine, venue, transitions, events, watermarks)
                 continue
@@ -284,8 +306,7 @@ class AlertService:
             else:
                 continue
             transitions += new
-            events += [self._event(t, lv, now, shared) for t in new
-                       if t.alert and not self.combined.is_part(t.rule.id)]
+            events += [self._event(t, lv, now, shared) for t in new if t.alert and not self.combined.is_part(t.rule.id)]
         self.combined.evaluate(self, judged, topics, transitions, events, now)
         if not transitions and not watermarks and not self.engine.dirty:
             return 0
@@ -293,13 +314,21 @@ class AlertService:
         for listener in self.transition_listeners:
             listener(transitions, events, now)
         for e, alert_id in zip(events, ids, strict=True):
-            log.info("alert %s fired: rule=%s metric=%s asset=%s value=%r", alert_id, e.rule_id, e.metric, e.asset,
-                     e.value)
+            log.info(
+                "alert %s fired: rule=%s metric=%s asset=%s value=%r", alert_id, e.rule_id, e.metric, e.asset, e.value
+            )
         return len(events)
 
-    def _judge_discrete(self, m: Metric, asset: str, groups: Sequence[GroupKey], venue: str | None,
-                        transitions: list[Transition], events: list[AlertEvent],
-                        watermarks: dict[GroupKey, int]) -> None:
+    def _judge_discrete(
+        self,
+        m: Metric,
+        asset: str,
+        groups: Sequence[GroupKey],
+        venue: str | None,
+        transitions: list[Transition],
+        events: list[AlertEvent],
+        watermarks: dict[GroupKey, int],
+    ) -> None:
         """Each row published after the group's watermark is judged once, oldest first."""
         rows = self.latest.get((m.name, asset), {})
         for key in groups:
@@ -311,14 +340,14 @@ class AlertService:
                 value = abs(obs.value) if signal != "level" else obs.value
                 new = self.engine.evaluate(key, value, obs.ts_ms, signed=obs.value, discrete=True)
                 transitions += new
-                events += [self._discrete_event(t, obs) for t in new
-                           if t.alert and not self.combined.is_part(t.rule.id)]
+                events += [
+                    self._discrete_event(t, obs) for t in new if t.alert and not self.combined.is_part(t.rule.id)
+                ]
             newest = max(r.ts_ms for r in source_rows)
             if self.watermarks.get(key, -1) < newest:
                 self.watermarks[key] = watermarks[key] = newest
 
-    async def _history(self, groups: list[GroupKey], levels: dict[LevelKey, Level],
-                       now: int) -> dict[GroupKey, float]:
+    async def _history(self, groups: list[GroupKey], levels: dict[LevelKey, Level], now: int) -> dict[GroupKey, float]:
         """Signed change (absolute, or relative for metrics that say so) or z-score per group."""
         if not groups:
             return {}
@@ -382,8 +411,13 @@ class AlertService:
     def _event(self, t: Transition, lv: Level, now: int, shared: dict[Any, Any]) -> AlertEvent:
         r = t.rule
         m = self.registry.get(r.metric)
-        direction = t.state.mode if r.kind == "crosses" else ("+" if t.value >= 0 else "-") \
-            if r.kind in ("change", "zscore") else ""
+        direction = (
+            t.state.mode
+            if r.kind == "crosses"
+            else ("+" if t.value >= 0 else "-")
+            if r.kind in ("change", "zscore")
+            else ""
+        )
         p = lv.point
         context = shared.get(id(lv))
         if context is None:
@@ -393,12 +427,28 @@ class AlertService:
         if related is None:
             related = shared[(r.metric, r.asset)] = self._related(m, r.asset, now)
         return AlertEvent(
-            metric=r.metric, asset=r.asset, rule_id=r.id, kind=r.kind, scope=r.scope, target=r.target,
-            rule_text=r.describe(), threshold=r.threshold, value=t.value,
-            level=lv.value if r.kind in ("change", "zscore") else None, unit=m.unit, ts_ms=now, field=r.field,
-            selector=r.selector, venue=p.venue if p else "", instrument=p.symbol if p else "",
-            label=p.label if p else "", direction=direction, window_s=r.window_s, count=len(lv.points),
-            context=context, related=related,
+            metric=r.metric,
+            asset=r.asset,
+            rule_id=r.id,
+            kind=r.kind,
+            scope=r.scope,
+            target=r.target,
+            rule_text=r.describe(),
+            threshold=r.threshold,
+            value=t.value,
+            level=lv.value if r.kind in ("change", "zscore") else None,
+            unit=m.unit,
+            ts_ms=now,
+            field=r.field,
+            selector=r.selector,
+            venue=p.venue if p else "",
+            instrument=p.symbol if p else "",
+            label=p.label if p else "",
+            direction=direction,
+            window_s=r.window_s,
+            count=len(lv.points),
+            context=context,
+            related=related,
             extra=m.event_extra(self._current(r.metric, r.asset, now), lv, now),
         )
 
@@ -412,8 +462,16 @@ class AlertService:
             hl = other.headline(other.points(self._current(name, asset, now), "", now))
             if hl is not None:
                 what, olv = hl
-                out.append(Related(name, what, olv.value, olv.point.label if olv.point else "",
-                                   olv.point.symbol if olv.point else "", len(olv.points)))
+                out.append(
+                    Related(
+                        name,
+                        what,
+                        olv.value,
+                        olv.point.label if olv.point else "",
+                        olv.point.symbol if olv.point else "",
+                        len(olv.points),
+                    )
+                )
         return tuple(out)
 
     def _discrete_event(self, t: Transition, obs: Observation) -> AlertEvent:
@@ -421,9 +479,23 @@ class AlertService:
         m = self.registry.get(r.metric)
         p = obs.point
         return AlertEvent(
-            metric=r.metric, asset=r.asset, rule_id=r.id, kind=r.kind, scope=r.scope, target=r.target,
-            rule_text=r.describe(), threshold=r.threshold, value=obs.value, level=None, unit=m.unit,
-            ts_ms=obs.ts_ms, field=r.field, selector=r.selector, venue=p.venue if p else "",
-            instrument=p.symbol if p else "", direction="+" if obs.value >= 0 else "-", window_s=r.window_s,
+            metric=r.metric,
+            asset=r.asset,
+            rule_id=r.id,
+            kind=r.kind,
+            scope=r.scope,
+            target=r.target,
+            rule_text=r.describe(),
+            threshold=r.threshold,
+            value=obs.value,
+            level=None,
+            unit=m.unit,
+            ts_ms=obs.ts_ms,
+            field=r.field,
+            selector=r.selector,
+            venue=p.venue if p else "",
+            instrument=p.symbol if p else "",
+            direction="+" if obs.value >= 0 else "-",
+            window_s=r.window_s,
             extra=obs.extra,
         )

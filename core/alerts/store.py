@@ -84,8 +84,15 @@ class AlertStore:
         return int(await self.redis.scard(self.keys.rules_target(target)))
 
     def _log(self, pipe: Any, *, who: str, action: str, rule: Rule, now_ms: int) -> None:
-        entry = {"ts_ms": now_ms, "who": who, "action": action, "rule": rule.id, "scope": rule.scope,
-                 "target": rule.target, "text": rule.describe()}
+        entry = {
+            "ts_ms": now_ms,
+            "who": who,
+            "action": action,
+            "rule": rule.id,
+            "scope": rule.scope,
+            "target": rule.target,
+            "text": rule.describe(),
+        }
         pipe.lpush(self.keys.rules_log(), json.dumps(entry))
         pipe.ltrim(self.keys.rules_log(), 0, RULE_LOG_MAX - 1)
 
@@ -107,7 +114,7 @@ class AlertStore:
         async for k, v in self._scan(self.keys.alert_state()):
             name = _s(k)
             if name.startswith(_WM):
-                parts = name[len(_WM):].split("|")
+                parts = name[len(_WM) :].split("|")
                 if len(parts) == 5:
                     watermarks[(parts[0], parts[1], parts[2], parts[3], parts[4])] = int(_s(v))
             else:
@@ -132,11 +139,19 @@ class AlertStore:
         return bool(await self.redis.sadd(self.keys.defaults_installed(), text))
 
     # firing ---------------------------------------------------------------------------
-    async def commit(self, states: Mapping[str, RuleState] | Iterable[Transition], events: Sequence[AlertEvent], *,
-                     watermarks: dict[GroupKey, int] | None = None) -> list[str]:
+    async def commit(
+        self,
+        states: Mapping[str, RuleState] | Iterable[Transition],
+        events: Sequence[AlertEvent],
+        *,
+        watermarks: dict[GroupKey, int] | None = None,
+    ) -> list[str]:
         """Persist rule states and watermarks and append the fired events atomically; returns the alert ids."""
-        encoded: dict[Any, Any] = {rid: st.encode() for rid, st in states.items()} if isinstance(states, Mapping) \
+        encoded: dict[Any, Any] = (
+            {rid: st.encode() for rid, st in states.items()}
+            if isinstance(states, Mapping)
             else {t.rule.id: t.state.encode() for t in states}
+        )
         states = encoded
         states |= {_WM + "|".join(k): ts for k, ts in (watermarks or {}).items()}
         if not states and not events:
@@ -145,12 +160,21 @@ class AlertStore:
         if states:
             pipe.hset(self.keys.alert_state(), mapping=states)
         for e in events:
-            pipe.xadd(self.keys.alerts(), {
-                "rule": e.rule_id, "scope": e.scope, "target": e.target, "topic": e.topic,
-                "ts_ms": e.ts_ms, "event": e.to_json(),
-            }, maxlen=STREAM_MAXLEN, approximate=True)
+            pipe.xadd(
+                self.keys.alerts(),
+                {
+                    "rule": e.rule_id,
+                    "scope": e.scope,
+                    "target": e.target,
+                    "topic": e.topic,
+                    "ts_ms": e.ts_ms,
+                    "event": e.to_json(),
+                },
+                maxlen=STREAM_MAXLEN,
+                approximate=True,
+            )
         res = await pipe.execute()
-        return [_s(x) for x in res[1 if states else 0:]]
+        return [_s(x) for x in res[1 if states else 0 :]]
 
     # subscriptions --------------------------------------------------------------------
     async def subscribe(self, target: str, topics: Sequence[str]) -> int:
@@ -188,8 +212,9 @@ class AlertStore:
             await self.unsubscribe(old, topics)
         rules, _ = await self.rules_in([self.keys.rules_target(old)])
         for r in rules:
-            await self.save_rule(replace(r, target=new), who="system", action=f"moved from {old}", now_ms=now_ms,
-                                 keep_state=True)
+            await self.save_rule(
+                replace(r, target=new), who="system", action=f"moved from {old}", now_ms=now_ms, keep_state=True
+            )
         await self.redis.delete(self.keys.rules_target(old))
         ttl = await self.redis.pttl(self.keys.mute(old))
         if ttl and ttl > 0:

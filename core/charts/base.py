@@ -111,8 +111,10 @@ class Chart:
         seconds = parse_window(window, lo_s=self.lo_s, hi_s=self.hi_s)
         if seconds is None:
             if rest and _WINDOW.match(window):
-                raise UserError(f"/chart {self.metric}: the window must be from {fmt_window(self.lo_s)} to "
-                                f"{fmt_window(self.hi_s)}, e.g. /chart {self.metric} btc {self.default_window}")
+                raise UserError(
+                    f"/chart {self.metric}: the window must be from {fmt_window(self.lo_s)} to "
+                    f"{fmt_window(self.hi_s)}, e.g. /chart {self.metric} btc {self.default_window}"
+                )
             return None
         return ChartRequest(self.name, self.metric, asset, window, seconds, opts, theme)  # the window as typed
 

@@ -31,12 +31,17 @@ def chart_classes() -> dict[str, tuple[type[Chart], ...]]:
 class ChartCatalog:
     """The chart kinds of one deployment: those of the registered metrics that have sources."""
 
-    def __init__(self, registry: Registry, sources: Mapping[str, Sequence[str]],
-                 classes: Mapping[str, Sequence[type[Chart]]] | None = None) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        sources: Mapping[str, Sequence[str]],
+        classes: Mapping[str, Sequence[type[Chart]]] | None = None,
+    ) -> None:
         classes = chart_classes() if classes is None else classes
         self.by_metric: dict[str, tuple[Chart, ...]] = {
             m.name: tuple(cls(m) for cls in classes[m.name])
-            for m in registry if m.name in classes and sources.get(m.name)
+            for m in registry
+            if m.name in classes and sources.get(m.name)
         }
 
     @property

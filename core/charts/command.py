@@ -29,9 +29,17 @@ def _now_ms() -> int:
 class ChartCommands:
     """Builds chart requests from words, reads what they need, has them drawn; keeps /alerts charts."""
 
-    def __init__(self, catalog: ChartCatalog, service: ChartService, store: MarketStore, registry: Registry,
-                 sources: dict[str, tuple[str, ...]], alert_store: AlertStore | None = None,
-                 clock_ms: Callable[[], int] = _now_ms, history_step_s: float = 300.0) -> None:
+    def __init__(
+        self,
+        catalog: ChartCatalog,
+        service: ChartService,
+        store: MarketStore,
+        registry: Registry,
+        sources: dict[str, tuple[str, ...]],
+        alert_store: AlertStore | None = None,
+        clock_ms: Callable[[], int] = _now_ms,
+        history_step_s: float = 300.0,
+    ) -> None:
         self.catalog = catalog
         self.service = service
         self.store = store
@@ -50,8 +58,10 @@ class ChartCommands:
             raise UserError(self.usage())
         charts = self.catalog.by_metric.get(args[0].lower())
         if charts is None:
-            raise UserError(f"No chart of '{args[0][:20]}': accepted are {', '.join(self.catalog.metrics)}. "
-                            f"e.g. /chart funding btc 7d")
+            raise UserError(
+                f"No chart of '{args[0][:20]}': accepted are {', '.join(self.catalog.metrics)}. "
+                f"e.g. /chart funding btc 7d"
+            )
         if len(args) < 2 or not ASSET_RE.match(args[1].upper()):
             raise UserError(f"Which asset? {' or '.join(c.usage() for c in charts)}, e.g. /chart {args[0].lower()} btc")
         words = [w.lower() for w in args[2:]]
@@ -81,14 +91,17 @@ class ChartCommands:
         data = await self.service.png(key, functools.partial(chart.figure, raw, req, tuple(levels), now), req.theme)
         if data is None:
             where = f"in the last {req.window}" if req.window_s else "now"
-            raise UserError(f"No {req.metric} data for {req.asset} {where} yet (history is kept for the assets in "
-                            "[history] assets; see /status).")
+            raise UserError(
+                f"No {req.metric} data for {req.asset} {where} yet (history is kept for the assets in "
+                "[history] assets; see /status)."
+            )
         return Image(data, filename, _caption(chart, req))
 
     def source(self, metric: str) -> ChartSource:
         """What a chart of ``metric`` may read."""
-        return ChartSource(self.store, self.registry.get(metric), self.sources.get(metric, ()), self.clock_ms,
-                           self.history_step_ms)
+        return ChartSource(
+            self.store, self.registry.get(metric), self.sources.get(metric, ()), self.clock_ms, self.history_step_ms
+        )
 
     async def levels(self, chart: Chart, req: ChartRequest, target: str) -> list[LevelLine]:
         """The thresholds of the rules this chat receives on the chart's metric and asset, as lines."""

@@ -16,13 +16,37 @@ HEIGHT_PX = 750
 DPI = 120
 
 THEMES: dict[str, dict[str, Any]] = {
-    "light": {"bg": "#ffffff", "fg": "#1f2328", "grid": "#d0d7de", "muted": "#57606a",
-              "up": "#cf222e", "down": "#1a7f37"},
-    "dark": {"bg": "#0d1117", "fg": "#e6edf3", "grid": "#30363d", "muted": "#8b949e",
-             "up": "#f85149", "down": "#3fb950"},
+    "light": {
+        "bg": "#ffffff",
+        "fg": "#1f2328",
+        "grid": "#d0d7de",
+        "muted": "#57606a",
+        "up": "#cf222e",
+        "down": "#1a7f37",
+    },
+    "dark": {
+        "bg": "#0d1117",
+        "fg": "#e6edf3",
+        "grid": "#30363d",
+        "muted": "#8b949e",
+        "up": "#f85149",
+        "down": "#3fb950",
+    },
 }
-PALETTE = ("#0969da", "#bf8700", "#8250df", "#1a7f37", "#cf222e", "#57606a", "#e16f24", "#2da44e", "#6639ba",
-           "#0550ae", "#953800", "#116329")
+PALETTE = (
+    "#0969da",
+    "#bf8700",
+    "#8250df",
+    "#1a7f37",
+    "#cf222e",
+    "#57606a",
+    "#e16f24",
+    "#2da44e",
+    "#6639ba",
+    "#0550ae",
+    "#953800",
+    "#116329",
+)
 _MS_PER_DAY = 86_400_000
 
 
@@ -81,15 +105,23 @@ def render_png(fig: Figure, theme: str = "light") -> bytes:
         ax2.set_ylabel(fig.y2_label, color=t["fg"], fontsize=13)
     ax.set_title(fig.title, color=t["fg"], fontsize=17, loc="left", pad=12)
     if not fig.points:
-        ax.text(0.5, 0.5, fig.empty_note, transform=ax.transAxes, ha="center", va="center", color=t["muted"],
-                fontsize=16)
+        ax.text(
+            0.5, 0.5, fig.empty_note, transform=ax.transAxes, ha="center", va="center", color=t["muted"], fontsize=16
+        )
     handles, labels = ax.get_legend_handles_labels()
     if ax2 is not None:
         h2, l2 = ax2.get_legend_handles_labels()
         handles, labels = handles + h2, labels + l2
     if handles:
-        leg = f.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=11, frameon=False,
-                       bbox_to_anchor=(0.5, 0.03))
+        leg = f.legend(
+            handles,
+            labels,
+            loc="lower center",
+            ncol=min(4, len(labels)),
+            fontsize=11,
+            frameon=False,
+            bbox_to_anchor=(0.5, 0.03),
+        )
         for text in leg.get_texts():
             text.set_color(t["fg"])
     f.text(0.01, 0.008, fig.footer + (" · times UTC" if time_axis else ""), color=t["muted"], fontsize=9.5)

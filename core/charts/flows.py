@@ -32,8 +32,9 @@ class FlowsChart(Chart):
     def level(self, value: float, req: ChartRequest) -> float:
         return value
 
-    def figure(self, raw: Mapping[str, Sequence[FlowDay]], req: ChartRequest, levels: Sequence[LevelLine],
-               now_ms: int) -> Figure:
+    def figure(
+        self, raw: Mapping[str, Sequence[FlowDay]], req: ChartRequest, levels: Sequence[LevelLine], now_ms: int
+    ) -> Figure:
         first = (dt.datetime.fromtimestamp(now_ms / 1000, dt.UTC) - dt.timedelta(seconds=req.window_s)).date()
         series: list[Series] = []
         for provider in sorted(raw):
@@ -41,13 +42,25 @@ class FlowsChart(Chart):
             net = [(day_ms(r.day), r.netflow) for r in rows if r.netflow is not None]
             bal = [(day_ms(r.day), r.balance) for r in rows if r.balance is not None]
             if net:
-                series.append(Series(f"{provider} net flow", tuple(x for x, _ in net), tuple(float(y) for _, y in net),
-                                     "bars"))
+                series.append(
+                    Series(f"{provider} net flow", tuple(x for x, _ in net), tuple(float(y) for _, y in net), "bars")
+                )
             if bal:
-                series.append(Series(f"{provider} balance", tuple(x for x, _ in bal), tuple(float(y) for _, y in bal),
-                                     "line", "right"))
-        return Figure(title=f"{req.asset} exchange flows · {req.window}",
-                      y_label=f"net flow, {req.asset} per day (+ onto exchanges)", y2_label=f"balance, {req.asset}",
-                      series=tuple(series), levels=tuple(levels),
-                      footer=source_footer(sorted(raw), now_ms, "daily on-chain rows in Redis"),
-                      caption=f"{req.asset} exchange net flow per day and exchange balance, last {req.window}")
+                series.append(
+                    Series(
+                        f"{provider} balance",
+                        tuple(x for x, _ in bal),
+                        tuple(float(y) for _, y in bal),
+                        "line",
+                        "right",
+                    )
+                )
+        return Figure(
+            title=f"{req.asset} exchange flows · {req.window}",
+            y_label=f"net flow, {req.asset} per day (+ onto exchanges)",
+            y2_label=f"balance, {req.asset}",
+            series=tuple(series),
+            levels=tuple(levels),
+            footer=source_footer(sorted(raw), now_ms, "daily on-chain rows in Redis"),
+            caption=f"{req.asset} exchange net flow per day and exchange balance, last {req.window}",
+        )

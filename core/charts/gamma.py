@@ -43,8 +43,9 @@ class GammaChart(Chart):
         by_venue, _ = await src.store.read_latest(src.metric, req.asset, src.sources)
         return by_venue
 
-    def figure(self, raw: Mapping[str, Sequence[OptionSample]], req: ChartRequest, levels: Sequence[LevelLine],
-               now_ms: int) -> Figure:
+    def figure(
+        self, raw: Mapping[str, Sequence[OptionSample]], req: ChartRequest, levels: Sequence[LevelLine], now_ms: int
+    ) -> Figure:
         max_days = float(req.window[:-1]) if req.window else getattr(self.m, "max_days", None)
         chain = [o for samples in raw.values() for o in samples]
         by_strike, total, spot, flip = chain_figures(chain, now_ms, max_days) if chain else ({}, 0.0, None, None)
@@ -54,15 +55,30 @@ class GammaChart(Chart):
             strikes = sorted(k for k in by_strike if abs(k - spot) <= SPAN * spot)
             gaps = [b - a for a, b in itertools.pairwise(strikes)]
             width = min(gaps) * 0.8 if gaps else spot * 0.01
-            series = (Series("net GEX per strike", tuple(strikes), tuple(by_strike[k] / 1e6 for k in strikes),
-                             "bars", width=width, rising_good=True),)
+            series = (
+                Series(
+                    "net GEX per strike",
+                    tuple(strikes),
+                    tuple(by_strike[k] / 1e6 for k in strikes),
+                    "bars",
+                    width=width,
+                    rising_good=True,
+                ),
+            )
             marks.append(LevelLine(f"spot {spot:,.0f}", spot))
             if flip:
                 marks.append(LevelLine(f"flip {flip:,.0f}", flip))
         within = f"expiries within {req.window}" if req.window else "every expiry"
-        return Figure(title=f"{req.asset} dealer gamma · total {total / 1e6:+,.1f}M per 1%",
-                      y_label="GEX, USD millions per 1% move", x_kind="strike", x_label="strike (USD)",
-                      series=series, marks=tuple(marks), levels=tuple(levels),
-                      footer=source_footer(sorted(raw), now_ms, f"latest options in Redis, {within}; dealers long "
-                                           "calls, short puts"),
-                      caption=f"{req.asset} dealer gamma by strike ({within})")
+        return Figure(
+            title=f"{req.asset} dealer gamma · total {total / 1e6:+,.1f}M per 1%",
+            y_label="GEX, USD millions per 1% move",
+            x_kind="strike",
+            x_label="strike (USD)",
+            series=series,
+            marks=tuple(marks),
+            levels=tuple(levels),
+            footer=source_footer(
+                sorted(raw), now_ms, f"latest options in Redis, {within}; dealers long calls, short puts"
+            ),
+            caption=f"{req.asset} dealer gamma by strike ({within})",
+        )

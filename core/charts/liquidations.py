@@ -23,11 +23,13 @@ class LiquidationsChart(Chart):
     hi_s = 86_400
 
     async def load(self, src: ChartSource, req: ChartRequest, now_ms: int) -> dict[str, list[LiqEvent]]:
-        return await LiquidationStore(src.store.redis, src.store.keys).since(req.asset, src.sources,
-                                                                             now_ms - req.window_s * 1000)
+        return await LiquidationStore(src.store.redis, src.store.keys).since(
+            req.asset, src.sources, now_ms - req.window_s * 1000
+        )
 
-    def figure(self, raw: Mapping[str, Sequence[LiqEvent]], req: ChartRequest, levels: Sequence[LevelLine],
-               now_ms: int) -> Figure:
+    def figure(
+        self, raw: Mapping[str, Sequence[LiqEvent]], req: ChartRequest, levels: Sequence[LevelLine], now_ms: int
+    ) -> Figure:
         bucket_ms = 300_000 if req.window_s <= 4 * 3600 else 3_600_000
         sums: dict[str, dict[int, float]] = {"long": {}, "short": {}}
         for events in raw.values():
@@ -39,11 +41,21 @@ class LiquidationsChart(Chart):
         for side, sign, label in (("long", 1.0, "longs liquidated"), ("short", -1.0, "shorts liquidated")):
             buckets = sorted(sums[side])
             if buckets:
-                series.append(Series(label, tuple(float(b * bucket_ms + bucket_ms / 2) for b in buckets),
-                                     tuple(sign * sums[side][b] / 1e6 for b in buckets), "bars",
-                                     width=bucket_ms * 0.8))
+                series.append(
+                    Series(
+                        label,
+                        tuple(float(b * bucket_ms + bucket_ms / 2) for b in buckets),
+                        tuple(sign * sums[side][b] / 1e6 for b in buckets),
+                        "bars",
+                        width=bucket_ms * 0.8,
+                    )
+                )
         step = "5 minutes" if bucket_ms == 300_000 else "hour"
-        return Figure(title=f"{req.asset} liquidations · {req.window}", y_label=f"USD millions per {step}",
-                      series=tuple(series), levels=tuple(levels),
-                      footer=source_footer(sorted(raw), now_ms, "liquidation streams in Redis, lower bounds"),
-                      caption=f"{req.asset} liquidations per {step}, last {req.window}")
+        return Figure(
+            title=f"{req.asset} liquidations · {req.window}",
+            y_label=f"USD millions per {step}",
+            series=tuple(series),
+            levels=tuple(levels),
+            footer=source_footer(sorted(raw), now_ms, "liquidation streams in Redis, lower bounds"),
+            caption=f"{req.asset} liquidations per {step}, last {req.window}",
+        )

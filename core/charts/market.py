@@ -47,11 +47,17 @@ class FundingChart(Chart):
                 _ts, symbol, rate, interval = member.split("|")
                 scale = SECONDS_PER_YEAR if ann else EIGHT_HOURS_S
                 groups.setdefault(family_label(venue, symbol, req.asset), []).append(
-                    (float(ts), float(rate) * scale / int(interval) * 100))
+                    (float(ts), float(rate) * scale / int(interval) * 100)
+                )
         unit = "% annualized" if ann else "% per 8h"
-        return Figure(title=f"{req.asset} funding · {req.window}", y_label=f"funding, {unit}",
-                      series=_series(groups), levels=tuple(levels), footer=source_footer(sorted(raw), now_ms),
-                      caption=f"{req.asset} funding per venue, last {req.window} ({unit})")
+        return Figure(
+            title=f"{req.asset} funding · {req.window}",
+            y_label=f"funding, {unit}",
+            series=_series(groups),
+            levels=tuple(levels),
+            footer=source_footer(sorted(raw), now_ms),
+            caption=f"{req.asset} funding per venue, last {req.window} ({unit})",
+        )
 
 
 class BasisChart(Chart):
@@ -83,9 +89,14 @@ class BasisChart(Chart):
                 date = time.strftime("%y%m%d", time.gmtime(int(expiry) / 1000))
                 label = f"{family_label(venue, symbol, req.asset)} {date}"
                 groups.setdefault(label, []).append((float(ts), ann * 100))
-        return Figure(title=f"{req.asset} basis · {req.window}", y_label="basis, % annualized",
-                      series=_series(groups), levels=tuple(levels), footer=source_footer(sorted(raw), now_ms),
-                      caption=f"{req.asset} annualized basis per dated future, last {req.window}")
+        return Figure(
+            title=f"{req.asset} basis · {req.window}",
+            y_label="basis, % annualized",
+            series=_series(groups),
+            levels=tuple(levels),
+            footer=source_footer(sorted(raw), now_ms),
+            caption=f"{req.asset} annualized basis per dated future, last {req.window}",
+        )
 
 
 class BasisCurveChart(Chart):
@@ -106,18 +117,25 @@ class BasisCurveChart(Chart):
     def level(self, value: float, req: ChartRequest) -> float:
         return value * 100
 
-    def figure(self, raw: Mapping[str, Sequence[BasisSample]], req: ChartRequest, levels: Sequence[LevelLine],
-               now_ms: int) -> Figure:
+    def figure(
+        self, raw: Mapping[str, Sequence[BasisSample]], req: ChartRequest, levels: Sequence[LevelLine], now_ms: int
+    ) -> Figure:
         groups: dict[str, list[tuple[float, float]]] = {}
         for venue, samples in raw.items():
             for s in samples:
                 ann = s.basis_annualized(now_ms, self.min_days)
                 if ann is not None:
                     groups.setdefault(VENUE_LABELS.get(venue, venue), []).append((s.days_to_expiry(now_ms), ann * 100))
-        return Figure(title=f"{req.asset} basis term structure", y_label="basis, % annualized",
-                      x_kind="days", x_label="days to expiry", series=_series(groups, "points"),
-                      levels=tuple(levels), footer=source_footer(sorted(raw), now_ms, "latest futures in Redis"),
-                      caption=f"{req.asset} basis curve now: annualized basis by days to expiry, per venue")
+        return Figure(
+            title=f"{req.asset} basis term structure",
+            y_label="basis, % annualized",
+            x_kind="days",
+            x_label="days to expiry",
+            series=_series(groups, "points"),
+            levels=tuple(levels),
+            footer=source_footer(sorted(raw), now_ms, "latest futures in Redis"),
+            caption=f"{req.asset} basis curve now: annualized basis by days to expiry, per venue",
+        )
 
 
 class OpenInterestChart(Chart):
@@ -138,7 +156,13 @@ class OpenInterestChart(Chart):
         for venue, members in raw.items():
             for ts, member in members:
                 groups.setdefault(VENUE_LABELS.get(venue, venue), []).append(
-                    (float(ts), float(member.split("|")[1]) / 1e9))
-        return Figure(title=f"{req.asset} open interest · {req.window}", y_label="open interest, USD billions",
-                      series=_series(groups), levels=tuple(levels), footer=source_footer(sorted(raw), now_ms),
-                      caption=f"{req.asset} open interest per venue, last {req.window} (USD)")
+                    (float(ts), float(member.split("|")[1]) / 1e9)
+                )
+        return Figure(
+            title=f"{req.asset} open interest · {req.window}",
+            y_label="open interest, USD billions",
+            series=_series(groups),
+            levels=tuple(levels),
+            footer=source_footer(sorted(raw), now_ms),
+            caption=f"{req.asset} open interest per venue, last {req.window} (USD)",
+        )

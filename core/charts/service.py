@@ -38,9 +38,13 @@ class ChartSettings:
 class ChartService:
     """Renders Figures to PNG in a pool; the caller owns ``start``/``close``."""
 
-    def __init__(self, settings: ChartSettings = ChartSettings(), *,
-                 render: Callable[[Figure, str], bytes] = render_png,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        settings: ChartSettings = ChartSettings(),
+        *,
+        render: Callable[[Figure, str], bytes] = render_png,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.settings = settings
         self.render = render
         self.clock = clock
@@ -55,9 +59,12 @@ class ChartService:
             if self.settings.pool == "thread":
                 self._executor = ThreadPoolExecutor(self.settings.workers, thread_name_prefix="chart")
             else:  # spawn: a fork of a process with running threads (asyncio, Redis) is not safe
-                self._executor = ProcessPoolExecutor(self.settings.workers,
-                                                     mp_context=multiprocessing.get_context("spawn"),
-                                                     initializer=_watch_parent, initargs=(os.getpid(),))
+                self._executor = ProcessPoolExecutor(
+                    self.settings.workers,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_watch_parent,
+                    initargs=(os.getpid(),),
+                )
                 for _ in range(self.settings.workers):  # every worker up and warm, not only the first
                     self._executor.submit(draw, self.render, _blank, "light", True)
         return self._executor
@@ -71,7 +78,8 @@ class ChartService:
         if self._executor is not None:
             executor, self._executor = self._executor, None
             await asyncio.get_running_loop().run_in_executor(
-                None, functools.partial(executor.shutdown, wait=True, cancel_futures=True))
+                None, functools.partial(executor.shutdown, wait=True, cancel_futures=True)
+            )
 
     def cached(self, key: Hashable) -> bytes | None:
         hit = self._cache.get(key)
@@ -142,8 +150,9 @@ def _blank() -> Figure:
     return Figure(title="", y_label="", series=(), footer="", caption="")
 
 
-def draw(render: Callable[[Figure, str], bytes], build: Callable[[], Figure], theme: str,
-         empty_too: bool = False) -> bytes | None:
+def draw(
+    render: Callable[[Figure, str], bytes], build: Callable[[], Figure], theme: str, empty_too: bool = False
+) -> bytes | None:
     """In the worker: the series, then the PNG (None for a chart without any point, unless ``empty_too``)."""
     fig = build()
     if not fig.points and not empty_too:

@@ -33,8 +33,11 @@ _FLOW_COLUMN = re.compile(r"^inflow_([a-z0-9]+)$")
 def parse_utc_ms(text: str) -> int:
     """'2021-04-10T08:00:00Z' or '2021-04-10' (midnight) -> epoch ms."""
     t = text.strip()
-    d = dt.datetime.fromisoformat(t.replace("Z", "+00:00")) if "T" in t or " " in t else \
-        dt.datetime.fromisoformat(t + "T00:00:00+00:00")
+    d = (
+        dt.datetime.fromisoformat(t.replace("Z", "+00:00"))
+        if "T" in t or " " in t
+        else dt.datetime.fromisoformat(t + "T00:00:00+00:00")
+    )
     if d.tzinfo is None:
         d = d.replace(tzinfo=dt.UTC)
     return int(d.timestamp() * 1000)
@@ -80,8 +83,9 @@ def _time(path: Path, line: int, col: str, text: str) -> int:
     try:
         return parse_utc_ms(text)
     except ValueError:
-        raise UserError(f"{path.name} line {line}: {col} '{text[:30]}' is not a UTC time such as "
-                        "2021-04-10T08:00:00Z") from None
+        raise UserError(
+            f"{path.name} line {line}: {col} '{text[:30]}' is not a UTC time such as 2021-04-10T08:00:00Z"
+        ) from None
 
 
 def _funding(path: Path, registry: Registry, start_ms: int, end_ms: int, out: Dataset) -> None:
@@ -100,9 +104,20 @@ def _funding(path: Path, registry: Registry, start_ms: int, end_ms: int, out: Da
         if rate is None:
             out.skipped += 1
             continue
-        s = FundingSample(venue=venue, symbol=symbol, asset=asset, settle=settle, inverse=settle == asset,
-                          rate_per_interval=rate, interval_s=EIGHT_HOURS_S, next_funding_ms=None, predicted_rate=None,
-                          mark_usd=None, index_usd=None, ts_ms=ts)
+        s = FundingSample(
+            venue=venue,
+            symbol=symbol,
+            asset=asset,
+            settle=settle,
+            inverse=settle == asset,
+            rate_per_interval=rate,
+            interval_s=EIGHT_HOURS_S,
+            next_funding_ms=None,
+            predicted_rate=None,
+            mark_usd=None,
+            index_usd=None,
+            ts_ms=ts,
+        )
         if metric.problem(s) is not None:
             out.skipped += 1
             continue
@@ -116,8 +131,10 @@ def _flows(path: Path, registry: Registry, start_ms: int, end_ms: int, out: Data
     for line, row in _rows(path):
         asset = next((m.group(1) for c in row if (m := _FLOW_COLUMN.match(c.lower()))), None)
         if asset is None:
-            raise UserError(f"{path.name}: no inflow_<asset> column (expected date, available_at_utc, inflow_btc, "
-                            "outflow_btc, netflow_btc, exchange_balance_btc[, price_usd][, provider])")
+            raise UserError(
+                f"{path.name}: no inflow_<asset> column (expected date, available_at_utc, inflow_btc, "
+                "outflow_btc, netflow_btc, exchange_balance_btc[, price_usd][, provider])"
+            )
         _need(path, row, line, "date", "available_at_utc")
         at = _time(path, line, "available_at_utc", row["available_at_utc"])
         if not start_ms <= at < end_ms:
@@ -128,10 +145,17 @@ def _flows(path: Path, registry: Registry, start_ms: int, end_ms: int, out: Data
         if net is None and inflow is not None and outflow is not None:
             net = inflow - outflow
         provider = (row.get("provider") or "coinmetrics").lower()
-        day = FlowDay(provider=provider, asset=asset.upper(), day=row["date"], available_ms=at, inflow=inflow,
-                      outflow=outflow, netflow=net,
-                      balance=_num(path, line, f"exchange_balance_{asset}", row.get(f"exchange_balance_{asset}", "")),
-                      price_usd=_num(path, line, "price_usd", row.get("price_usd", "")))
+        day = FlowDay(
+            provider=provider,
+            asset=asset.upper(),
+            day=row["date"],
+            available_ms=at,
+            inflow=inflow,
+            outflow=outflow,
+            netflow=net,
+            balance=_num(path, line, f"exchange_balance_{asset}", row.get(f"exchange_balance_{asset}", "")),
+            price_usd=_num(path, line, "price_usd", row.get("price_usd", "")),
+        )
         if metric.problem(day) is not None:
             out.skipped += 1
             continue
@@ -166,6 +190,8 @@ def load_dir(folder: Path, registry: Registry, start_ms: int, end_ms: int) -> Da
             continue
         out.files.append(path.name)
     if not out.batches:
-        raise UserError(f"--data {folder}: no funding*.csv or *flows*.csv rows between the dates (see README, "
-                        "Replay, for the formats)")
+        raise UserError(
+            f"--data {folder}: no funding*.csv or *flows*.csv rows between the dates (see README, "
+            "Replay, for the formats)"
+        )
     return out

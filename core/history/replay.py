@@ -99,8 +99,17 @@ class _Recorder:
         return self.closed
 
 
-async def replay(redis: Redis, keys: Keys, registry: Registry, rules: Sequence[Rule], batches: Iterable[Batch], *,
-                 settings: AlertSettings, start_ms: int, end_ms: int) -> ReplayResult:
+async def replay(
+    redis: Redis,
+    keys: Keys,
+    registry: Registry,
+    rules: Sequence[Rule],
+    batches: Iterable[Batch],
+    *,
+    settings: AlertSettings,
+    start_ms: int,
+    end_ms: int,
+) -> ReplayResult:
     """Run ``rules`` over ``batches`` (any order; replayed by visibility time) under the scratch prefix ``keys``.
 
     The prefix must be empty (see ``scratch_keys``); the caller drops it afterwards.

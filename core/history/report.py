@@ -18,8 +18,10 @@ def alert_line(e: AlertEvent, registry: Registry, rule_words: Mapping[str, str])
         checks = e.extra.get("conditions", ())
         parts = "; ".join(f"{c.get('text')} = {_condition_value(registry, c)}" for c in checks)
         held = sum(1 for c in checks if c.get("holds"))
-        return f"{iso_utc(e.ts_ms)}  {e.rule_id} {rule_words.get(e.rule_id, e.rule_text)}  " \
-               f"{held}/{len(checks)} conditions hold: {parts}"
+        return (
+            f"{iso_utc(e.ts_ms)}  {e.rule_id} {rule_words.get(e.rule_id, e.rule_text)}  "
+            f"{held}/{len(checks)} conditions hold: {parts}"
+        )
     m = registry.find(e.metric)
     value = m.fmt_value(e.value, e.field) if m else f"{e.value:g}"
     threshold = m.fmt_threshold(e.kind, e.threshold, e.field) if m else f"{e.threshold:g}"
@@ -27,8 +29,10 @@ def alert_line(e: AlertEvent, registry: Registry, rule_words: Mapping[str, str])
     day = e.extra.get("day")
     if day and day != e.instrument:
         where += f" {day}"
-    return f"{iso_utc(e.ts_ms)}  {e.rule_id} {rule_words.get(e.rule_id, e.rule_text)}  value {value}  " \
-           f"threshold {threshold}  {where}".rstrip()
+    return (
+        f"{iso_utc(e.ts_ms)}  {e.rule_id} {rule_words.get(e.rule_id, e.rule_text)}  value {value}  "
+        f"threshold {threshold}  {where}".rstrip()
+    )
 
 
 def _condition_value(registry: Registry, c: Mapping[str, object]) -> str:

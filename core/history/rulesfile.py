@@ -19,8 +19,14 @@ from core.metrics.registry import Registry
 from core.reply import UserError
 
 
-def parse_rules_toml(text: str, *, registry: Registry, sources: Mapping[str, tuple[str, ...]],
-                     default_cooldown_s: int, name: str = "rules file") -> list[Rule]:
+def parse_rules_toml(
+    text: str,
+    *,
+    registry: Registry,
+    sources: Mapping[str, tuple[str, ...]],
+    default_cooldown_s: int,
+    name: str = "rules file",
+) -> list[Rule]:
     """The rules of a TOML rules file; a UserError names the rule and what is accepted."""
     try:
         data = tomllib.loads(text)
@@ -33,8 +39,17 @@ def parse_rules_toml(text: str, *, registry: Registry, sources: Mapping[str, tup
     for n, text_ in enumerate(raw, start=1):
         words = rule_words(text_).split()
         try:
-            rules.append(parse_rule(words, registry=registry, sources=sources, rule_id=f"r{n}",
-                                    default_cooldown_s=default_cooldown_s, now_ms=0, created_by="replay"))
+            rules.append(
+                parse_rule(
+                    words,
+                    registry=registry,
+                    sources=sources,
+                    rule_id=f"r{n}",
+                    default_cooldown_s=default_cooldown_s,
+                    now_ms=0,
+                    created_by="replay",
+                )
+            )
         except UserError as e:
             raise UserError(f"{name}: rule {n} ('{text_[:60]}'): {e}") from None
     return rules

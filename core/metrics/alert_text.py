@@ -60,8 +60,10 @@ def render_level_alert(m: Metric, e: AlertEvent) -> Reply:
     else:
         now_line = f"Now {current} {where(e)}"
     owner = "global rule" if e.scope == "global" else "this chat's rule"
-    lines = [f"{now_line} · {stamp(e.ts_ms)}",
-             f"Threshold {m.fmt_threshold(e.kind, e.threshold, e.field)} · {owner} {e.rule_id}"]
+    lines = [
+        f"{now_line} · {stamp(e.ts_ms)}",
+        f"Threshold {m.fmt_threshold(e.kind, e.threshold, e.field)} · {owner} {e.rule_id}",
+    ]
     if e.context:
         shown = ", ".join(f"{c.label} {m.fmt_value(c.value, e.field)}" for c in e.context[:6])
         lines.append(f"{m.title} by venue: {shown}" + (" …" if len(e.context) > 6 else ""))

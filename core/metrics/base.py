@@ -61,8 +61,12 @@ def _history_days(v: Any) -> float:
 
 
 # a metric whose history long charts read adds this to its settings_spec (the store keeps hourly points for it)
-CHART_HISTORY = Setting("chart_history_days", 180.0, "days of hourly history kept for long charts (/chart ... 90d); "
-                        "0 keeps none", _history_days)
+CHART_HISTORY = Setting(
+    "chart_history_days",
+    180.0,
+    "days of hourly history kept for long charts (/chart ... 90d); 0 keeps none",
+    _history_days,
+)
 
 _AMOUNT = re.compile(r"^([+-]?\d+(?:\.\d+)?)([kmbt]?)$")
 _SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "b": 1e9, "t": 1e12}
@@ -108,8 +112,9 @@ def parse_amount(text: str, *, what: str, limit: float, example: str) -> float:
     t = str(text).strip().lower().replace(",", "").replace("_", "").lstrip("$")
     m = _AMOUNT.match(t)
     if not m:
-        raise UserError(f"{what} '{str(text)[:20]}' is not an amount: a number with an optional k, m or b, "
-                        f"e.g. {example}")
+        raise UserError(
+            f"{what} '{str(text)[:20]}' is not an amount: a number with an optional k, m or b, e.g. {example}"
+        )
     value = float(m.group(1)) * _SUFFIX[m.group(2)]
     if not math.isfinite(value) or abs(value) > limit:
         raise UserError(f"{what} {text} is out of range: at most {fmt_amount(limit)}")
@@ -267,9 +272,10 @@ class Metric:
     def describe(self, rule: Any) -> str:
         """A rule in words, e.g. 'funding BTC above +0.0500%/8h (max of venues), cooldown 1h'."""
         value = self.fmt_threshold(rule.kind, rule.threshold, rule.field)
-        what = {"change": f"changes by {value} within {fmt_duration_s(rule.window_s)}",
-                "zscore": f"z-score beyond {rule.threshold:g} over {fmt_duration_s(rule.window_s)}"}.get(
-            rule.kind, f"{rule.kind} {value}")
+        what = {
+            "change": f"changes by {value} within {fmt_duration_s(rule.window_s)}",
+            "zscore": f"z-score beyond {rule.threshold:g} over {fmt_duration_s(rule.window_s)}",
+        }.get(rule.kind, f"{rule.kind} {value}")
         series = f"{rule.field} " if rule.field else ""
         where = f"{rule.venue} of venues" if rule.venue in self.aggregates else rule.venue
         extra = f", cooldown {fmt_duration_s(rule.cooldown_s)}"
@@ -299,8 +305,9 @@ class Metric:
         lv = level(points, "max")
         return ("max", lv) if lv is not None else None
 
-    def observations(self, by_venue: Mapping[str, Sequence[Any]], field_: str, selector: str, signal: str,
-                     after_ms: int | None) -> list[Observation]:
+    def observations(
+        self, by_venue: Mapping[str, Sequence[Any]], field_: str, selector: str, signal: str, after_ms: int | None
+    ) -> list[Observation]:
         """Discrete metrics: one observation per sample published after ``after_ms`` (oldest first)."""
         raise NotImplementedError
 

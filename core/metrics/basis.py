@@ -50,10 +50,13 @@ class Basis(Metric):
     related = ("funding",)
     settings_spec = (
         Setting("hysteresis", 0.05, "re-arm band for basis rules (annualized)", _band),
-        Setting("min_days_to_expiry", 3.0, "inside this many days of expiry the basis is not annualized (nor "
-                "alerted on): it explodes as expiry nears", _days),
-        Setting("max_deviation_from_index", 0.5, "a future further than this from its index is a bad value",
-                _fraction),
+        Setting(
+            "min_days_to_expiry",
+            3.0,
+            "inside this many days of expiry the basis is not annualized (nor alerted on): it explodes as expiry nears",
+            _days,
+        ),
+        Setting("max_deviation_from_index", 0.5, "a future further than this from its index is a bad value", _fraction),
         CHART_HISTORY,
     )
 
@@ -81,8 +84,17 @@ class Basis(Metric):
             return None
         symbol = parts[1]
         settle = symbol.partition(":")[2].partition("-")[0]
-        return BasisSample(venue=venue, symbol=symbol, asset=asset, settle=settle, inverse=settle == asset,
-                           expiry_ms=int(parts[4]), future_usd=float(parts[2]), index_usd=float(parts[3]), ts_ms=ts_ms)
+        return BasisSample(
+            venue=venue,
+            symbol=symbol,
+            asset=asset,
+            settle=settle,
+            inverse=settle == asset,
+            expiry_ms=int(parts[4]),
+            future_usd=float(parts[2]),
+            index_usd=float(parts[3]),
+            ts_ms=ts_ms,
+        )
 
     def sort_key(self, s: BasisSample) -> Any:
         return (s.expiry_ms, s.symbol)
@@ -134,26 +146,46 @@ class Basis(Metric):
         for expiry_ms in sorted(by_expiry):
             group = sorted(by_expiry[expiry_ms], key=lambda p: venue_label(*p))
             days = group[0][1].days_to_expiry(now)
-            rows = tuple((
-                venue_label(v, s) + mark(q, view, self.name, v, s.ts_ms, now),
-                fmt_price(s.future_usd),
-                fmt_price(s.index_usd),
-                fmt_pct(s.basis_frac),
-                fmt_pct(s.basis_annualized(now, self.min_days), 1),
-            ) for v, s in group)
+            rows = tuple(
+                (
+                    venue_label(v, s) + mark(q, view, self.name, v, s.ts_ms, now),
+                    fmt_price(s.future_usd),
+                    fmt_price(s.index_usd),
+                    fmt_pct(s.basis_frac),
+                    fmt_pct(s.basis_annualized(now, self.min_days), 1),
+                )
+                for v, s in group
+            )
             date = time.strftime("%Y-%m-%d", time.gmtime(expiry_ms / 1000))
             note = f" (under {self.min_days:g}d: not annualized)" if days < self.min_days else ""
-            blocks.append(Table(header=("venue", "future", "index", "basis", "ann."), rows=rows, align="lrrrr",
-                                caption=f"{date} · {days:.1f}d to expiry{note}"))
+            blocks.append(
+                Table(
+                    header=("venue", "future", "index", "basis", "ann."),
+                    rows=rows,
+                    align="lrrrr",
+                    caption=f"{date} · {days:.1f}d to expiry{note}",
+                )
+            )
         if not futures:
             blocks.append(f"No dated {asset} futures listed on the watched venues.")
         if perps:
             prem_rows = tuple(
-                (venue_label(v, s) + mark(q, fview, "funding", v, s.ts_ms, now), fmt_price(s.mark_usd),
-                 fmt_price(s.index_usd), fmt_pct(s.premium_frac, 3))
-                for v, s in sorted(perps, key=lambda p: venue_label(*p)))
-            blocks.append(Table(header=("venue", "mark", "index", "premium"), rows=prem_rows, align="lrrr",
-                                caption="Perpetual premium (mark vs index)"))
+                (
+                    venue_label(v, s) + mark(q, fview, "funding", v, s.ts_ms, now),
+                    fmt_price(s.mark_usd),
+                    fmt_price(s.index_usd),
+                    fmt_pct(s.premium_frac, 3),
+                )
+                for v, s in sorted(perps, key=lambda p: venue_label(*p))
+            )
+            blocks.append(
+                Table(
+                    header=("venue", "mark", "index", "premium"),
+                    rows=prem_rows,
+                    align="lrrr",
+                    caption="Perpetual premium (mark vs index)",
+                )
+            )
         if note_ := degraded_note(view, self.name):
             blocks.append(note_)
         n_venues = len({v for v, _ in futures})
@@ -169,10 +201,12 @@ class Basis(Metric):
         return f"basis: max {fmt_pct(top.value, 1)} ann. ({top.label} {top.symbol})"
 
 
-async def _read_both(q: Query, basis: Metric, funding: Metric, asset: str
-                     ) -> tuple[tuple[dict[str, list[Any]], dict[str, list[Any]]], dict[str, Any]]:
+async def _read_both(
+    q: Query, basis: Metric, funding: Metric, asset: str
+) -> tuple[tuple[dict[str, list[Any]], dict[str, list[Any]]], dict[str, Any]]:
     """Futures and perpetuals of one asset with the venues' health: one round trip."""
     venues = q.venues or q.sources
-    (futures, perps), health = await q.store.read_many([(basis, asset, venues), (funding, asset, venues)],
-                                                       health=venues)
+    (futures, perps), health = await q.store.read_many(
+        [(basis, asset, venues), (funding, asset, venues)], health=venues
+    )
     return (futures, perps), health

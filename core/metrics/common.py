@@ -38,8 +38,9 @@ def degraded_note(view: View, metric: str) -> str | None:
         problem = h.problem(metric)
         if problem and venue in view.by_venue:
             lines.append(f"{VENUE_LABELS.get(venue, venue)} {metric} not current: {problem[:160]}")
-    return "\n".join(lines) + "\nRows marked * are the last values received; they count in no figure." \
-        if lines else None
+    return (
+        "\n".join(lines) + "\nRows marked * are the last values received; they count in no figure." if lines else None
+    )
 
 
 def age_footer(q: Query, ts: Sequence[int], now_ms: int, extra: str = "") -> str:

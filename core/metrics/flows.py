@@ -87,11 +87,17 @@ async def flows_reply(metric: Flows, q: Query, args: list[str]) -> Reply:
         note = "" if last.price_usd else (" · USD at the current index" if fallback else "")
         if series_days:
             tail = rows[-series_days:]
-            blocks.append(Table(
-                header=("day", "inflow", "outflow", "net", "balance"),
-                rows=tuple((r.day[5:], _coins(r.inflow), _coins(r.outflow), _coins(r.netflow, True), _coins(r.balance))
-                           for r in tail),
-                align="lrrrr", caption=f"{provider} · {asset} per day · last published {published}"))
+            blocks.append(
+                Table(
+                    header=("day", "inflow", "outflow", "net", "balance"),
+                    rows=tuple(
+                        (r.day[5:], _coins(r.inflow), _coins(r.outflow), _coins(r.netflow, True), _coins(r.balance))
+                        for r in tail
+                    ),
+                    align="lrrrr",
+                    caption=f"{provider} · {asset} per day · last published {published}",
+                )
+            )
             continue
 
         rows_out = [
@@ -103,13 +109,23 @@ async def flows_reply(metric: Flows, q: Query, args: list[str]) -> Reply:
             ("balance", _coins(last.balance), _usd(last.balance, price)),
         ]
         b1, b7 = _back(by_day, last.day, 1), _back(by_day, last.day, 7)
-        blocks.append(Table(header=("", asset, "USD"), rows=tuple(rows_out), align="lrr",
-                            caption=f"{provider} · day {last.day} · published {published}{note}"))
-        blocks.append(f"Balance change: 1d {_pct(last.balance, b1.balance if b1 else None)} · "
-                      f"7d {_pct(last.balance, b7.balance if b7 else None)}")
+        blocks.append(
+            Table(
+                header=("", asset, "USD"),
+                rows=tuple(rows_out),
+                align="lrr",
+                caption=f"{provider} · day {last.day} · published {published}{note}",
+            )
+        )
+        blocks.append(
+            f"Balance change: 1d {_pct(last.balance, b1.balance if b1 else None)} · "
+            f"7d {_pct(last.balance, b7.balance if b7 else None)}"
+        )
     title = f"{asset} exchange flows" + (f" · last {series_days} days" if series_days else "")
-    footer = "Coins moved onto (+) or off (−) exchanges per day; providers cover different exchanges, so " \
-             "their levels differ. Coin Metrics data: CC BY-NC 4.0."
+    footer = (
+        "Coins moved onto (+) or off (−) exchanges per day; providers cover different exchanges, so "
+        "their levels differ. Coin Metrics data: CC BY-NC 4.0."
+    )
     return Reply(title=title, blocks=tuple(blocks), footer=footer)
 
 
@@ -158,8 +174,9 @@ class Flows(Metric):
     def parse_threshold(self, kind: str, text: str, field_: str) -> float:
         if kind == "change":
             if not str(text).endswith("%"):
-                raise UserError("A flows change rule is a % over a window, e.g. /threshold set flows btc balance "
-                                "change 1% 7d")
+                raise UserError(
+                    "A flows change rule is a % over a window, e.g. /threshold set flows btc balance change 1% 7d"
+                )
             value = abs(parse_percent(text, what="change", limit=10.0, example="1%"))
             if value <= 0:
                 raise UserError("a flows change must be between 0% and 1000%, e.g. 1%")
@@ -171,8 +188,10 @@ class Flows(Metric):
         return (f"{value:+,.0f}" if signed else f"{value:,.0f}") + unit
 
     def usage(self) -> str:
-        return ("/threshold set flows <asset> <netflow|inflow|outflow|balance> <above|below> <coins per day> "
-                "or ... balance change <value%> <window>, options provider <name>, cooldown <duration>")
+        return (
+            "/threshold set flows <asset> <netflow|inflow|outflow|balance> <above|below> <coins per day> "
+            "or ... balance change <value%> <window>, options provider <name>, cooldown <duration>"
+        )
 
     def default_selector(self, kind: str, sources: Sequence[str]) -> str:
         return sources[0] if sources else "coinmetrics"
@@ -181,14 +200,16 @@ class Flows(Metric):
         if rule.kind == "change":
             what = f"{rule.field} changes by {rule.threshold * 100:g}% over {fmt_duration_s(rule.window_s)}"
         else:
-            what = f"{rule.field} {rule.kind} {rule.threshold:+,.0f} {rule.asset}" + \
-                ("" if rule.field == "balance" else "/day")
+            what = f"{rule.field} {rule.kind} {rule.threshold:+,.0f} {rule.asset}" + (
+                "" if rule.field == "balance" else "/day"
+            )
         cool = f", cooldown {fmt_duration_s(rule.cooldown_s)}" if rule.cooldown_s else ""
         return f"flows {rule.asset} {what} ({rule.venue}, each day judged once){cool}"
 
     # signals -------------------------------------------------------------------------------
-    def observations(self, by_venue: Mapping[str, Sequence[Any]], field_: str, selector: str, signal: str,
-                     after_ms: int | None) -> list[Observation]:
+    def observations(
+        self, by_venue: Mapping[str, Sequence[Any]], field_: str, selector: str, signal: str, after_ms: int | None
+    ) -> list[Observation]:
         """Each day published after ``after_ms`` (only the newest when nothing was judged yet), oldest first."""
         rows: list[FlowDay] = sorted(by_venue.get(selector, ()), key=lambda r: r.day)
         if not rows:
@@ -208,14 +229,30 @@ class Flows(Metric):
                     continue
                 value = (float(value) - float(old)) / abs(float(old))
             week = [by_day.get(_day_minus(row.day, i)) for i in range(7)]
-            net7 = sum(d.netflow for d in week if d and d.netflow is not None) \
-                if all(d is not None and d.netflow is not None for d in week) else None
+            net7 = (
+                sum(d.netflow for d in week if d and d.netflow is not None)
+                if all(d is not None and d.netflow is not None for d in week)
+                else None
+            )
             point = Point(row.provider, row.day, float(value), "", False)
-            out.append(Observation(row.available_ms, float(value), point,
-                                   extra={"day": row.day, "published_ms": row.available_ms, "provider": row.provider,
-                                          "inflow": row.inflow, "outflow": row.outflow, "balance": row.balance,
-                                          "field_value": getattr(row, field_), "price_usd": row.price_usd,
-                                          "net7d": net7}))
+            out.append(
+                Observation(
+                    row.available_ms,
+                    float(value),
+                    point,
+                    extra={
+                        "day": row.day,
+                        "published_ms": row.available_ms,
+                        "provider": row.provider,
+                        "inflow": row.inflow,
+                        "outflow": row.outflow,
+                        "balance": row.balance,
+                        "field_value": getattr(row, field_),
+                        "price_usd": row.price_usd,
+                        "net7d": net7,
+                    },
+                )
+            )
         return out
 
     # chat ----------------------------------------------------------------------------------
@@ -236,19 +273,24 @@ class Flows(Metric):
         price = x.get("price_usd")
         usd = f" (${e.value * price / 1e6:,.1f}M)" if price and e.kind != "change" else ""
         if e.kind == "change":
-            title = f"{'🔺' if e.value > 0 else '🔻'} {asset} exchange {f} moved {e.value * 100:+.2f}% " \
-                    f"in {fmt_duration_s(e.window_s)}"
+            title = (
+                f"{'🔺' if e.value > 0 else '🔻'} {asset} exchange {f} moved {e.value * 100:+.2f}% "
+                f"in {fmt_duration_s(e.window_s)}"
+            )
             now_line = f"{f} {x.get('field_value', 0):,.0f} {asset} on {x.get('day')}"
         else:
             word = "above" if e.kind == "above" else "below"
             unit = "" if f == "balance" else "/day"
-            title = f"{'🔺' if e.kind == 'above' else '🔻'} {asset} exchange {f} {word} " \
-                    f"{e.threshold:+,.0f} {asset}{unit}"
+            title = (
+                f"{'🔺' if e.kind == 'above' else '🔻'} {asset} exchange {f} {word} {e.threshold:+,.0f} {asset}{unit}"
+            )
             now_line = f"{f} {e.value:+,.0f} {asset}{usd} on {x.get('day')}"
-        lines = [f"{now_line} · published {stamp(int(x.get('published_ms', e.ts_ms)))} ({x.get('provider')})",
-                 f"Threshold {e.threshold * 100:g}% over {fmt_duration_s(e.window_s)} · rule {e.rule_id}"
-                 if e.kind == "change" else f"Threshold {e.threshold:+,.0f} {asset}{'' if f == 'balance' else '/day'}"
-                                            f" · rule {e.rule_id}"]
+        lines = [
+            f"{now_line} · published {stamp(int(x.get('published_ms', e.ts_ms)))} ({x.get('provider')})",
+            f"Threshold {e.threshold * 100:g}% over {fmt_duration_s(e.window_s)} · rule {e.rule_id}"
+            if e.kind == "change"
+            else f"Threshold {e.threshold:+,.0f} {asset}{'' if f == 'balance' else '/day'} · rule {e.rule_id}",
+        ]
         parts = []
         if x.get("inflow") is not None and x.get("outflow") is not None:
             parts.append(f"in {x['inflow']:,.0f} / out {x['outflow']:,.0f}")
@@ -258,5 +300,6 @@ class Flows(Metric):
             parts.append(f"balance {x['balance']:,.0f}")
         if parts:
             lines.append(" · ".join(parts) + f" {asset}")
-        return Reply(title=title, blocks=("\n".join(lines),),
-                     footer=f"Mute: /mute 2h · Stop: /unsubscribe flows {asset.lower()}")
+        return Reply(
+            title=title, blocks=("\n".join(lines),), footer=f"Mute: /mute 2h · Stop: /unsubscribe flows {asset.lower()}"
+        )

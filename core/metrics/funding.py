@@ -48,10 +48,18 @@ class Funding(Metric):
     summary = "perpetual funding per venue, annualized"
     related = ("basis",)
     settings_spec = (
-        Setting("hysteresis", 0.0001, "re-arm band: a funding rule re-arms once this far (per 8h) back past its "
-                "threshold", _band),
-        Setting("max_abs_rate_per_interval", 0.05, "|funding| above this per interval is a bad value, never stored",
-                _fraction),
+        Setting(
+            "hysteresis",
+            0.0001,
+            "re-arm band: a funding rule re-arms once this far (per 8h) back past its threshold",
+            _band,
+        ),
+        Setting(
+            "max_abs_rate_per_interval",
+            0.05,
+            "|funding| above this per interval is a bad value, never stored",
+            _fraction,
+        ),
         Setting("max_premium", 0.5, "a perpetual's mark further than this from its index is a bad value", _fraction),
         CHART_HISTORY,
     )
@@ -84,9 +92,20 @@ class Funding(Metric):
             return None
         symbol = parts[1]
         settle = symbol.partition(":")[2].partition("-")[0] or symbol.partition("/")[2]
-        return FundingSample(venue=venue, symbol=symbol, asset=asset, settle=settle, inverse=settle == asset,
-                             rate_per_interval=float(parts[2]), interval_s=int(parts[3]), next_funding_ms=None,
-                             predicted_rate=None, mark_usd=None, index_usd=None, ts_ms=ts_ms)
+        return FundingSample(
+            venue=venue,
+            symbol=symbol,
+            asset=asset,
+            settle=settle,
+            inverse=settle == asset,
+            rate_per_interval=float(parts[2]),
+            interval_s=int(parts[3]),
+            next_funding_ms=None,
+            predicted_rate=None,
+            mark_usd=None,
+            index_usd=None,
+            ts_ms=ts_ms,
+        )
 
     # units ---------------------------------------------------------------------------------
     def parse_threshold(self, kind: str, text: str, field_: str) -> float:
@@ -121,20 +140,22 @@ class Funding(Metric):
             raise await unknown_asset(q, self, asset)
         rows = []
         for v, s in perps:
-            nxt = fmt_duration((s.next_funding_ms - now) / 1000) if s.next_funding_ms and s.next_funding_ms > now \
-                else "—"
-            rows.append((
-                venue_label(v, s) + mark(q, view, self.name, v, s.ts_ms, now),
-                fmt_pct(s.rate_per_interval, 4),
-                fmt_interval(s.interval_s),
-                fmt_pct(s.rate_annualized, 1),
-                nxt,
-                fmt_pct(s.predicted_rate, 4) if s.predicted_rate is not None else "",
-            ))
+            nxt = (
+                fmt_duration((s.next_funding_ms - now) / 1000) if s.next_funding_ms and s.next_funding_ms > now else "—"
+            )
+            rows.append(
+                (
+                    venue_label(v, s) + mark(q, view, self.name, v, s.ts_ms, now),
+                    fmt_pct(s.rate_per_interval, 4),
+                    fmt_interval(s.interval_s),
+                    fmt_pct(s.rate_annualized, 1),
+                    nxt,
+                    fmt_pct(s.predicted_rate, 4) if s.predicted_rate is not None else "",
+                )
+            )
         has_pred = any(r[5] for r in rows)
         header = ("venue", "rate", "int", "ann.", "next") + (("pred.",) if has_pred else ())
-        table = Table(header=header, rows=tuple(r if has_pred else r[:5] for r in rows),
-                      align="lrrrrr"[: len(header)])
+        table = Table(header=header, rows=tuple(r if has_pred else r[:5] for r in rows), align="lrrrrr"[: len(header)])
         blocks: list[str | Table] = [table]
         live = [s for ss in current(q, view, self.name, now).values() for s in ss]
         if live:
@@ -142,14 +163,19 @@ class Funding(Metric):
             ann = [s.rate_annualized for s in live]
             blocks.append(
                 f"Mean {fmt_pct(statistics.fmean(p8), 4)}/8h ({fmt_pct(statistics.fmean(ann), 1)} ann.) · "
-                f"range {fmt_pct(min(p8), 4)} to {fmt_pct(max(p8), 4)} per 8h · {len(live)} current perps")
+                f"range {fmt_pct(min(p8), 4)} to {fmt_pct(max(p8), 4)} per 8h · {len(live)} current perps"
+            )
         else:
             blocks.append("No current value: every row is old or from a failing source (see /status).")
         if note := degraded_note(view, self.name):
             blocks.append(note)
         title = f"{asset} funding · {len(perps)} perps on {len({v for v, _ in perps})} venues"
-        footer = age_footer(q, [s.ts_ms for _, s in perps], now,
-                            f" · rate per interval; ann. = rate × intervals per year · {FAMILY_LEGEND}")
+        footer = age_footer(
+            q,
+            [s.ts_ms for _, s in perps],
+            now,
+            f" · rate per interval; ann. = rate × intervals per year · {FAMILY_LEGEND}",
+        )
         return Reply(title=title, blocks=tuple(blocks), footer=footer)
 
     def summary_line(self, view: View, now_ms: int) -> str:

@@ -25,10 +25,12 @@ from core.render import fmt_price
 from core.reply import Reply, Table, UserError
 
 USD_LIMIT = 1e13
-CONVENTION = ("Convention: Black-76, r = 0, F = Deribit's underlying price, σ = mark IV, T in 365-day years; "
-              "GEX = gamma × OI (coins) × F² × 0.01 (USD per 1% move), + calls / − puts (dealers long calls, "
-              "short puts); spot = Deribit's index; flip = price where the total changes sign, the whole chain "
-              "re-evaluated with every F scaled to it.")
+CONVENTION = (
+    "Convention: Black-76, r = 0, F = Deribit's underlying price, σ = mark IV, T in 365-day years; "
+    "GEX = gamma × OI (coins) × F² × 0.01 (USD per 1% move), + calls / − puts (dealers long calls, "
+    "short puts); spot = Deribit's index; flip = price where the total changes sign, the whole chain "
+    "re-evaluated with every F scaled to it."
+)
 _DAYS = re.compile(r"^(\d{1,3})d$")
 FIELDS = ("total", "flip")
 
@@ -57,8 +59,9 @@ def _currencies(v: Any) -> tuple[str, ...]:
     return tuple(c.upper() for c in v)
 
 
-def chain_figures(chain: Sequence[OptionSample], now_ms: int, max_days: float | None
-                  ) -> tuple[dict[float, float], float, float | None, float | None]:
+def chain_figures(
+    chain: Sequence[OptionSample], now_ms: int, max_days: float | None
+) -> tuple[dict[float, float], float, float | None, float | None]:
     """(GEX per strike, total, spot, flip level) of one asset's chain."""
     live = [o for o in chain if in_window(o, now_ms, max_days)]
     by_strike = gex_by_strike(live, now_ms)
@@ -80,8 +83,12 @@ class Gamma(Metric):
     aggregates = ("sum",)
     fixed_sources = ("deribit",)
     settings_spec = (
-        Setting("currencies", ("BTC", "ETH"), "Deribit option currencies whose chain is fetched (one book "
-                "summary request per currency per refresh)", _currencies),
+        Setting(
+            "currencies",
+            ("BTC", "ETH"),
+            "Deribit option currencies whose chain is fetched (one book summary request per currency per refresh)",
+            _currencies,
+        ),
         Setting("refresh_s", 300.0, "seconds between option chain refreshes", _seconds),
         Setting("max_days", 0.0, "count only expiries within this many days (0: every expiry)", _days),
         Setting("hysteresis", 0.05, "re-arm band of total GEX rules, as a share of the threshold (5%)", _band),
@@ -101,8 +108,11 @@ class Gamma(Metric):
         for what, x in (("strike", s.strike), ("underlying price", s.underlying_usd), ("index", s.index_usd)):
             if not isinstance(x, int | float) or not math.isfinite(x) or x <= 0:
                 return f"{what} {x!r} is not a positive finite number"
-        if not isinstance(s.mark_iv_pct, int | float) or not math.isfinite(s.mark_iv_pct) or \
-                not 0 < s.mark_iv_pct < 1000:
+        if (
+            not isinstance(s.mark_iv_pct, int | float)
+            or not math.isfinite(s.mark_iv_pct)
+            or not 0 < s.mark_iv_pct < 1000
+        ):
             return f"mark IV {s.mark_iv_pct!r}% is implausible"
         if not isinstance(s.open_interest, int | float) or not math.isfinite(s.open_interest) or s.open_interest < 0:
             return f"open interest {s.open_interest!r} is not a finite number ≥ 0"
@@ -161,8 +171,10 @@ class Gamma(Metric):
         if rule.field == "flip":
             return f"gamma {rule.asset} spot crosses the flip level (band {rule.hysteresis * 100:g}%){cool}"
         band = f", re-arm band {fmt_amount(rule.hysteresis, prefix='$')}" if rule.hysteresis else ""
-        return (f"gamma {rule.asset} total {rule.kind} {fmt_amount(rule.threshold, signed=True, prefix='$')} "
-                f"per 1% (Deribit){cool}{band}")
+        return (
+            f"gamma {rule.asset} total {rule.kind} {fmt_amount(rule.threshold, signed=True, prefix='$')} "
+            f"per 1% (Deribit){cool}{band}"
+        )
 
     # signals -------------------------------------------------------------------------------
     def points(self, by_venue: Mapping[str, Sequence[Any]], field_: str, now_ms: int) -> list[Point]:
@@ -198,8 +210,9 @@ class Gamma(Metric):
         if len(args) == 2:
             m = _DAYS.match(args[1].lower())
             if not m or not 1 <= int(m.group(1)) <= 365:
-                raise UserError(f"'{args[1][:20]}' is not a window: use 1d to 365d (expiries within it), "
-                                "e.g. /gamma btc 30d")
+                raise UserError(
+                    f"'{args[1][:20]}' is not a window: use 1d to 365d (expiries within it), e.g. /gamma btc 30d"
+                )
             max_days, args = float(m.group(1)), args[:1]
         asset = parse_asset(args, "gamma")
         q = replace(q, stale_after_s=self.fresh_for_s(q.stale_after_s))
@@ -220,18 +233,30 @@ class Gamma(Metric):
                 if in_window(o, now, max_days):
                     side = calls if o.call else puts
                     side[o.strike] = side.get(o.strike, 0.0) + option_gex(o, now)
-            rows = tuple((fmt_price(k) + (" ◂" if k == min(near, key=lambda x: abs(x - spot)) else ""),
-                          fmt_amount(calls.get(k, 0.0), signed=True, prefix="$"),
-                          fmt_amount(puts.get(k, 0.0), signed=True, prefix="$"),
-                          fmt_amount(by_strike[k], signed=True, prefix="$")) for k in near)
-            blocks.append(Table(header=("strike", "calls", "puts", "net"), rows=rows, align="rrrr",
-                                caption=f"GEX per strike nearest spot {fmt_price(spot)} (USD per 1% move)"))
-            blocks.append(f"Total {fmt_amount(total, signed=True, prefix='$')} per 1% · "
-                          + flip_text(flip, spot))
+            rows = tuple(
+                (
+                    fmt_price(k) + (" ◂" if k == min(near, key=lambda x: abs(x - spot)) else ""),
+                    fmt_amount(calls.get(k, 0.0), signed=True, prefix="$"),
+                    fmt_amount(puts.get(k, 0.0), signed=True, prefix="$"),
+                    fmt_amount(by_strike[k], signed=True, prefix="$"),
+                )
+                for k in near
+            )
+            blocks.append(
+                Table(
+                    header=("strike", "calls", "puts", "net"),
+                    rows=rows,
+                    align="rrrr",
+                    caption=f"GEX per strike nearest spot {fmt_price(spot)} (USD per 1% move)",
+                )
+            )
+            blocks.append(f"Total {fmt_amount(total, signed=True, prefix='$')} per 1% · " + flip_text(flip, spot))
             negative = sorted(((k, v) for k, v in by_strike.items() if k < spot and v < 0), key=lambda kv: kv[1])[:3]
             if negative:
-                blocks.append("Largest negative gamma below spot: " + ", ".join(
-                    f"{fmt_price(k)} {fmt_amount(v, signed=True, prefix='$')}" for k, v in negative))
+                blocks.append(
+                    "Largest negative gamma below spot: "
+                    + ", ".join(f"{fmt_price(k)} {fmt_amount(v, signed=True, prefix='$')}" for k, v in negative)
+                )
             else:
                 blocks.append("No strike below spot has negative gamma.")
         if note := degraded_note(view, self.name):
@@ -256,12 +281,17 @@ class Gamma(Metric):
         spot, flip = x.get("spot"), x.get("flip")
         below = e.direction == "-"
         title = f"{'🔻' if below else '🔺'} {e.asset} spot crossed {'below' if below else 'above'} the gamma flip level"
-        lines = [f"Spot {fmt_price(spot)} · flip {fmt_price(flip)} ({e.value * 100:+.2f}%) · {stamp(e.ts_ms)}",
-                 f"Total dealer gamma {fmt_amount(x.get('total'), signed=True, prefix='$')} per 1% move · "
-                 f"{'global rule' if e.scope == 'global' else 'this chat rule'} {e.rule_id}",
-                 "Below the flip, dealers are net short gamma: their hedging adds to moves."]
-        return Reply(title=title, blocks=("\n".join(lines),),
-                     footer=f"Mute: /mute 2h · Stop: /unsubscribe gamma {e.asset.lower()}")
+        lines = [
+            f"Spot {fmt_price(spot)} · flip {fmt_price(flip)} ({e.value * 100:+.2f}%) · {stamp(e.ts_ms)}",
+            f"Total dealer gamma {fmt_amount(x.get('total'), signed=True, prefix='$')} per 1% move · "
+            f"{'global rule' if e.scope == 'global' else 'this chat rule'} {e.rule_id}",
+            "Below the flip, dealers are net short gamma: their hedging adds to moves.",
+        ]
+        return Reply(
+            title=title,
+            blocks=("\n".join(lines),),
+            footer=f"Mute: /mute 2h · Stop: /unsubscribe gamma {e.asset.lower()}",
+        )
 
 
 def flip_text(flip: float | None, spot: float | None) -> str:

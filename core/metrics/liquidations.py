@@ -29,8 +29,10 @@ STREAMED = ("binanceusdm", "binancecoinm", "bybit", "okx")  # venues with a publ
 SERIES = ("total", "long", "short")
 _WINDOW = re.compile(r"^(1h|4h|24h|1d)$")
 _WINDOW_S = {"1h": 3600, "4h": 14_400, "24h": 86_400, "1d": 86_400}
-LOWER_BOUND = ("Venues throttle what they publish (Binance sends at most one liquidation per symbol per second), "
-               "so these figures are lower bounds.")
+LOWER_BOUND = (
+    "Venues throttle what they publish (Binance sends at most one liquidation per symbol per second), "
+    "so these figures are lower bounds."
+)
 
 
 def split_field(field_: str) -> tuple[str, int]:
@@ -70,8 +72,10 @@ class Liquidations(Metric):
         """The rolling window typed after the threshold (1h, 4h or 24h; 1h when left out), kept in the field."""
         if rest and re.match(r"^\d+(\.\d+)?[mhdw]$", rest[0]):
             if not _WINDOW.match(rest[0]):
-                raise UserError(f"window '{rest[0][:20]}' is not offered: use 1h, 4h or 24h, "
-                                "e.g. /threshold set liqs btc above 100m 1h")
+                raise UserError(
+                    f"window '{rest[0][:20]}' is not offered: use 1h, 4h or 24h, "
+                    "e.g. /threshold set liqs btc above 100m 1h"
+                )
             return f"{field_}:{_WINDOW_S[rest[0]]}", rest[1:]
         return f"{field_}:3600", rest
 
@@ -114,32 +118,64 @@ class Liquidations(Metric):
             listed = await q.store.known_assets(self.assets_of)
             if listed and asset not in listed:
                 sample = ", ".join(sorted(a.lower() for a in listed)[:8])
-                raise UserError(f"No venue lists a {asset} perpetual. Accepted: a listed asset, e.g. {sample}. "
-                                "Example: /liqs btc")
+                raise UserError(
+                    f"No venue lists a {asset} perpetual. Accepted: a listed asset, e.g. {sample}. Example: /liqs btc"
+                )
             watched = ", ".join(VENUE_LABELS.get(v, v) for v in venues) or "none"
-            return Reply(title=f"{asset} liquidations · last 24h",
-                         blocks=(f"No {asset} liquidation published in the last 24h by the streamed venues "
-                                 f"({watched}). See /status for the streams' state.",),
-                         footer=LOWER_BOUND)
+            return Reply(
+                title=f"{asset} liquidations · last 24h",
+                blocks=(
+                    f"No {asset} liquidation published in the last 24h by the streamed venues "
+                    f"({watched}). See /status for the streams' state.",
+                ),
+                footer=LOWER_BOUND,
+            )
         rows = []
         wins = {v: windows_of(v, asset, evs, now) for v, evs in sorted(events.items())}
         for v, w in wins.items():
-            rows.append((VENUE_LABELS.get(v, v), *(_usd(w.usd(side, win)) for win in WINDOWS_S for side in
-                                                   ("long", "short"))))
+            rows.append(
+                (VENUE_LABELS.get(v, v), *(_usd(w.usd(side, win)) for win in WINDOWS_S for side in ("long", "short")))
+            )
         if len(wins) > 1:
-            rows.append(("total", *(_usd(sum(w.usd(side, win) for w in wins.values())) for win in WINDOWS_S
-                                    for side in ("long", "short"))))
-        table = Table(header=("venue", "long 1h", "short 1h", "long 4h", "short 4h", "long 24h", "short 24h"),
-                      rows=tuple(rows), align="lrrrrrr", caption="USD liquidated")
+            rows.append(
+                (
+                    "total",
+                    *(
+                        _usd(sum(w.usd(side, win) for w in wins.values()))
+                        for win in WINDOWS_S
+                        for side in ("long", "short")
+                    ),
+                )
+            )
+        table = Table(
+            header=("venue", "long 1h", "short 1h", "long 4h", "short 4h", "long 24h", "short 24h"),
+            rows=tuple(rows),
+            align="lrrrrrr",
+            caption="USD liquidated",
+        )
         largest: list[LiqEvent] = sorted((e for evs in events.values() for e in evs), key=lambda e: -e.usd)[:5]
-        big = Table(header=("venue", "side", asset, "USD", "price", "time"),
-                    rows=tuple((VENUE_LABELS.get(e.venue, e.venue), e.side, f"{e.coins:,.4g}", _usd(e.usd),
-                                f"{e.price:,.6g}", time.strftime("%m-%d %H:%M:%S", time.gmtime(e.ts_ms / 1000)))
-                               for e in largest),
-                    align="llrrrr", caption="Largest single liquidations, last 24h (UTC)")
+        big = Table(
+            header=("venue", "side", asset, "USD", "price", "time"),
+            rows=tuple(
+                (
+                    VENUE_LABELS.get(e.venue, e.venue),
+                    e.side,
+                    f"{e.coins:,.4g}",
+                    _usd(e.usd),
+                    f"{e.price:,.6g}",
+                    time.strftime("%m-%d %H:%M:%S", time.gmtime(e.ts_ms / 1000)),
+                )
+                for e in largest
+            ),
+            align="llrrrr",
+            caption="Largest single liquidations, last 24h (UTC)",
+        )
         n = sum(len(evs) for evs in events.values())
-        return Reply(title=f"{asset} liquidations · {n} in 24h on {len(events)} venues", blocks=(table, big),
-                     footer="long = long positions force-closed (a forced sell), short = the reverse. " + LOWER_BOUND)
+        return Reply(
+            title=f"{asset} liquidations · {n} in 24h on {len(events)} venues",
+            blocks=(table, big),
+            footer="long = long positions force-closed (a forced sell), short = the reverse. " + LOWER_BOUND,
+        )
 
     def summary_line(self, view: View, now_ms: int) -> str:
         """'liqs: long $5.00M / short $1.50M' over the last 24h, summed over the venues."""
@@ -152,13 +188,21 @@ class Liquidations(Metric):
         what = "liquidations" if side == "total" else f"{side} liquidations"
         title = f"{arrow(e)} {e.asset} {what} above {_usd(e.threshold)} in {fmt_duration_s(window_s)}"
         scope = e.selector.split("/")[0] if "/" in e.selector else ""
-        where = f"on {VENUE_LABELS.get(scope, scope)}" if scope else \
-            f"({'largest venue' if e.selector == 'max' else f'sum of {e.count} venues'})"
+        where = (
+            f"on {VENUE_LABELS.get(scope, scope)}"
+            if scope
+            else f"({'largest venue' if e.selector == 'max' else f'sum of {e.count} venues'})"
+        )
         owner = "global rule" if e.scope == "global" else "this chat's rule"
-        lines = [f"Now {_usd(e.value)} {where} · {stamp(e.ts_ms)}",
-                 f"Threshold {_usd(e.threshold)} · {owner} {e.rule_id}"]
+        lines = [
+            f"Now {_usd(e.value)} {where} · {stamp(e.ts_ms)}",
+            f"Threshold {_usd(e.threshold)} · {owner} {e.rule_id}",
+        ]
         if e.context:
             lines.append("By venue: " + ", ".join(f"{c.label} {_usd(c.value)}" for c in e.context[:6]))
         lines.append(LOWER_BOUND)
-        return Reply(title=title, blocks=("\n".join(lines),),
-                     footer=f"Mute: /mute 2h · Stop: /unsubscribe liqs {e.asset.lower()}")
+        return Reply(
+            title=title,
+            blocks=("\n".join(lines),),
+            footer=f"Mute: /mute 2h · Stop: /unsubscribe liqs {e.asset.lower()}",
+        )

@@ -65,9 +65,20 @@ class OpenInterest(Metric):
         totals: dict[str, list[OpenInterestSample]] = {}
         for s in samples:
             totals.setdefault(s.asset, []).append(s)
-        return [OpenInterestSample(venue=ss[0].venue, symbol=TOTAL, asset=a, settle="USD", inverse=False,
-                                   kind="total", coins=sum(s.coins for s in ss), usd=sum(s.usd for s in ss),
-                                   ts_ms=max(s.ts_ms for s in ss)) for a, ss in totals.items()]
+        return [
+            OpenInterestSample(
+                venue=ss[0].venue,
+                symbol=TOTAL,
+                asset=a,
+                settle="USD",
+                inverse=False,
+                kind="total",
+                coins=sum(s.coins for s in ss),
+                usd=sum(s.usd for s in ss),
+                ts_ms=max(s.ts_ms for s in ss),
+            )
+            for a, ss in totals.items()
+        ]
 
     def history_member(self, s: OpenInterestSample) -> str:
         return f"{s.ts_ms}|{s.usd!r}|{s.coins!r}"
@@ -76,8 +87,17 @@ class OpenInterest(Metric):
         parts = member.split("|")
         if len(parts) != 3:
             return None
-        return OpenInterestSample(venue=venue, symbol=TOTAL, asset=asset, settle="USD", inverse=False, kind="total",
-                                  coins=float(parts[2]), usd=float(parts[1]), ts_ms=ts_ms)
+        return OpenInterestSample(
+            venue=venue,
+            symbol=TOTAL,
+            asset=asset,
+            settle="USD",
+            inverse=False,
+            kind="total",
+            coins=float(parts[2]),
+            usd=float(parts[1]),
+            ts_ms=ts_ms,
+        )
 
     # units ---------------------------------------------------------------------------------
     def parse_threshold(self, kind: str, text: str, field_: str) -> float:
@@ -145,13 +165,18 @@ class OpenInterest(Metric):
             for fam in sorted(groups):
                 ss = groups[fam]
                 star = mark(q, view, self.name, venue, min(s.ts_ms for s in ss), now)
-                rows.append((f"{_label(venue)}{star}", fam, f"{sum(s.coins for s in ss):,.0f}",
-                             fmt_amount(sum(s.usd for s in ss), prefix="$")))
+                rows.append(
+                    (
+                        f"{_label(venue)}{star}",
+                        fam,
+                        f"{sum(s.coins for s in ss):,.0f}",
+                        fmt_amount(sum(s.usd for s in ss), prefix="$"),
+                    )
+                )
         total_usd = sum(s.usd for ss in live.values() for s in ss)
         total_coins = sum(s.coins for ss in live.values() for s in ss)
         rows.append(("total", f"{len(live)} venues", f"{total_coins:,.0f}", fmt_amount(total_usd, prefix="$")))
-        blocks: list[str | Table] = [Table(header=("venue", "family", asset, "USD"), rows=tuple(rows),
-                                           align="llrr")]
+        blocks: list[str | Table] = [Table(header=("venue", "family", asset, "USD"), rows=tuple(rows), align="llrr")]
         if series_days:
             blocks.append(await self._series(q, asset, tuple(live), now, series_days))
         else:
@@ -159,15 +184,22 @@ class OpenInterest(Metric):
         if note := degraded_note(view, self.name):
             blocks.append(note)
         ts = [s.ts_ms for ss in view.by_venue.values() for s in ss]
-        return Reply(title=f"{asset} open interest · {fmt_amount(total_usd, prefix='$')} on {len(live)} venues",
-                     blocks=tuple(blocks),
-                     footer=age_footer(q, ts, now, f" · {FAMILY_LEGEND}; the total counts current rows only"))
+        return Reply(
+            title=f"{asset} open interest · {fmt_amount(total_usd, prefix='$')} on {len(live)} venues",
+            blocks=tuple(blocks),
+            footer=age_footer(q, ts, now, f" · {FAMILY_LEGEND}; the total counts current rows only"),
+        )
 
     async def _changes(self, q: Query, asset: str, live: Mapping[str, Sequence[OpenInterestSample]], now: int) -> str:
         """Total change over 1h/24h/7d, over the venues that have a stored total at both ends."""
         venues = tuple(live)
-        then = await q.store.history_at(self.name, asset, venues, [now - w * 1000 for _, w in CHANGE_WINDOWS_S],
-                                        tolerance_ms=max(600_000, int(q.stale_after_s * 1000)))
+        then = await q.store.history_at(
+            self.name,
+            asset,
+            venues,
+            [now - w * 1000 for _, w in CHANGE_WINDOWS_S],
+            tolerance_ms=max(600_000, int(q.stale_after_s * 1000)),
+        )
         parts = []
         for (label, _w), at in zip(CHANGE_WINDOWS_S, then, strict=True):
             old = new = 0.0
@@ -187,11 +219,20 @@ class OpenInterest(Metric):
         for venue, members in hist.items():
             for ts, member in members:
                 buckets.setdefault(ts // step_ms, {})[venue] = float(member.split("|")[1])  # last in bucket wins
-        rows = tuple((time.strftime("%m-%d %H:%M", time.gmtime(b * step_ms / 1000)), fmt_amount(sum(v.values()),
-                                                                                                 prefix="$"),
-                      str(len(v))) for b, v in sorted(buckets.items()))
-        return Table(header=("UTC", "total", "venues"), rows=rows or (("—", "no history yet", ""),), align="lrr",
-                     caption=f"Total open interest, last {days}d ({'6h' if days <= 7 else '1d'} steps)")
+        rows = tuple(
+            (
+                time.strftime("%m-%d %H:%M", time.gmtime(b * step_ms / 1000)),
+                fmt_amount(sum(v.values()), prefix="$"),
+                str(len(v)),
+            )
+            for b, v in sorted(buckets.items())
+        )
+        return Table(
+            header=("UTC", "total", "venues"),
+            rows=rows or (("—", "no history yet", ""),),
+            align="lrr",
+            caption=f"Total open interest, last {days}d ({'6h' if days <= 7 else '1d'} steps)",
+        )
 
     def summary_line(self, view: View, now_ms: int) -> str:
         total = sum(s.usd for _, s in view.samples())

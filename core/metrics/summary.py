@@ -31,8 +31,14 @@ from core.reply import Reply
 DAY_MS = 86_400_000
 ANNUAL_8H = 3 * 365  # funding per 8h -> per year
 FACTORS = ("funding", "basis", "oi", "flows", "liqs", "gamma")
-NAMES = {"funding": "Funding", "basis": "Basis", "oi": "Open interest", "flows": "Exchange net flow",
-         "liqs": "Liquidations 24h", "gamma": "Dealer gamma"}
+NAMES = {
+    "funding": "Funding",
+    "basis": "Basis",
+    "oi": "Open interest",
+    "flows": "Exchange net flow",
+    "liqs": "Liquidations 24h",
+    "gamma": "Dealer gamma",
+}
 
 
 @dataclass(slots=True)
@@ -75,8 +81,14 @@ class Summary(Metric):
         read = await self._read(q, asset, metrics, sources, now)
         rules = await self._rules(q, read.rule_ids)
         window = {n: m.fresh_for_s(q.stale_after_s) * 1000 for n, m in metrics.items()}
-        fresh = {n: {v: kept for v, ss in read.latest.get(n, {}).items()
-                     if (kept := [s for s in ss if now - s.ts_ms <= window[n]])} for n in metrics}
+        fresh = {
+            n: {
+                v: kept
+                for v, ss in read.latest.get(n, {}).items()
+                if (kept := [s for s in ss if now - s.ts_ms <= window[n]])
+            }
+            for n in metrics
+        }
         if "liqs" in metrics:  # liquidations are events: the metric's own summary judges their window
             fresh["liqs"] = read.latest.get("liqs", {})
         lines: dict[str, Callable[[], tuple[str, list[int]]]] = {
@@ -98,13 +110,17 @@ class Summary(Metric):
             age = f" · {fmt_age((now - max(ts)) / 1000)} old" if ts else ""
             mark = f" · ⚠ in the zone of {', '.join(sorted(set(zone)))}" if zone else ""
             fields.append((("⚠ " if zone else "") + NAMES[name], text + age + mark))
-        return Reply(title=f"{asset} six factors · {stamp(now)}", fields=tuple(fields),
-                     footer="Changes over 24h (flows: against the day before) · ⚠ = inside the alert zone of a rule "
-                            "set for it · details: /funding /basis /oi /flows /gamma")
+        return Reply(
+            title=f"{asset} six factors · {stamp(now)}",
+            fields=tuple(fields),
+            footer="Changes over 24h (flows: against the day before) · ⚠ = inside the alert zone of a rule "
+            "set for it · details: /funding /basis /oi /flows /gamma",
+        )
 
     # reads ---------------------------------------------------------------------------------
-    async def _read(self, q: Query, asset: str, metrics: Mapping[str, Metric], sources: Mapping[str, tuple[str, ...]],
-                    now: int) -> _Read:
+    async def _read(
+        self, q: Query, asset: str, metrics: Mapping[str, Metric], sources: Mapping[str, tuple[str, ...]], now: int
+    ) -> _Read:
         keys, tol = q.store.keys, max(600_000, int(q.stale_after_s * 1000))
         pipe = q.store.redis.pipeline(transaction=False)
         plan: list[tuple[str, Any]] = []
@@ -116,8 +132,9 @@ class Summary(Metric):
             plan.append(("rules", n))
         for n, selector in (("funding", "mean"), ("gamma", "total@sum")):
             if n in metrics:
-                pipe.zrevrangebyscore(keys.signal_history(n, asset, selector), now - DAY_MS, now - DAY_MS - tol,
-                                      start=0, num=1)
+                pipe.zrevrangebyscore(
+                    keys.signal_history(n, asset, selector), now - DAY_MS, now - DAY_MS - tol, start=0, num=1
+                )
                 plan.append(("signal", n))
         for v in sources.get("oi", ()):
             pipe.zrevrangebyscore(keys.history("oi", asset, v), now - DAY_MS, now - DAY_MS - tol, start=0, num=1)
@@ -152,8 +169,14 @@ class Summary(Metric):
         return out
 
     @staticmethod
-    def _in_zone(m: Metric, r: Rule, fresh: Mapping[str, Sequence[Any]], read: _Read, now: int,
-                 points: dict[tuple[str, str], list[Any]]) -> bool:
+    def _in_zone(
+        m: Metric,
+        r: Rule,
+        fresh: Mapping[str, Sequence[Any]],
+        read: _Read,
+        now: int,
+        points: dict[tuple[str, str], list[Any]],
+    ) -> bool:
         """An above/below rule whose condition holds on the current figures."""
         if r.metric != m.name or r.kind not in ("above", "below"):
             return False
@@ -178,8 +201,10 @@ class Summary(Metric):
         p8 = [(s.rate_per_interval * 28_800 / s.interval_s, v, s) for v, s in live]
         mean = statistics.fmean(x for x, _, _ in p8)
         top, venue, s = max(p8, key=lambda t: t[0])
-        text = (f"mean {fmt_pct(mean * ANNUAL_8H, 1)} ann. ({fmt_pct(mean, 4)}/8h) · max {fmt_pct(top * ANNUAL_8H, 1)}"
-                f" ann. on {margin_label(venue, s.settle, s.inverse)} · {len(live)} perps")
+        text = (
+            f"mean {fmt_pct(mean * ANNUAL_8H, 1)} ann. ({fmt_pct(mean, 4)}/8h) · max {fmt_pct(top * ANNUAL_8H, 1)}"
+            f" ann. on {margin_label(venue, s.settle, s.inverse)} · {len(live)} perps"
+        )
         old = read.signal_24h.get("funding")
         text += f" · 24h {fmt_pct((mean - old) * ANNUAL_8H, 1)} ann." if old is not None else " · 24h —"
         return text, [s.ts_ms for _, s in live]
@@ -187,8 +212,7 @@ class Summary(Metric):
     @staticmethod
     def _basis(m: Metric, fresh: Mapping[str, Sequence[Any]], read: _Read, now: int) -> tuple[str, list[int]]:
         min_days = float(m.options["min_days_to_expiry"])
-        futures = [(v, s) for v, ss in fresh.items() for s in ss
-                   if s.basis_annualized(now, min_days) is not None]
+        futures = [(v, s) for v, ss in fresh.items() for s in ss if s.basis_annualized(now, min_days) is not None]
         if not futures:
             return "no data", []
         quarterly = [(v, s) for v, s in futures if _is_quarterly(s.expiry_ms)]
@@ -198,8 +222,10 @@ class Summary(Metric):
         venue, s = max(front, key=lambda p: p[1].basis_annualized(now, min_days))
         ann = s.basis_annualized(now, min_days)
         date = dt.datetime.fromtimestamp(s.expiry_ms / 1000, dt.UTC).strftime("%Y-%m-%d")
-        text = f"{what} {date}: {fmt_pct(ann, 1)} ann. on {margin_label(venue, s.settle, s.inverse)} (highest of " \
-               f"{len(front)})"
+        text = (
+            f"{what} {date}: {fmt_pct(ann, 1)} ann. on {margin_label(venue, s.settle, s.inverse)} (highest of "
+            f"{len(front)})"
+        )
         then = [x for x in read.basis_24h.get(venue, ()) if x.split("|")[1] == s.symbol]
         if then:
             _ts, _sym, fut, idx, exp = then[-1].split("|")
@@ -230,10 +256,16 @@ class Summary(Metric):
                 continue
             last = rows[-1]
             week = rows[-7:]
-            net7 = sum(r.netflow for r in week if r.netflow is not None) \
-                if len(week) == 7 and all(r.netflow is not None for r in week) else None
-            text = f"{last.netflow:+,.0f} {last.asset} on {last.day} · 7d " + \
-                (f"{net7:+,.0f}" if net7 is not None else "—") + f" ({provider})"
+            net7 = (
+                sum(r.netflow for r in week if r.netflow is not None)
+                if len(week) == 7 and all(r.netflow is not None for r in week)
+                else None
+            )
+            text = (
+                f"{last.netflow:+,.0f} {last.asset} on {last.day} · 7d "
+                + (f"{net7:+,.0f}" if net7 is not None else "—")
+                + f" ({provider})"
+            )
             prev = rows[-2] if len(rows) > 1 else None
             text += f" · day before {prev.netflow:+,.0f}" if prev is not None and prev.netflow is not None else ""
             return text, [last.available_ms]
@@ -244,8 +276,9 @@ class Summary(Metric):
         if not fresh:
             return "no data yet", []
         line = m.summary_line(View(asset, fresh), now)
-        return line.split(": ", 1)[-1] if line.startswith(m.name) else line, \
-            [s.ts_ms for ss in fresh.values() for s in ss]
+        return line.split(": ", 1)[-1] if line.startswith(m.name) else line, [
+            s.ts_ms for ss in fresh.values() for s in ss
+        ]
 
     @staticmethod
     def _gamma(m: Metric, fresh: Mapping[str, Sequence[Any]], read: _Read, now: int) -> tuple[str, list[int]]:

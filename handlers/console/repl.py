@@ -19,8 +19,13 @@ BANNER = "Console chat ready. Type /help, /basis btc, /funding eth, /status; /qu
 class Console:
     """Reads commands from a stream, writes plain-text replies."""
 
-    def __init__(self, core: CommandCore, reader: asyncio.StreamReader, write: Callable[[str], None],
-                 files_dir: str = "data/charts") -> None:
+    def __init__(
+        self,
+        core: CommandCore,
+        reader: asyncio.StreamReader,
+        write: Callable[[str], None],
+        files_dir: str = "data/charts",
+    ) -> None:
         self.core = core
         self.reader = reader
         self.write = write

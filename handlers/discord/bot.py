@@ -73,10 +73,20 @@ Completer = Callable[[discord.Interaction[Any], str], Coroutine[Any, Any, list[C
 class DiscordFrontend:
     """Answers slash commands in guild channels and DMs; the caller owns start/stop."""
 
-    def __init__(self, core: CommandCore, *, token: str, application_id: int | None = None,
-                 guild_ids: Sequence[int] | None = None, sync_state: SyncState | None = None,
-                 guild_ready_timeout_s: float = 2.0, defer_after_s: float = 2.0, proxy: str | None = None,
-                 limits: Limits = DISCORD_LIMITS, shared: SharedSlots | None = None) -> None:
+    def __init__(
+        self,
+        core: CommandCore,
+        *,
+        token: str,
+        application_id: int | None = None,
+        guild_ids: Sequence[int] | None = None,
+        sync_state: SyncState | None = None,
+        guild_ready_timeout_s: float = 2.0,
+        defer_after_s: float = 2.0,
+        proxy: str | None = None,
+        limits: Limits = DISCORD_LIMITS,
+        shared: SharedSlots | None = None,
+    ) -> None:
         self.core = core
         # the token's one pacer: interaction answers (replies, first) and channel alerts (per-channel lanes)
         self.pacer = Pacer(limits, shared=shared)
@@ -86,13 +96,17 @@ class DiscordFrontend:
         self.defer_after_s = defer_after_s
         intents = discord.Intents.none()
         intents.guilds = True  # interactions need no intent; guilds keeps the channel cache sane
-        self.client = _Client(intents=intents, application_id=application_id, proxy=proxy,
-                              guild_ready_timeout=guild_ready_timeout_s, max_ratelimit_timeout=30.0)
+        self.client = _Client(
+            intents=intents,
+            application_id=application_id,
+            proxy=proxy,
+            guild_ready_timeout=guild_ready_timeout_s,
+            max_ratelimit_timeout=30.0,
+        )
         self.tree: app_commands.CommandTree[_Client] = app_commands.CommandTree(self.client)
         self.tree.error(self._on_tree_error)
         self.metrics = tuple(m for m in core.registry.names if core.settings.sources.get(m))
-        self.definitions = slash_definitions(core.specs, core.names, core.registry, self.metrics,
-                                             core.settings.venues)
+        self.definitions = slash_definitions(core.specs, core.names, core.registry, self.metrics, core.settings.venues)
         self._register()
         # alert buttons: Mute 1h, Unsubscribe, Chart
         components.register(self.client, core, self.context_of, self.pacer)
@@ -125,12 +139,18 @@ class DiscordFrontend:
         async def callback(interaction: discord.Interaction, **values: str | None) -> None:
             await self._run(d, interaction, values)
 
-        params = [inspect.Parameter("interaction", inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                                    annotation=discord.Interaction)]
+        params = [
+            inspect.Parameter("interaction", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=discord.Interaction)
+        ]
         for o in d.options:
-            params.append(inspect.Parameter(o.name, inspect.Parameter.KEYWORD_ONLY,
-                                            annotation=str if o.required else str | None,
-                                            default=inspect.Parameter.empty if o.required else None))
+            params.append(
+                inspect.Parameter(
+                    o.name,
+                    inspect.Parameter.KEYWORD_ONLY,
+                    annotation=str if o.required else str | None,
+                    default=inspect.Parameter.empty if o.required else None,
+                )
+            )
         # discord.py reads a command's options from its callback's signature: give the one generic
         # callback the signature of this definition (it is then called with those keyword arguments)
         callback.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
@@ -166,8 +186,10 @@ class DiscordFrontend:
         return {
             "application_id": self.client.application_id,
             "global": [c.to_dict(self.tree) for c in self.tree.get_commands()],
-            "guilds": {str(g): [c.to_dict(self.tree) for c in self.tree.get_commands(guild=discord.Object(g))]
-                       for g in self.guild_ids},
+            "guilds": {
+                str(g): [c.to_dict(self.tree) for c in self.tree.get_commands(guild=discord.Object(g))]
+                for g in self.guild_ids
+            },
         }
 
     def definition_hash(self) -> str:
@@ -198,8 +220,14 @@ class DiscordFrontend:
             return not is_group or perms.manage_guild or perms.administrator
 
         user = interaction.user
-        return ChatContext(platform="dc", chat_id=interaction.channel_id or 0, user_id=user.id,
-                           user_name=user.name, is_group=is_group, chat_admin=chat_admin)
+        return ChatContext(
+            platform="dc",
+            chat_id=interaction.channel_id or 0,
+            user_id=user.id,
+            user_name=user.name,
+            is_group=is_group,
+            chat_admin=chat_admin,
+        )
 
     async def _run(self, d: SlashDef, interaction: discord.Interaction, values: dict[str, str | None]) -> None:
         task = asyncio.ensure_future(self.core.run(d.command, d.args(values), self.context_of(interaction)))
@@ -262,8 +290,9 @@ class DiscordFrontend:
             self._task = asyncio.create_task(self.client.connect(reconnect=True), name="discord-gateway")
             self._task.add_done_callback(self._gateway_ended)
             ready = asyncio.create_task(self.client.ready_event.wait())
-            done, _ = await asyncio.wait({self._task, ready}, timeout=ready_timeout_s,
-                                         return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                {self._task, ready}, timeout=ready_timeout_s, return_when=asyncio.FIRST_COMPLETED
+            )
             ready.cancel()
             if ready not in done:
                 if self._task in done:

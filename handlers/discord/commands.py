@@ -87,12 +87,17 @@ class _Shapes:
 
     def threshold_set(self) -> tuple[Option, ...]:
         return (
-            Option("metric", "funding (% per 8h), basis (annualized %), oi (USD), flows (use rule: for series)",
-                   required=False, choices=tuple((m, m) for m in self.metrics)),
+            Option(
+                "metric",
+                "funding (% per 8h), basis (annualized %), oi (USD), flows (use rule: for series)",
+                required=False,
+                choices=tuple((m, m) for m in self.metrics),
+            ),
             _asset(self.metrics, required=False),
             Option("condition", "when the rule fires", required=False, choices=tuple((k, k) for k in self.kinds)),
-            Option("value", "threshold: 0.05% (funding), 40% (basis), 30b (oi USD); a number for zscore",
-                   required=False),
+            Option(
+                "value", "threshold: 0.05% (funding), 40% (basis), 30b (oi USD); a number for zscore", required=False
+            ),
             Option("window", "look-back for change / zscore, e.g. 8h or 30d", required=False),
             Option("rule", "or the whole rule as text, e.g. funding btc above 0.05%", required=False, words=True),
             Option("venue", "one venue, or an aggregate across venues", required=False, flag="venue", venues=True),
@@ -104,8 +109,10 @@ class _Shapes:
         choices = tuple((m, m) for m in (*self.metrics, "all"))
         return {
             "subscribe": (Option("metric", "which alerts", choices=choices), _asset(self.metrics)),
-            "unsubscribe": (Option("metric", "which alerts; all without an asset stops every alert",
-                                   choices=choices), _asset(self.metrics, required=False)),
+            "unsubscribe": (
+                Option("metric", "which alerts; all without an asset stops every alert", choices=choices),
+                _asset(self.metrics, required=False),
+            ),
             "mute": (Option("duration", "e.g. 30m, 2h, 1d; off resumes"),),
         }
 
@@ -139,20 +146,32 @@ def _with_venues(opts: tuple[Option, ...], venues: tuple[str, ...], aggregates: 
     out = []
     for o in opts:
         if o.venues:
-            names = [(VENUE_LABELS.get(v, v) + ("" if VENUE_LABELS.get(v, v) == v else f" ({v})"), v)
-                     for v in venues]
-            o = Option(o.name, o.description, o.required, tuple((*names, *((a, a) for a in aggregates))
-                                                               )[:CHOICES_LIMIT], flag=o.flag)
+            names = [(VENUE_LABELS.get(v, v) + ("" if VENUE_LABELS.get(v, v) == v else f" ({v})"), v) for v in venues]
+            o = Option(
+                o.name,
+                o.description,
+                o.required,
+                tuple((*names, *((a, a) for a in aggregates)))[:CHOICES_LIMIT],
+                flag=o.flag,
+            )
         out.append(o)
     return tuple(out)
 
 
-def slash_definitions(specs: tuple[CommandSpec, ...], names: list[str] | tuple[str, ...], registry: Registry,
-                      metrics: tuple[str, ...], venues: tuple[str, ...]) -> tuple[SlashDef, ...]:
+def slash_definitions(
+    specs: tuple[CommandSpec, ...],
+    names: list[str] | tuple[str, ...],
+    registry: Registry,
+    metrics: tuple[str, ...],
+    venues: tuple[str, ...],
+) -> tuple[SlashDef, ...]:
     """The slash commands for the core commands in ``names``, with options from the deployment's metrics."""
     served = [registry.get(m) for m in metrics]
-    shapes = _Shapes(metrics, tuple(dict.fromkeys(k for m in served for k in m.kinds)),
-                     tuple(dict.fromkeys(a for m in served for a in m.aggregates)))
+    shapes = _Shapes(
+        metrics,
+        tuple(dict.fromkeys(k for m in served for k in m.kinds)),
+        tuple(dict.fromkeys(a for m in served for a in m.aggregates)),
+    )
     fixed, subcommands = shapes.shapes(), shapes.subcommands()
     out: list[SlashDef] = []
     for spec in specs:
@@ -163,8 +182,9 @@ def slash_definitions(specs: tuple[CommandSpec, ...], names: list[str] | tuple[s
                 out.append(SlashDef((spec.name, sub), description, _with_venues(opts, venues, shapes.aggregates)))
             continue
         opts = fixed.get(spec.name) or _derived(spec, metrics)
-        out.append(SlashDef((spec.name,), spec.summary[:DESCRIPTION_LIMIT],
-                            _with_venues(opts, venues, shapes.aggregates)))
+        out.append(
+            SlashDef((spec.name,), spec.summary[:DESCRIPTION_LIMIT], _with_venues(opts, venues, shapes.aggregates))
+        )
     return tuple(out)
 
 

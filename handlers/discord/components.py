@@ -54,15 +54,20 @@ def relabelled(message: discord.Message, custom_id: str, label: str) -> discord.
             if not isinstance(c, discord.components.Button):
                 continue
             if c.custom_id == custom_id:
-                v.add_item(discord.ui.Button(label=label, custom_id=DONE, disabled=True,
-                                             style=discord.ButtonStyle.success))
+                v.add_item(
+                    discord.ui.Button(label=label, custom_id=DONE, disabled=True, style=discord.ButtonStyle.success)
+                )
             else:
                 v.add_item(discord.ui.Button(label=c.label, custom_id=c.custom_id, style=c.style))
     return v
 
 
-def register(client: discord.Client, core: CommandCore,
-             context_of: Callable[[discord.Interaction], ChatContext], pacer: Pacer | None = None) -> None:
+def register(
+    client: discord.Client,
+    core: CommandCore,
+    context_of: Callable[[discord.Interaction], ChatContext],
+    pacer: Pacer | None = None,
+) -> None:
     """Answer presses of our buttons on ``client`` (each answer paced by the token's ``pacer``)."""
 
     async def on_interaction(interaction: discord.Interaction) -> None:
@@ -84,8 +89,7 @@ def register(client: discord.Client, core: CommandCore,
             embed, file = image_message(result.reply.image)
             await interaction.response.send_message(embed=embed, file=file)
         elif result.done_label and interaction.message is not None:
-            await interaction.response.edit_message(view=relabelled(interaction.message, custom_id,
-                                                                    result.done_label))
+            await interaction.response.edit_message(view=relabelled(interaction.message, custom_id, result.done_label))
             await interaction.followup.send(result.answer, ephemeral=True)
         else:
             await interaction.response.send_message(result.answer, ephemeral=True)

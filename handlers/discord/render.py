@@ -91,8 +91,9 @@ def render_embeds(reply: Reply) -> list[list[discord.Embed]]:
         blocks.insert(0, reply.title)
         title = ""
     # every message keeps room for a title and the footer, wherever they end up
-    fields_size = sum(min(len(n), FIELD_NAME_LIMIT) + min(len(v), FIELD_VALUE_LIMIT)
-                      for n, v in reply.fields[:FIELDS_PER_EMBED])
+    fields_size = sum(
+        min(len(n), FIELD_NAME_LIMIT) + min(len(v), FIELD_VALUE_LIMIT) for n, v in reply.fields[:FIELDS_PER_EMBED]
+    )
     budget = min(DESCRIPTION_LIMIT, MESSAGE_TOTAL_LIMIT - TITLE_LIMIT - len(footer) - fields_size - 64)
     pieces = _pieces(Reply(title="", blocks=tuple(blocks)), budget)
 

@@ -37,9 +37,17 @@ log = logging.getLogger(__name__)
 class TelegramFrontend:
     """Answers commands in private chats and groups; the caller owns start/stop."""
 
-    def __init__(self, core: CommandCore, *, token: str, base_url: str, base_file_url: str,
-                 poll_timeout_s: float = 30.0, limits: Limits = TELEGRAM_LIMITS,
-                 shared: SharedSlots | None = None) -> None:
+    def __init__(
+        self,
+        core: CommandCore,
+        *,
+        token: str,
+        base_url: str,
+        base_file_url: str,
+        poll_timeout_s: float = 30.0,
+        limits: Limits = TELEGRAM_LIMITS,
+        shared: SharedSlots | None = None,
+    ) -> None:
         self.core = core
         self.poll_timeout_s = poll_timeout_s
         # every request the bot makes passes this limiter: replies and alerts share the token's budgets
@@ -82,8 +90,12 @@ class TelegramFrontend:
         chunks = render_html(reply)
         for i, chunk in enumerate(chunks):
             # reply_text keeps the topic (message_thread_id of a topic message) and quotes the asker in groups
-            await msg.reply_text(chunk, parse_mode=ParseMode.HTML, disable_web_page_preview=True,
-                                 reply_markup=self._markup(reply) if i == len(chunks) - 1 else None)
+            await msg.reply_text(
+                chunk,
+                parse_mode=ParseMode.HTML,
+                disable_web_page_preview=True,
+                reply_markup=self._markup(reply) if i == len(chunks) - 1 else None,
+            )
 
     def _addressed_elsewhere(self, msg: Message) -> bool:
         """'/cmd@OtherBot' in a group is another bot's command; '/cmd' and '/cmd@thisbot' are ours."""
@@ -112,8 +124,15 @@ class TelegramFrontend:
             async def as_chat_admin() -> bool:
                 return anonymous_admin
 
-            return ChatContext(platform="tg", chat_id=chat_id, user_id=user_id, user_name=name, is_group=is_group,
-                               chat_admin=as_chat_admin, thread_id=thread_id)
+            return ChatContext(
+                platform="tg",
+                chat_id=chat_id,
+                user_id=user_id,
+                user_name=name,
+                is_group=is_group,
+                chat_admin=as_chat_admin,
+                thread_id=thread_id,
+            )
 
         async def chat_admin() -> bool:
             if not is_group:
@@ -125,8 +144,15 @@ class TelegramFrontend:
                 return False
             return member.status in (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER)
 
-        return ChatContext(platform="tg", chat_id=chat_id, user_id=user_id, user_name=name, is_group=is_group,
-                           chat_admin=chat_admin, thread_id=thread_id)
+        return ChatContext(
+            platform="tg",
+            chat_id=chat_id,
+            user_id=user_id,
+            user_name=name,
+            is_group=is_group,
+            chat_admin=chat_admin,
+            thread_id=thread_id,
+        )
 
     async def _on_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         msg = update.message  # never edited_message: an edit does not run a command again
@@ -148,17 +174,24 @@ class TelegramFrontend:
         reply = await self.core.run(m.group(1), [m.group(2)], self.context_of(update))
         chunks = render_html(reply)
         try:
-            await msg.edit_text(chunks[0], parse_mode=ParseMode.HTML, disable_web_page_preview=True,
-                                reply_markup=self._markup(reply) if len(chunks) == 1 else None)
+            await msg.edit_text(
+                chunks[0],
+                parse_mode=ParseMode.HTML,
+                disable_web_page_preview=True,
+                reply_markup=self._markup(reply) if len(chunks) == 1 else None,
+            )
         except BadRequest as e:  # "message is not modified" (a double press) is harmless
             if "not modified" not in str(e).lower():
                 raise
         for i, chunk in enumerate(chunks[1:], start=2):
-            await self.app.bot.send_message(msg.chat_id, chunk, parse_mode=ParseMode.HTML,
-                                            disable_web_page_preview=True,
-                                            message_thread_id=msg.message_thread_id if msg.is_topic_message
-                                            else None,
-                                            reply_markup=self._markup(reply) if i == len(chunks) else None)
+            await self.app.bot.send_message(
+                msg.chat_id,
+                chunk,
+                parse_mode=ParseMode.HTML,
+                disable_web_page_preview=True,
+                message_thread_id=msg.message_thread_id if msg.is_topic_message else None,
+                reply_markup=self._markup(reply) if i == len(chunks) else None,
+            )
         await q.answer()
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -169,8 +202,12 @@ class TelegramFrontend:
         await self.app.initialize()
         try:
             await self.app.bot.set_my_commands(
-                [BotCommand(c.name, f"{c.summary} (e.g. {c.example})"[:256]) for c in self.core.specs
-                 if c.name in self.core.names])
+                [
+                    BotCommand(c.name, f"{c.summary} (e.g. {c.example})"[:256])
+                    for c in self.core.specs
+                    if c.name in self.core.names
+                ]
+            )
         except Exception as e:  # a missing command menu must not stop the bot
             log.warning("telegram: setMyCommands failed: %s", e)
         await self.app.start()

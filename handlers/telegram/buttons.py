@@ -36,8 +36,10 @@ def keyboard(actions: Sequence[Action]) -> InlineKeyboardMarkup | None:
 
 def relabel(markup: InlineKeyboardMarkup, data: str, label: str) -> InlineKeyboardMarkup:
     """The same keyboard with the pressed button reading ``label`` (and doing nothing more)."""
-    rows = [[InlineKeyboardButton(label, callback_data=DONE) if b.callback_data == data else b for b in row]
-            for row in markup.inline_keyboard]
+    rows = [
+        [InlineKeyboardButton(label, callback_data=DONE) if b.callback_data == data else b for b in row]
+        for row in markup.inline_keyboard
+    ]
     return InlineKeyboardMarkup(rows)
 
 

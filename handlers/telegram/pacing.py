@@ -27,11 +27,28 @@ from core.pacer import Limits, Pacer, Priority
 log = logging.getLogger(__name__)
 
 # Methods that put a message in a chat (or change one): paced per chat and globally.
-_CHAT_METHODS = frozenset({
-    "sendMessage", "sendPhoto", "sendDocument", "sendAnimation", "sendVideo", "sendAudio", "sendVoice",
-    "sendSticker", "sendMediaGroup", "sendLocation", "sendPoll", "sendDice", "copyMessage", "forwardMessage",
-    "editMessageText", "editMessageCaption", "editMessageReplyMarkup", "editMessageMedia",
-})
+_CHAT_METHODS = frozenset(
+    {
+        "sendMessage",
+        "sendPhoto",
+        "sendDocument",
+        "sendAnimation",
+        "sendVideo",
+        "sendAudio",
+        "sendVoice",
+        "sendSticker",
+        "sendMediaGroup",
+        "sendLocation",
+        "sendPoll",
+        "sendDice",
+        "copyMessage",
+        "forwardMessage",
+        "editMessageText",
+        "editMessageCaption",
+        "editMessageReplyMarkup",
+        "editMessageMedia",
+    }
+)
 # Answers that are not chat messages: paced against the global rate only, as replies.
 _GLOBAL_METHODS = frozenset({"answerCallbackQuery", "answerInlineQuery"})
 
@@ -92,8 +109,13 @@ class PacedRateLimiter(BaseRateLimiter[Priority]):
                 self.floods += 1
                 wait = retry_after_s(e.retry_after)
                 whole = await self.pacer.flood(lane, wait)
-                log.warning("telegram: 429 on %s chat=%s: holding %s for %.1fs", endpoint, lane,
-                            "the whole bot" if whole else "that chat", wait)
+                log.warning(
+                    "telegram: 429 on %s chat=%s: holding %s for %.1fs",
+                    endpoint,
+                    lane,
+                    "the whole bot" if whole else "that chat",
+                    wait,
+                )
                 if priority is Priority.ALERT or attempt + 1 >= REPLY_ATTEMPTS:
                     raise
             except BadRequest:

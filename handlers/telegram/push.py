@@ -18,8 +18,15 @@ from handlers.telegram.render import render_html
 
 log = logging.getLogger(__name__)
 
-_GONE = ("chat not found", "bot was kicked", "bot is not a member", "group chat was deleted", "user is deactivated",
-         "have no rights to send", "not enough rights")
+_GONE = (
+    "chat not found",
+    "bot was kicked",
+    "bot is not a member",
+    "group chat was deleted",
+    "user is deactivated",
+    "have no rights to send",
+    "not enough rights",
+)
 
 
 class TelegramSender:
@@ -41,16 +48,27 @@ class TelegramSender:
         markup = keyboard(reply.actions)
         try:
             if reply.image is not None:  # the chat wants alerts with their chart
-                await send_with_image(self.bot, chat_id, reply, reply_markup=markup, message_thread_id=thread_id,
-                                      first={"rate_limit_args": Priority.ALERT_PREPAID},
-                                      rest={"rate_limit_args": Priority.ALERT})
+                await send_with_image(
+                    self.bot,
+                    chat_id,
+                    reply,
+                    reply_markup=markup,
+                    message_thread_id=thread_id,
+                    first={"rate_limit_args": Priority.ALERT_PREPAID},
+                    rest={"rate_limit_args": Priority.ALERT},
+                )
                 return SendResult(Outcome.OK)
             chunks = render_html(reply)
             for i, chunk in enumerate(chunks):
-                await self.bot.send_message(chat_id, chunk, parse_mode=ParseMode.HTML,
-                                            disable_web_page_preview=True, message_thread_id=thread_id,
-                                            rate_limit_args=Priority.ALERT_PREPAID if i == 0 else Priority.ALERT,
-                                            reply_markup=markup if i == len(chunks) - 1 else None)
+                await self.bot.send_message(
+                    chat_id,
+                    chunk,
+                    parse_mode=ParseMode.HTML,
+                    disable_web_page_preview=True,
+                    message_thread_id=thread_id,
+                    rate_limit_args=Priority.ALERT_PREPAID if i == 0 else Priority.ALERT,
+                    reply_markup=markup if i == len(chunks) - 1 else None,
+                )
         except RetryAfter as e:
             return SendResult(Outcome.RETRY, retry_after_s=max(1.0, retry_after_s(e.retry_after)), detail="429")
         except ChatMigrated as e:

@@ -43,9 +43,9 @@ def _html_blocks(reply: Reply) -> list[str]:
     out = [f"<b>{escape(p)}</b>" if bold else escape(p) for p in _pieces(reply.title, _BUDGET)]
     for b in reply.blocks:
         if isinstance(b, Table):
-            cap = f"<b>{escape(b.caption[:_BUDGET // 4])}</b>\n" if b.caption else ""
+            cap = f"<b>{escape(b.caption[: _BUDGET // 4])}</b>\n" if b.caption else ""
             # a line wider than a message is cut (a monospace row that wide is unreadable anyway)
-            lines = [ln if len(escape(ln)) <= _BUDGET // 2 else ln[:_BUDGET // 12] + "…" for ln in table_lines(b)]
+            lines = [ln if len(escape(ln)) <= _BUDGET // 2 else ln[: _BUDGET // 12] + "…" for ln in table_lines(b)]
             # a table longer than one message is cut between rows, each part in its own <pre>
             chunk: list[str] = []
             for line in lines:

@@ -34,10 +34,22 @@ GROUP = "telegram"
 BTC = "funding:BTC"
 
 
-def rule(rule_id: str = "r1", metric: str = "funding", asset: str = "BTC", *, scope: str = "global",
-         target: str = "") -> Rule:
-    return Rule(id=rule_id, metric=metric, asset=asset, kind="above", threshold=0.0005, venue="max",
-                cooldown_s=3600, hysteresis=0.0, scope=scope, target=target, selector="max")
+def rule(
+    rule_id: str = "r1", metric: str = "funding", asset: str = "BTC", *, scope: str = "global", target: str = ""
+) -> Rule:
+    return Rule(
+        id=rule_id,
+        metric=metric,
+        asset=asset,
+        kind="above",
+        threshold=0.0005,
+        venue="max",
+        cooldown_s=3600,
+        hysteresis=0.0,
+        scope=scope,
+        target=target,
+        selector="max",
+    )
 
 
 def tg(chat_id: int) -> str:
@@ -54,11 +66,18 @@ Bot = ExtBot[None]
 
 
 @contextlib.asynccontextmanager
-async def paced_bot(double: BotApiDouble, limits: Limits = TELEGRAM_LIMITS, *,
-                    shared: SharedSlots | None = None) -> AsyncIterator[Bot]:
+async def paced_bot(
+    double: BotApiDouble, limits: Limits = TELEGRAM_LIMITS, *, shared: SharedSlots | None = None
+) -> AsyncIterator[Bot]:
     """The Application's bot with the token's pacer as its rate limiter, as the front end builds it."""
-    app = (ApplicationBuilder().token(TOKEN).base_url(double.base_url).base_file_url(double.base_file_url)
-           .rate_limiter(PacedRateLimiter(limits, pacer=Pacer(limits, shared=shared))).build())
+    app = (
+        ApplicationBuilder()
+        .token(TOKEN)
+        .base_url(double.base_url)
+        .base_file_url(double.base_file_url)
+        .rate_limiter(PacedRateLimiter(limits, pacer=Pacer(limits, shared=shared)))
+        .build()
+    )
     await app.initialize()
     try:
         yield app.bot
@@ -154,7 +173,8 @@ async def record(redis: Redis, keys: Keys, alert_id: str, target: str) -> str | 
 
 
 async def test_broadcast_reaches_each_subscriber_once_skips_muted_and_unsubscribed(
-        redis: Redis, keys: Keys, store: AlertStore, bot: Bot, double: BotApiDouble) -> None:
+    redis: Redis, keys: Keys, store: AlertStore, bot: Bot, double: BotApiDouble
+) -> None:
     private, groups = [101, 102, 103, 104, 105, 106], [-201, -202, -203, -1001234567890]
     muted = [106, -203]
     others = [301, -302]  # subscribed to another topic only
@@ -178,7 +198,8 @@ async def test_broadcast_reaches_each_subscriber_once_skips_muted_and_unsubscrib
 
 
 async def test_chat_scoped_rule_goes_only_to_its_chat(
-        redis: Redis, keys: Keys, store: AlertStore, bot: Bot, double: BotApiDouble) -> None:
+    redis: Redis, keys: Keys, store: AlertStore, bot: Bot, double: BotApiDouble
+) -> None:
     await subscribe(store, [101, 102, -201])
     w = worker(store, bot)
     await w.ensure_group()
@@ -189,7 +210,8 @@ async def test_chat_scoped_rule_goes_only_to_its_chat(
 
 
 async def test_429_delays_only_that_chat(
-        redis: Redis, keys: Keys, store: AlertStore, bot: Bot, double: BotApiDouble) -> None:
+    redis: Redis, keys: Keys, store: AlertStore, bot: Bot, double: BotApiDouble
+) -> None:
     chats = [101, 102, 103, 104, -201, -202, -203]
     slow = 103
     await subscribe(store, chats)
@@ -210,8 +232,8 @@ async def test_429_delays_only_that_chat(
 
 
 async def test_blocked_and_kicked_chats_are_unsubscribed(
-        redis: Redis, keys: Keys, store: AlertStore, bot: Bot, double: BotApiDouble,
-        caplog: pytest.LogCaptureFixture) -> None:
+    redis: Redis, keys: Keys, store: AlertStore, bot: Bot, double: BotApiDouble, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger="core.alerts.delivery")
     chats = [101, 102, -201, -202]
     await subscribe(store, chats, BTC, "basis:BTC")
@@ -228,14 +250,17 @@ async def test_blocked_and_kicked_chats_are_unsubscribed(
         assert tg(gone) not in await store.subscribers("basis:BTC")
         assert await store.topics_of(tg(gone)) == []
         assert await record(redis, keys, alert_id, tg(gone)) == "gone"
-        assert any(f"{tg(gone)} is gone" in r.getMessage() and "unsubscribed from basis:BTC, funding:BTC"
-                   in r.getMessage() for r in caplog.records), caplog.text
+        assert any(
+            f"{tg(gone)} is gone" in r.getMessage() and "unsubscribed from basis:BTC, funding:BTC" in r.getMessage()
+            for r in caplog.records
+        ), caplog.text
     assert await store.subscribers(BTC) == {tg(101), tg(-201)}
     assert w.stats.gone == 2
 
 
 async def test_migrated_group_gets_the_alert_and_keeps_its_subscriptions(
-        redis: Redis, keys: Keys, store: AlertStore, bot: Bot, double: BotApiDouble) -> None:
+    redis: Redis, keys: Keys, store: AlertStore, bot: Bot, double: BotApiDouble
+) -> None:
     old, new = -4242, -1004242
     await subscribe(store, [101, old], BTC, "basis:ETH")
     double.fail_next(old, "migrate", new_chat_id=new)
@@ -254,7 +279,8 @@ async def test_migrated_group_gets_the_alert_and_keeps_its_subscriptions(
 
 
 async def test_server_errors_are_retried_with_backoff_and_delivered_once(
-        redis: Redis, keys: Keys, store: AlertStore, bot: Bot, double: BotApiDouble) -> None:
+    redis: Redis, keys: Keys, store: AlertStore, bot: Bot, double: BotApiDouble
+) -> None:
     chats = [101, 102, -201]
     await subscribe(store, chats)
     double.fail_next(101, "500")
@@ -276,7 +302,8 @@ async def test_server_errors_are_retried_with_backoff_and_delivered_once(
 
 
 async def test_chat_not_found_unsubscribes_other_bad_request_fails_alone(
-        redis: Redis, keys: Keys, store: AlertStore, bot: Bot, double: BotApiDouble) -> None:
+    redis: Redis, keys: Keys, store: AlertStore, bot: Bot, double: BotApiDouble
+) -> None:
     chats = [101, 102, 103, -201]
     await subscribe(store, chats)
     double.fail_next(102, "not_found")
@@ -298,7 +325,8 @@ async def test_chat_not_found_unsubscribes_other_bad_request_fails_alone(
 
 
 async def test_stop_mid_broadcast_then_another_consumer_finishes_without_duplicates(
-        redis: Redis, keys: Keys, store: AlertStore, bot: Bot, double: BotApiDouble) -> None:
+    redis: Redis, keys: Keys, store: AlertStore, bot: Bot, double: BotApiDouble
+) -> None:
     private = list(range(1001, 1046))
     groups = list(range(-2015, -2000))
     chats = private + groups
@@ -332,7 +360,8 @@ async def test_stop_mid_broadcast_then_another_consumer_finishes_without_duplica
 
 
 async def test_two_alerts_respect_per_chat_pacing(
-        redis: Redis, keys: Keys, store: AlertStore, bot: Bot, double: BotApiDouble) -> None:
+    redis: Redis, keys: Keys, store: AlertStore, bot: Bot, double: BotApiDouble
+) -> None:
     double.enforce_limits()
     chats = [101, 102, -201]
     await subscribe(store, chats, BTC, "basis:BTC")
@@ -350,7 +379,8 @@ async def test_two_alerts_respect_per_chat_pacing(
 
 
 async def test_group_near_its_minute_budget_waits_instead_of_429(
-        redis: Redis, keys: Keys, store: AlertStore, bot: Bot, double: BotApiDouble) -> None:
+    redis: Redis, keys: Keys, store: AlertStore, bot: Bot, double: BotApiDouble
+) -> None:
     """A group that already had 19 messages in the last minute takes one more now, the next only when
     the oldest leaves the 20-per-minute window."""
     double.enforce_limits()
@@ -377,7 +407,8 @@ async def test_group_near_its_minute_budget_waits_instead_of_429(
 
 
 async def test_restart_does_not_resend(
-        redis: Redis, keys: Keys, store: AlertStore, bot: Bot, double: BotApiDouble) -> None:
+    redis: Redis, keys: Keys, store: AlertStore, bot: Bot, double: BotApiDouble
+) -> None:
     chats = [101, 102, -201]
     await subscribe(store, chats)
     a = worker(store, bot, "a")
@@ -419,7 +450,8 @@ async def test_restart_does_not_resend(
 
 
 async def test_a_live_consumer_keeps_its_broadcast_through_a_long_retry_wait(
-        redis: Redis, keys: Keys, store: AlertStore, bot: Bot, double: BotApiDouble) -> None:
+    redis: Redis, keys: Keys, store: AlertStore, bot: Bot, double: BotApiDouble
+) -> None:
     """A second consumer must not take over an entry whose owner is alive but waiting out a 429."""
     chats = [101, 102, -201]
     slow = 102
@@ -439,7 +471,8 @@ async def test_a_live_consumer_keeps_its_broadcast_through_a_long_retry_wait(
 
 
 async def test_two_live_consumers_do_not_share_one_broadcast(
-        redis: Redis, keys: Keys, store: AlertStore, bot: Bot, double: BotApiDouble) -> None:
+    redis: Redis, keys: Keys, store: AlertStore, bot: Bot, double: BotApiDouble
+) -> None:
     """One broadcast is paced by one consumer: a second one stealing it would double the send rate."""
     double.enforce_limits()
     chats = list(range(1001, 1061))
@@ -456,7 +489,8 @@ async def test_two_live_consumers_do_not_share_one_broadcast(
 
 
 async def test_a_redis_error_for_one_chat_leaves_the_alert_pending_until_it_is_delivered(
-        redis: Redis, keys: Keys, store: AlertStore, bot: Bot, double: BotApiDouble) -> None:
+    redis: Redis, keys: Keys, store: AlertStore, bot: Bot, double: BotApiDouble
+) -> None:
     chats = [101, 102, -201]
     unlucky = tg(102)
     await subscribe(store, chats)

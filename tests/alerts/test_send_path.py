@@ -58,8 +58,9 @@ __all__ = ["bot", "double", "store"]  # fixtures shared with the delivery tests
 async def frontend(redis: Redis, keys: Keys, double: BotApiDouble, limits: Limits) -> AsyncIterator[TelegramFrontend]:
     """The Telegram front end (commands) whose bot the delivery worker also sends alerts through."""
     core = command_core(MarketStore(redis, keys, retention_ms=1), ("okx",))
-    fe = TelegramFrontend(core, token=TOKEN, base_url=double.base_url, base_file_url=double.base_file_url,
-                          poll_timeout_s=1, limits=limits)
+    fe = TelegramFrontend(
+        core, token=TOKEN, base_url=double.base_url, base_file_url=double.base_file_url, poll_timeout_s=1, limits=limits
+    )
     await fe.start()
     try:
         yield fe
@@ -72,7 +73,8 @@ def is_alert(text: str) -> bool:
 
 
 async def test_broadcast_to_500_chats_while_users_send_commands(
-        redis: Redis, keys: Keys, store: AlertStore, double: BotApiDouble) -> None:
+    redis: Redis, keys: Keys, store: AlertStore, double: BotApiDouble
+) -> None:
     """Zero 429s, every reply within 2 s although the broadcast uses the whole budget, each chat once.
 
     The overall rate is raised to 100/s on both sides (pacer 95/s) so 500 chats take 5 s, not 18."""
@@ -110,7 +112,8 @@ async def test_broadcast_to_500_chats_while_users_send_commands(
 
 
 async def test_one_group_gets_22_alerts_and_replies_without_a_429(
-        redis: Redis, keys: Keys, store: AlertStore, double: BotApiDouble) -> None:
+    redis: Redis, keys: Keys, store: AlertStore, double: BotApiDouble
+) -> None:
     """The group's replies count against its 20-per-window budget: 22 alerts + 4 replies, zero 429s.
 
     The group window is 3 s instead of 60 on both sides; 26 messages cannot fit one window, so without a
@@ -138,7 +141,8 @@ async def test_one_group_gets_22_alerts_and_replies_without_a_429(
 
 
 async def test_a_chat_held_8_s_by_a_429_does_not_delay_the_next_alert_to_the_others(
-        redis: Redis, keys: Keys, store: AlertStore, bot: object, double: BotApiDouble) -> None:
+    redis: Redis, keys: Keys, store: AlertStore, bot: object, double: BotApiDouble
+) -> None:
     chats = [101, 102, 103, 104, 105, 106, -201, -202, -203]
     slow = 103
     await subscribe(store, chats)
@@ -161,7 +165,8 @@ async def test_a_chat_held_8_s_by_a_429_does_not_delay_the_next_alert_to_the_oth
 
 
 async def test_a_flood_wait_of_the_whole_bot_holds_every_chat(
-        redis: Redis, keys: Keys, store: AlertStore, bot: object, double: BotApiDouble) -> None:
+    redis: Redis, keys: Keys, store: AlertStore, bot: object, double: BotApiDouble
+) -> None:
     """An overall 429 is not one chat's: after two chats are refused, nothing is sent until it ends."""
     chats = list(range(101, 131))
     await subscribe(store, chats)
@@ -178,7 +183,8 @@ async def test_a_flood_wait_of_the_whole_bot_holds_every_chat(
 
 
 async def test_replies_that_draw_429_or_5xx_are_retried_not_dropped(
-        redis: Redis, keys: Keys, double: BotApiDouble) -> None:
+    redis: Redis, keys: Keys, double: BotApiDouble
+) -> None:
     async with frontend(redis, keys, double, TELEGRAM_LIMITS):
         double.fail_next(301, "429", retry_after=1)
         double.fail_next(302, "500")
@@ -192,14 +198,25 @@ async def test_replies_that_draw_429_or_5xx_are_retried_not_dropped(
 
 
 async def test_sigkill_mid_broadcast_then_restart_loses_nothing(
-        redis_url: str, redis: Redis, keys: Keys, store: AlertStore, bot: object, double: BotApiDouble) -> None:
+    redis_url: str, redis: Redis, keys: Keys, store: AlertStore, bot: object, double: BotApiDouble
+) -> None:
     """A delivery process killed hard mid-broadcast: the next one finishes it; at most the one send in flight
     at the kill is repeated."""
     chats = list(range(2001, 2121))
     await subscribe(store, chats)
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.fakes.delivery_process", redis_url, keys.prefix, double.base_url, "victim", "60",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, cwd=os.getcwd())
+        sys.executable,
+        "-m",
+        "tests.fakes.delivery_process",
+        redis_url,
+        keys.prefix,
+        double.base_url,
+        "victim",
+        "60",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        cwd=os.getcwd(),
+    )
     try:
         assert proc.stdout is not None
         line = await asyncio.wait_for(proc.stdout.readline(), 20)
@@ -223,14 +240,19 @@ async def test_sigkill_mid_broadcast_then_restart_loses_nothing(
 
 
 async def test_a_dropped_delivery_record_write_is_retried_not_resent(
-        redis_url: str, redis: Redis, keys: Keys, double: BotApiDouble) -> None:
+    redis_url: str, redis: Redis, keys: Keys, double: BotApiDouble
+) -> None:
     """The write that records a delivery is lost (the connection drops with it, several times): it is
     written again before the alert is released, so no consumer ever sends it a second time."""
     u = urlparse(redis_url)
     async with TcpProxy(u.hostname or "127.0.0.1", u.port or 6379) as proxy, paced_bot(double) as b:
         # without redis-py's own retries, so the lost write reaches the worker (with them it would only be rarer)
-        flaky = Redis(host="127.0.0.1", port=proxy.port, db=int((u.path or "/0").lstrip("/") or 0),
-                      retry=Retry(NoBackoff(), retries=0))
+        flaky = Redis(
+            host="127.0.0.1",
+            port=proxy.port,
+            db=int((u.path or "/0").lstrip("/") or 0),
+            retry=Retry(NoBackoff(), retries=0),
+        )
         try:
             flaky_store = AlertStore(flaky, keys)
             chats = [101, 102, -201]
@@ -253,7 +275,8 @@ async def test_a_dropped_delivery_record_write_is_retried_not_resent(
 
 
 async def test_delivery_resumes_after_redis_lost_the_stream_and_its_groups(
-        redis: Redis, keys: Keys, store: AlertStore, bot: object, double: BotApiDouble) -> None:
+    redis: Redis, keys: Keys, store: AlertStore, bot: object, double: BotApiDouble
+) -> None:
     chats = [101, -201]
     await subscribe(store, chats)
     w = worker(store, bot)  # type: ignore[arg-type]
@@ -313,7 +336,8 @@ async def test_pacer_holds_a_lane_for_exactly_retry_after_and_the_bot_when_two_l
 
 
 async def test_two_processes_with_one_token_share_its_budget_through_redis(
-        redis: Redis, keys: Keys, double: BotApiDouble) -> None:
+    redis: Redis, keys: Keys, double: BotApiDouble
+) -> None:
     """Two senders, each pacing at 28/s on its own, stay within the token's 30/s and one chat's 1/s together."""
     double.enforce_limits()
     budget = [SharedBudget(redis, keys, "tg", TELEGRAM_LIMITS) for _ in range(2)]
@@ -327,8 +351,10 @@ async def test_two_processes_with_one_token_share_its_budget_through_redis(
                 assert (await sender.send(c, Reply(title=f"to {c}"))).outcome is Outcome.OK
 
         t0 = time.monotonic()
-        await asyncio.gather(send_all(senders[0], [*range(1001, 1061), shared_chat, shared_chat]),
-                             send_all(senders[1], [*range(2001, 2061), shared_chat, shared_chat]))
+        await asyncio.gather(
+            send_all(senders[0], [*range(1001, 1061), shared_chat, shared_chat]),
+            send_all(senders[1], [*range(2001, 2061), shared_chat, shared_chat]),
+        )
         elapsed = time.monotonic() - t0
     assert double.too_many_requests == 0, double.errors[-5:]
     assert len(double.sent) == 124
@@ -349,7 +375,8 @@ async def test_without_redis_the_pacer_goes_on_with_its_local_budget(double: Bot
 
 
 async def test_a_group_lost_mid_broadcast_is_recreated_without_resending(
-        redis: Redis, keys: Keys, store: AlertStore, bot: object, double: BotApiDouble) -> None:
+    redis: Redis, keys: Keys, store: AlertStore, bot: object, double: BotApiDouble
+) -> None:
     """The consumer group vanishes while an alert is half delivered (the stream stays): the new group reads
     the stream from the start again, and neither the alert in flight nor the delivered one is sent twice."""
     chats = list(range(101, 131))
@@ -373,6 +400,7 @@ async def test_a_group_lost_mid_broadcast_is_recreated_without_resending(
 
 async def test_a_redis_that_never_answers_does_not_stall_sending(double: BotApiDouble, keys: Keys) -> None:
     """A blackholed Redis (accepts, never replies): each send waits at most the shared-budget timeout."""
+
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.read(-1)  # reads until the client gives up; never answers
         writer.close()
@@ -393,11 +421,14 @@ async def test_a_redis_that_never_answers_does_not_stall_sending(double: BotApiD
 
 
 async def test_a_chat_held_by_a_429_is_held_for_every_process_with_the_token(
-        redis: Redis, keys: Keys, double: BotApiDouble) -> None:
+    redis: Redis, keys: Keys, double: BotApiDouble
+) -> None:
     """One sender draws a 429 for a chat; another process's next send to that chat waits it out instead of
     drawing its own (Telegram would extend the flood wait of a bot that keeps knocking)."""
-    async with (paced_bot(double, shared=SharedBudget(redis, keys, "tg", TELEGRAM_LIMITS)) as a,
-                paced_bot(double, shared=SharedBudget(redis, keys, "tg", TELEGRAM_LIMITS)) as b):
+    async with (
+        paced_bot(double, shared=SharedBudget(redis, keys, "tg", TELEGRAM_LIMITS)) as a,
+        paced_bot(double, shared=SharedBudget(redis, keys, "tg", TELEGRAM_LIMITS)) as b,
+    ):
         double.flood_wait(1.5, chat_id=101)
         first = await TelegramSender(a).send(101, Reply(title="refused"))
         assert first.outcome is Outcome.RETRY and first.retry_after_s == 2.0  # ceil(1.5)

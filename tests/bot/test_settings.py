@@ -38,27 +38,32 @@ def test_metric_sections_are_checked_by_their_metric() -> None:
 
 
 def test_env_secrets_win_and_never_print() -> None:
-    s = parse_settings({"telegram": {"token": "1:file-token-xx"}},
-                       env={"TELEGRAM_BOT_TOKEN": "42:env-secret-token", "REDIS_URL": "redis://h:1/0"})
+    s = parse_settings(
+        {"telegram": {"token": "1:file-token-xx"}},
+        env={"TELEGRAM_BOT_TOKEN": "42:env-secret-token", "REDIS_URL": "redis://h:1/0"},
+    )
     assert s.telegram.token.get() == "42:env-secret-token"
     assert "env-secret" not in repr(s) and "env-secret" not in str(s.telegram)
     assert s.redis.url == "redis://h:1/0"
 
 
-@pytest.mark.parametrize(("raw", "fragments"), [
-    ({"watchers": {"poll_interval_s": "fast"}}, ["watchers.poll_interval_s", "'fast'", "a number from"]),
-    ({"watchers": {"venues": ["binance", "kraken"]}}, ["watchers.venues", "binanceusdm", "hyperliquid"]),
-    ({"watchers": {"rest_base_urls": {"okx": "ftp://x"}}}, ["watchers.rest_base_urls.okx", "http(s) base URL"]),
-    ({"watchers": {"rest_base_urls": {"kraken": "http://x"}}}, ["watchers.rest_base_urls.kraken", "a venue from"]),
-    ({"telegram": {"base_url": "api.telegram.org"}}, ["telegram.base_url", "http/https URL"]),
-    ({"telegram": {"token": "nocolon"}}, ["telegram.token", "@BotFather"]),
-    ({"redis": {"url": "http://localhost"}}, ["redis.url", "redis://"]),
-    ({"console": {"enabled": "yes"}}, ["console.enabled", '"auto"']),
-    ({"watchers": {"pol_interval_s": 5}}, ["unknown key", "pol_interval_s", "poll_interval_s"]),
-    ({"wachers": {}}, ["unknown section", "wachers"]),
-    ({"basis": {"min_days_to_expiry": -1}}, ["basis.min_days_to_expiry", "from 0 to 90"]),
-    ({"alerts": {"default_rules": ["oi btc above lots"]}}, ["alerts.default_rules[0]", "not an amount"]),
-])
+@pytest.mark.parametrize(
+    ("raw", "fragments"),
+    [
+        ({"watchers": {"poll_interval_s": "fast"}}, ["watchers.poll_interval_s", "'fast'", "a number from"]),
+        ({"watchers": {"venues": ["binance", "kraken"]}}, ["watchers.venues", "binanceusdm", "hyperliquid"]),
+        ({"watchers": {"rest_base_urls": {"okx": "ftp://x"}}}, ["watchers.rest_base_urls.okx", "http(s) base URL"]),
+        ({"watchers": {"rest_base_urls": {"kraken": "http://x"}}}, ["watchers.rest_base_urls.kraken", "a venue from"]),
+        ({"telegram": {"base_url": "api.telegram.org"}}, ["telegram.base_url", "http/https URL"]),
+        ({"telegram": {"token": "nocolon"}}, ["telegram.token", "@BotFather"]),
+        ({"redis": {"url": "http://localhost"}}, ["redis.url", "redis://"]),
+        ({"console": {"enabled": "yes"}}, ["console.enabled", '"auto"']),
+        ({"watchers": {"pol_interval_s": 5}}, ["unknown key", "pol_interval_s", "poll_interval_s"]),
+        ({"wachers": {}}, ["unknown section", "wachers"]),
+        ({"basis": {"min_days_to_expiry": -1}}, ["basis.min_days_to_expiry", "from 0 to 90"]),
+        ({"alerts": {"default_rules": ["oi btc above lots"]}}, ["alerts.default_rules[0]", "not an amount"]),
+    ],
+)
 def test_bad_settings_name_key_value_and_accepted(raw: dict, fragments: list[str]) -> None:
     with pytest.raises(ConfigError) as e:
         parse_settings(raw, env={})

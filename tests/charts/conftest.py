@@ -36,5 +36,6 @@ async def service() -> AsyncIterator[ChartService]:
 def charts(store: MarketStore, service: ChartService) -> ChartCommands:
     reg = default_registry()
     src = sources(reg, VENUES)
-    return ChartCommands(ChartCatalog(reg, src), service, store, reg, src, AlertStore(store.redis, store.keys),
-                         clock_ms=lambda: NOW_MS)
+    return ChartCommands(
+        ChartCatalog(reg, src), service, store, reg, src, AlertStore(store.redis, store.keys), clock_ms=lambda: NOW_MS
+    )

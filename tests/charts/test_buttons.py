@@ -32,14 +32,29 @@ from tests.fakes.discord_server import DiscordDouble
 from tests.fakes.telegram import TOKEN, BotApiDouble
 
 GROUP, ADMIN, MEMBER = -100_777, 601, 602
-RULE = Rule(id="r1", metric="funding", asset="BTC", kind="above", threshold=0.0005, venue="max", cooldown_s=3600,
-            hysteresis=0.0001, selector="max")
+RULE = Rule(
+    id="r1",
+    metric="funding",
+    asset="BTC",
+    kind="above",
+    threshold=0.0005,
+    venue="max",
+    cooldown_s=3600,
+    hysteresis=0.0001,
+    selector="max",
+)
 
 
 def full_core(charts: ChartCommands, store: MarketStore) -> CommandCore:
     alerts = AlertCommands(charts.alert_store, AlertCommandSettings(sources=charts.sources), charts.registry)  # type: ignore[arg-type]
-    return CommandCore(store, CoreSettings(venues=VENUES, sources=charts.sources), charts.registry, alerts=alerts,
-                       clock_ms=lambda: NOW_MS, charts=charts)
+    return CommandCore(
+        store,
+        CoreSettings(venues=VENUES, sources=charts.sources),
+        charts.registry,
+        alerts=alerts,
+        clock_ms=lambda: NOW_MS,
+        charts=charts,
+    )
 
 
 def alert(charts: ChartCommands):  # type: ignore[no-untyped-def]
@@ -51,8 +66,13 @@ def test_actions_fit_telegram_and_only_known_commands_come_back() -> None:
     assert [a.label for a in actions] == ["Mute 1h", "Unsubscribe", "Chart"]
     assert all(len(("bw:" + a.command).encode()) <= DATA_LIMIT for a in actions)
     assert decode("bw:chart funding BTC") == ["chart", "funding", "BTC"]
-    for forged in ("bw:threshold set funding btc above 1%", "bw:mute 30d", "bw:admin add 5", "page:alerts 2",
-                   "bw:" + "x" * 70):
+    for forged in (
+        "bw:threshold set funding btc above 1%",
+        "bw:mute 30d",
+        "bw:admin add 5",
+        "page:alerts 2",
+        "bw:" + "x" * 70,
+    ):
         assert decode(forged) is None, forged
 
 
@@ -60,15 +80,21 @@ def test_actions_fit_telegram_and_only_known_commands_come_back() -> None:
 async def tg(telegram: BotApiDouble, charts: ChartCommands, store: MarketStore) -> AsyncIterator[TelegramFrontend]:
     telegram_media.install(telegram)
     telegram.set_admins(GROUP, [ADMIN])
-    fe = TelegramFrontend(full_core(charts, store), token=TOKEN, base_url=telegram.base_url,
-                          base_file_url=telegram.base_file_url, poll_timeout_s=0.5)
+    fe = TelegramFrontend(
+        full_core(charts, store),
+        token=TOKEN,
+        base_url=telegram.base_url,
+        base_file_url=telegram.base_file_url,
+        poll_timeout_s=0.5,
+    )
     await fe.start()
     yield fe
     await fe.stop()
 
 
-async def test_telegram_buttons_refuse_members_and_act_for_admins(telegram: BotApiDouble, tg: TelegramFrontend,
-                                                                 charts: ChartCommands, store: MarketStore) -> None:
+async def test_telegram_buttons_refuse_members_and_act_for_admins(
+    telegram: BotApiDouble, tg: TelegramFrontend, charts: ChartCommands, store: MarketStore
+) -> None:
     await history(charts, store)
     assert charts.alert_store is not None
     await charts.alert_store.subscribe(f"tg:{GROUP}", ["funding:BTC"])
@@ -112,8 +138,9 @@ async def test_telegram_buttons_refuse_members_and_act_for_admins(telegram: BotA
     assert await charts.alert_store.topics_of(f"tg:{GROUP}") == []
 
 
-async def test_alerts_charts_on_sends_the_alert_as_a_photo(telegram: BotApiDouble, tg: TelegramFrontend,
-                                                           charts: ChartCommands, store: MarketStore) -> None:
+async def test_alerts_charts_on_sends_the_alert_as_a_photo(
+    telegram: BotApiDouble, tg: TelegramFrontend, charts: ChartCommands, store: MarketStore
+) -> None:
     await history(charts, store)
     sender = ChartingSender(TelegramSender(tg.app.bot), charts)
     telegram.push_message(501, "/alerts charts on", user_id=501)
@@ -164,8 +191,9 @@ async def dd() -> AsyncIterator[DiscordDouble]:
             yield double
 
 
-async def test_discord_components_refuse_members_and_act_for_managers(dd: DiscordDouble, charts: ChartCommands,
-                                                                     store: MarketStore) -> None:
+async def test_discord_components_refuse_members_and_act_for_managers(
+    dd: DiscordDouble, charts: ChartCommands, store: MarketStore
+) -> None:
     await history(charts, store)
     assert charts.alert_store is not None
     await charts.alert_store.subscribe(f"dc:{CHAN}", ["funding:BTC"])
@@ -204,5 +232,3 @@ async def test_discord_components_refuse_members_and_act_for_managers(dd: Discor
         assert PILImage.open(io.BytesIO(dd.channel_files[CHAN][-1]["data"])).format == "PNG"
     finally:
         await fe.stop()
-
-

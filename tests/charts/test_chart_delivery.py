@@ -21,8 +21,13 @@ from tests.fakes.telegram import TOKEN, BotApiDouble
 
 
 def core_with(charts: ChartCommands, store: MarketStore) -> CommandCore:
-    return CommandCore(store, CoreSettings(venues=VENUES, sources=charts.sources), charts.registry,
-                       clock_ms=lambda: NOW_MS, charts=charts)
+    return CommandCore(
+        store,
+        CoreSettings(venues=VENUES, sources=charts.sources),
+        charts.registry,
+        clock_ms=lambda: NOW_MS,
+        charts=charts,
+    )
 
 
 async def history(charts: ChartCommands, store: MarketStore) -> None:
@@ -32,18 +37,25 @@ async def history(charts: ChartCommands, store: MarketStore) -> None:
 
 
 @pytest.fixture
-async def frontend(telegram: BotApiDouble, charts: ChartCommands, store: MarketStore
-                   ) -> AsyncIterator[TelegramFrontend]:
+async def frontend(
+    telegram: BotApiDouble, charts: ChartCommands, store: MarketStore
+) -> AsyncIterator[TelegramFrontend]:
     telegram_media.install(telegram)
-    fe = TelegramFrontend(core_with(charts, store), token=TOKEN, base_url=telegram.base_url,
-                          base_file_url=telegram.base_file_url, poll_timeout_s=0.5)
+    fe = TelegramFrontend(
+        core_with(charts, store),
+        token=TOKEN,
+        base_url=telegram.base_url,
+        base_file_url=telegram.base_file_url,
+        poll_timeout_s=0.5,
+    )
     await fe.start()
     yield fe
     await fe.stop()
 
 
-async def test_chart_is_a_telegram_photo(telegram: BotApiDouble, frontend: TelegramFrontend, charts: ChartCommands,
-                                         store: MarketStore) -> None:
+async def test_chart_is_a_telegram_photo(
+    telegram: BotApiDouble, frontend: TelegramFrontend, charts: ChartCommands, store: MarketStore
+) -> None:
     await history(charts, store)
     telegram.push_message(501, "/chart funding btc 1d", user_id=501)
     (photo,) = await telegram.wait_sent(1, chat_id=501, timeout=10)
@@ -71,14 +83,16 @@ async def discord_double() -> AsyncIterator[DiscordDouble]:
             yield double
 
 
-async def test_chart_is_a_discord_embed_image(discord_double: DiscordDouble, charts: ChartCommands,
-                                              store: MarketStore) -> None:
+async def test_chart_is_a_discord_embed_image(
+    discord_double: DiscordDouble, charts: ChartCommands, store: MarketStore
+) -> None:
     await history(charts, store)
     fe = DiscordFrontend(core_with(charts, store), token="fake-token", guild_ready_timeout_s=0.05)
     await fe.start(ready_timeout_s=5)
     try:
-        res = await discord_double.interact("chart", {"args": "funding btc 1d"}, user_id=8, guild_id=1000,
-                                            channel_id=2000)
+        res = await discord_double.interact(
+            "chart", {"args": "funding btc 1d"}, user_id=8, guild_id=1000, channel_id=2000
+        )
     finally:
         await fe.stop()
     (embed,) = res["data"]["embeds"]

@@ -20,8 +20,13 @@ from tests.charts.test_chart_delivery import history
 
 async def test_console_chart_is_a_file(tmp_path: Path, charts: ChartCommands, store: MarketStore) -> None:
     await history(charts, store)
-    core = CommandCore(store, CoreSettings(venues=VENUES, sources=charts.sources), charts.registry,
-                       clock_ms=lambda: NOW_MS, charts=charts)
+    core = CommandCore(
+        store,
+        CoreSettings(venues=VENUES, sources=charts.sources),
+        charts.registry,
+        clock_ms=lambda: NOW_MS,
+        charts=charts,
+    )
     reader = asyncio.StreamReader()
     reader.feed_data(b"/chart funding btc 1d\n/chart\n")
     reader.feed_eof()

@@ -30,9 +30,23 @@ async def test_gamma_by_strike_with_spot_and_flip(charts: ChartCommands, store: 
     def oi(k: int, call: bool) -> float:  # calls dominate above 95k, puts below: the net turns negative below
         return (900.0 if call else 300.0) if k > 95_000 else (300.0 if call else 900.0)
 
-    chain = [OptionSample("deribit", f"BTC/USD:BTC-260101-{k}-{'C' if c else 'P'}", "BTC", float(k),
-                          NOW_MS + 30 * 86_400_000, c, oi(k, c), 50.0, 100_000.0, 99_800.0, NOW_MS)
-             for k in range(40_000, 160_001, 5000) for c in (True, False)]
+    chain = [
+        OptionSample(
+            "deribit",
+            f"BTC/USD:BTC-260101-{k}-{'C' if c else 'P'}",
+            "BTC",
+            float(k),
+            NOW_MS + 30 * 86_400_000,
+            c,
+            oi(k, c),
+            50.0,
+            100_000.0,
+            99_800.0,
+            NOW_MS,
+        )
+        for k in range(40_000, 160_001, 5000)
+        for c in (True, False)
+    ]
     await store.write_samples(charts.registry.get("gamma"), "deribit", chain, now_ms=NOW_MS)
     charts.sources["gamma"] = ("deribit",)  # the venues of these tests list no options
     charts.catalog = ChartCatalog(charts.registry, charts.sources)

@@ -18,8 +18,19 @@ CTX = ChatContext(platform="tg", chat_id=42, user_id=42)
 
 
 async def test_liquidations_per_hour_longs_up_shorts_down(charts: ChartCommands, store: MarketStore) -> None:
-    events = [LiqEvent("okx" if i % 2 else "bybit", "BTC/USDT:USDT", "BTC", "long" if i % 3 else "short", 1.0,
-                       100_000.0 * (1 + i % 4), 1e5, NOW_MS - i * 700_000) for i in range(120)]
+    events = [
+        LiqEvent(
+            "okx" if i % 2 else "bybit",
+            "BTC/USDT:USDT",
+            "BTC",
+            "long" if i % 3 else "short",
+            1.0,
+            100_000.0 * (1 + i % 4),
+            1e5,
+            NOW_MS - i * 700_000,
+        )
+        for i in range(120)
+    ]
     await LiquidationStore(store.redis, store.keys).add(events, now_ms=NOW_MS)
     got = await series_of(charts, ["liqs", "btc", "24h"])
     for side, sign, label in (("long", 1, "longs liquidated"), ("short", -1, "shorts liquidated")):

@@ -16,8 +16,7 @@ from core.charts.service import ChartService, ChartSettings
 from core.reply import UserError
 from tests.builders import rule_from
 
-FIG = Figure(title="t", y_label="y, %", series=(Series("a", (0.0, 86_400_000.0), (1.0, 2.0)),), footer="f",
-             caption="c")
+FIG = Figure(title="t", y_label="y, %", series=(Series("a", (0.0, 86_400_000.0), (1.0, 2.0)),), footer="f", caption="c")
 
 
 def figure() -> Figure:  # module level: picklable into a worker process
@@ -101,8 +100,9 @@ async def test_cache_in_flight_sharing_and_the_bound() -> None:
 
     loop = asyncio.get_running_loop()
     now = [0.0]
-    svc = ChartService(ChartSettings(workers=2, pool="thread", cache_s=60, max_pending=2), render=slow_render,
-                       clock=lambda: now[0])
+    svc = ChartService(
+        ChartSettings(workers=2, pool="thread", cache_s=60, max_pending=2), render=slow_render, clock=lambda: now[0]
+    )
     try:
         first = asyncio.create_task(svc.png("a", figure))
         same = asyncio.create_task(svc.png("a", figure))  # the same chart asked again meanwhile: one drawing
@@ -135,5 +135,6 @@ async def test_the_chats_thresholds_become_lines(charts: ChartCommands) -> None:
     lines = await charts.levels(chart, req, "tg:42")
     assert [(lv.label, lv.value) for lv in lines] == [("r1 above +0.0500%/8h", 0.05), ("r2 below -0.0300%/8h", -0.03)]
     chart, req = charts.parse(["funding", "btc", "7d", "ann"])
-    assert [lv.value for lv in await charts.levels(chart, req, "tg:42")] == pytest.approx([0.05 * 3 * 365,
-                                                                                           -0.03 * 3 * 365])
+    assert [lv.value for lv in await charts.levels(chart, req, "tg:42")] == pytest.approx(
+        [0.05 * 3 * 365, -0.03 * 3 * 365]
+    )

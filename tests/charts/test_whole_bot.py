@@ -18,22 +18,26 @@ from tests.test_alerts_end_to_end import say, set_btc_funding
 ADMIN, CHAT = 42, 501
 
 
-async def test_chart_and_alert_buttons_through_the_whole_bot(exchanges: ExchangeDouble, telegram: BotApiDouble,
-                                                             redis_url: str, redis: object, keys: Keys) -> None:
+async def test_chart_and_alert_buttons_through_the_whole_bot(
+    exchanges: ExchangeDouble, telegram: BotApiDouble, redis_url: str, redis: object, keys: Keys
+) -> None:
     telegram_media.install(telegram)
     for v in ExchangeDouble.VENUES:
         set_btc_funding(exchanges, v, 0.0001)
-    settings = local_settings(exchanges, telegram, redis_url, keys,
-                              alerts={"telegram_admins": [ADMIN], "default_rules": []})
+    settings = local_settings(
+        exchanges, telegram, redis_url, keys, alerts={"telegram_admins": [ADMIN], "default_rules": []}
+    )
     stop = asyncio.Event()
     app = asyncio.create_task(run(settings, stop))
     try:
-        assert "Rule r1 set" in await say(telegram, ADMIN, "/threshold set funding btc above 0.05% venue okx",
-                                          user=ADMIN)
+        assert "Rule r1 set" in await say(
+            telegram, ADMIN, "/threshold set funding btc above 0.05% venue okx", user=ADMIN
+        )
         assert "receive funding BTC alerts" in await say(telegram, CHAT, "/subscribe funding btc", user=CHAT)
         for _ in range(100):  # the first polls have written history
             if await say(telegram, CHAT, "/funding btc", user=CHAT) and await redis.exists(  # type: ignore[attr-defined]
-                    keys.history("funding", "BTC", "okx")):
+                keys.history("funding", "BTC", "okx")
+            ):
                 break
             await asyncio.sleep(0.1)
         seen = len(telegram.sent_to(CHAT))

@@ -23,8 +23,9 @@ def ctx(user: int, chat: int | None = None, *, admin_of_chat: bool = False) -> C
     async def chat_admin() -> bool:
         return admin_of_chat
 
-    return ChatContext(platform="tg", chat_id=chat_id, user_id=user, user_name=f"u{user}", is_group=chat_id < 0,
-                       chat_admin=chat_admin)
+    return ChatContext(
+        platform="tg", chat_id=chat_id, user_id=user, user_name=f"u{user}", is_group=chat_id < 0, chat_admin=chat_admin
+    )
 
 
 @pytest.fixture
@@ -84,8 +85,11 @@ async def test_long_alerts_listing_is_paginated(core: CommandCore, store: AlertS
 
 
 async def test_bot_admin_sets_global_rule_with_options(core: CommandCore, store: AlertStore) -> None:
-    r = await core.run("threshold", ["set", "basis", "btc", "above", "40%", "venue", "okx", "cooldown", "2h",
-                                     "hysteresis", "3%"], ctx(BOT_ADMIN))
+    r = await core.run(
+        "threshold",
+        ["set", "basis", "btc", "above", "40%", "venue", "okx", "cooldown", "2h", "hysteresis", "3%"],
+        ctx(BOT_ADMIN),
+    )
     assert not r.error, r.title
     (rule,) = (await store.load_rules())[1]
     assert (rule.scope, rule.metric, rule.asset, rule.kind, rule.venue) == ("global", "basis", "BTC", "above", "okx")
@@ -116,28 +120,32 @@ async def test_non_admin_refused_chat_admin_gets_chat_rule(core: CommandCore, st
     assert "deleted" in hist and "set" in hist
 
 
-@pytest.mark.parametrize(("args", "fragment"), [
-    (["set", "funding", "btc", "above", "banana"], "needs a % sign"),
-    (["set", "funding", "btc", "above", "banana%"], "is not a number"),
-    (["set", "funding", "btc", "above", "9%"], "out of range"),
-    (["set", "vega", "btc", "above", "1%"], "Unknown metric"),
-    (["set", "oi", "btc", "above", "1%"], "is not an amount"),
-    (["set", "oi", "btc", "change", "-5%", "24h"], "must be positive"),
-    (["set", "oi", "btc", "above", "30q"], "is not an amount"),
-    (["set", "funding", "btc", "sideways", "1%"], "Unknown condition"),
-    (["set", "funding", "btc", "above", "0.05%", "venue", "kraken"], "venue 'kraken' is not accepted"),
-    (["set", "funding", "btc", "above", "0.05%", "cooldown", "soon"], "not a duration"),
-    (["set", "funding", "btc", "change", "0.03%"], "needs a window"),
-    (["set", "funding", "btc", "zscore", "3", "2h"], "window must be between"),
-    (["set", "funding", "btc"], "Usage: /threshold set"),
-    (["set", "funding", "btc", "zscore", "3", "30d", "hysteresis", "x"], "not a number of standard deviations"),
-    (["set", "funding", "btc", "zscore", "3", "30d", "hysteresis", "nan"], "between 0 and 10"),
-    (["set", "funding", "btc", "above", "0.05%", "hysteresis", "inf%"], "out of range"),
-    (["frobnicate"], "Usage: /threshold"),
-    (["del", "r999"], "No rule"),
-])
-async def test_bad_threshold_input_one_line_nothing_stored(core: CommandCore, store: AlertStore, args: list[str],
-                                                           fragment: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["set", "funding", "btc", "above", "banana"], "needs a % sign"),
+        (["set", "funding", "btc", "above", "banana%"], "is not a number"),
+        (["set", "funding", "btc", "above", "9%"], "out of range"),
+        (["set", "vega", "btc", "above", "1%"], "Unknown metric"),
+        (["set", "oi", "btc", "above", "1%"], "is not an amount"),
+        (["set", "oi", "btc", "change", "-5%", "24h"], "must be positive"),
+        (["set", "oi", "btc", "above", "30q"], "is not an amount"),
+        (["set", "funding", "btc", "sideways", "1%"], "Unknown condition"),
+        (["set", "funding", "btc", "above", "0.05%", "venue", "kraken"], "venue 'kraken' is not accepted"),
+        (["set", "funding", "btc", "above", "0.05%", "cooldown", "soon"], "not a duration"),
+        (["set", "funding", "btc", "change", "0.03%"], "needs a window"),
+        (["set", "funding", "btc", "zscore", "3", "2h"], "window must be between"),
+        (["set", "funding", "btc"], "Usage: /threshold set"),
+        (["set", "funding", "btc", "zscore", "3", "30d", "hysteresis", "x"], "not a number of standard deviations"),
+        (["set", "funding", "btc", "zscore", "3", "30d", "hysteresis", "nan"], "between 0 and 10"),
+        (["set", "funding", "btc", "above", "0.05%", "hysteresis", "inf%"], "out of range"),
+        (["frobnicate"], "Usage: /threshold"),
+        (["del", "r999"], "No rule"),
+    ],
+)
+async def test_bad_threshold_input_one_line_nothing_stored(
+    core: CommandCore, store: AlertStore, args: list[str], fragment: str
+) -> None:
     r = await core.run("threshold", args, ctx(BOT_ADMIN))
     assert r.error and fragment in r.title, r.title
     assert "\n" not in r.title

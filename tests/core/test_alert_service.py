@@ -25,14 +25,34 @@ VENUES = ("binanceusdm", "okx", "bybit")
 
 
 def perp(venue: str, rate: float, *, asset: str = "BTC", interval_h: int = 8, ts: int = T0) -> FundingSample:
-    return FundingSample(venue=venue, symbol=f"{asset}/USDT:USDT", asset=asset, settle="USDT", inverse=False,
-                         rate_per_interval=rate, interval_s=interval_h * 3600, next_funding_ms=None,
-                         predicted_rate=None, mark_usd=100.0, index_usd=100.0, ts_ms=ts)
+    return FundingSample(
+        venue=venue,
+        symbol=f"{asset}/USDT:USDT",
+        asset=asset,
+        settle="USDT",
+        inverse=False,
+        rate_per_interval=rate,
+        interval_s=interval_h * 3600,
+        next_funding_ms=None,
+        predicted_rate=None,
+        mark_usd=100.0,
+        index_usd=100.0,
+        ts_ms=ts,
+    )
 
 
 def fut(venue: str, price: float, days: float, now: int = T0) -> BasisSample:
-    return BasisSample(venue=venue, symbol=f"BTC/USDT:USDT-{days:.0f}", asset="BTC", settle="USDT", inverse=False,
-                       expiry_ms=now + int(days * MS_PER_DAY), future_usd=price, index_usd=100.0, ts_ms=now)
+    return BasisSample(
+        venue=venue,
+        symbol=f"BTC/USDT:USDT-{days:.0f}",
+        asset="BTC",
+        settle="USDT",
+        inverse=False,
+        expiry_ms=now + int(days * MS_PER_DAY),
+        future_usd=price,
+        index_usd=100.0,
+        ts_ms=now,
+    )
 
 
 class Clock:
@@ -57,8 +77,14 @@ REGISTRY = default_registry()
 
 
 def make_service(redis: Redis, keys: Keys, alerts: AlertStore, clock: Clock, step_s: float = 60) -> AlertService:
-    return AlertService(alerts, MarketStore(redis, keys, retention_ms=40 * MS_PER_DAY), keys, REGISTRY,
-                        AlertSettings(sources=sources(REGISTRY, VENUES), history_step_s=step_s), clock_ms=clock)
+    return AlertService(
+        alerts,
+        MarketStore(redis, keys, retention_ms=40 * MS_PER_DAY),
+        keys,
+        REGISTRY,
+        AlertSettings(sources=sources(REGISTRY, VENUES), history_step_s=step_s),
+        clock_ms=clock,
+    )
 
 
 async def feed(svc: AlertService, venue: str, funding: list[FundingSample], basis: list[BasisSample]) -> int:
@@ -87,14 +113,14 @@ async def fired(redis: Redis, keys: Keys) -> list[dict[str, str]]:
     return out
 
 
-async def test_fires_once_with_message_and_survives_restart(redis: Redis, keys: Keys, alerts: AlertStore,
-                                                            clock: Clock) -> None:
+async def test_fires_once_with_message_and_survives_restart(
+    redis: Redis, keys: Keys, alerts: AlertStore, clock: Clock
+) -> None:
     rule = await add(alerts, "funding btc above 0.05%")
     svc = make_service(redis, keys, alerts, clock)
     await svc.start()
     await feed(svc, "okx", [perp("okx", 0.0003, ts=clock.now)], [])
-    await feed(svc, "bybit", [perp("bybit", 0.0004, ts=clock.now)],
-                         [fut("bybit", 110.0, 90, now=clock.now)])
+    await feed(svc, "bybit", [perp("bybit", 0.0004, ts=clock.now)], [fut("bybit", 110.0, 90, now=clock.now)])
     assert await fired(redis, keys) == []
     await feed(svc, "binanceusdm", [perp("binanceusdm", 0.0007, ts=clock.now)], [])
     (alert,) = await fired(redis, keys)
@@ -129,23 +155,26 @@ async def test_hysteresis_and_cooldown(redis: Redis, keys: Keys, alerts: AlertSt
     assert len(await fired(redis, keys)) == 2
 
 
-async def test_funding_scaled_to_8h_and_basis_near_expiry_ignored(redis: Redis, keys: Keys, alerts: AlertStore,
-                                                                  clock: Clock) -> None:
+async def test_funding_scaled_to_8h_and_basis_near_expiry_ignored(
+    redis: Redis, keys: Keys, alerts: AlertStore, clock: Clock
+) -> None:
     await add(alerts, "funding btc above 0.05%")
     await add(alerts, "basis btc above 40%")
     svc = make_service(redis, keys, alerts, clock)
     await svc.start()
     # 0.01% per hour is 0.08% per 8h
-    await feed(svc, "bybit", [perp("bybit", 0.0001, interval_h=1, ts=clock.now)],
-                         [fut("bybit", 100.5, 1, now=clock.now)])
+    await feed(
+        svc, "bybit", [perp("bybit", 0.0001, interval_h=1, ts=clock.now)], [fut("bybit", 100.5, 1, now=clock.now)]
+    )
     alerts_now = await fired(redis, keys)
     assert [a["topic"] for a in alerts_now] == ["funding:BTC"]  # 0.5% one day out would be 182%/yr: not used
     await feed(svc, "okx", [], [fut("okx", 112.0, 91, now=clock.now)])  # 12% over 91 days = 48%/yr
     assert [a["topic"] for a in await fired(redis, keys)] == ["funding:BTC", "basis:BTC"]
 
 
-async def test_rules_added_later_and_deleted_are_picked_up(redis: Redis, keys: Keys, alerts: AlertStore,
-                                                           clock: Clock) -> None:
+async def test_rules_added_later_and_deleted_are_picked_up(
+    redis: Redis, keys: Keys, alerts: AlertStore, clock: Clock
+) -> None:
     svc = make_service(redis, keys, alerts, clock)
     await svc.start()
     await feed(svc, "okx", [perp("okx", 0.0009, ts=clock.now)], [])
@@ -181,8 +210,7 @@ async def test_zscore_rule(redis: Redis, keys: Keys, alerts: AlertStore, clock: 
     rng = random.Random(3)
     for _ in range(100):
         clock.now += 600_000
-        await feed(svc, "okx", [perp("okx", 0.0001 + rng.uniform(-0.00001, 0.00001), ts=clock.now)],
-                             [])  # |z| < 1.8
+        await feed(svc, "okx", [perp("okx", 0.0001 + rng.uniform(-0.00001, 0.00001), ts=clock.now)], [])  # |z| < 1.8
     assert await fired(redis, keys) == []
     clock.now += 600_000
     await feed(svc, "okx", [perp("okx", 0.0003, ts=clock.now)], [])
@@ -200,8 +228,7 @@ async def test_crosses_zero(redis: Redis, keys: Keys, alerts: AlertStore, clock:
     assert titles == ["🔻 BTC funding crossed +0.0000%/8h downwards", "🔺 BTC funding crossed +0.0000%/8h upwards"]
 
 
-async def test_silent_venue_drops_out_of_aggregates(redis: Redis, keys: Keys, alerts: AlertStore,
-                                                    clock: Clock) -> None:
+async def test_silent_venue_drops_out_of_aggregates(redis: Redis, keys: Keys, alerts: AlertStore, clock: Clock) -> None:
     """A venue that stopped reporting must not keep voting with its last (old) value."""
     await add(alerts, "funding btc above 0.1%")
     svc = make_service(redis, keys, alerts, clock)
@@ -214,8 +241,7 @@ async def test_silent_venue_drops_out_of_aggregates(redis: Redis, keys: Keys, al
     assert await fired(redis, keys) == []
 
 
-async def test_two_evaluators_never_double_an_alert(redis: Redis, keys: Keys, alerts: AlertStore,
-                                                    clock: Clock) -> None:
+async def test_two_evaluators_never_double_an_alert(redis: Redis, keys: Keys, alerts: AlertStore, clock: Clock) -> None:
     await add(alerts, "funding btc above 0.05%")
     a, b = make_service(redis, keys, alerts, clock), make_service(redis, keys, alerts, clock)
     await a.start()
@@ -226,8 +252,7 @@ async def test_two_evaluators_never_double_an_alert(redis: Redis, keys: Keys, al
     await b.stop()
 
 
-async def test_failed_commit_does_not_swallow_the_alert(redis_url: str, keys: Keys, clock: Clock,
-                                                        redis: Redis) -> None:
+async def test_failed_commit_does_not_swallow_the_alert(redis_url: str, keys: Keys, clock: Clock, redis: Redis) -> None:
     """Redis drops the connection as the alert is written: the next sample fires it instead of it being lost."""
     from urllib.parse import urlparse
 

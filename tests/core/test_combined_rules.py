@@ -71,21 +71,24 @@ async def test_set_list_and_delete_through_the_command_core(redis: Redis, keys: 
     reply = to_plain(await core.run("threshold", text))
     assert "Rule r1 set: all of (basis BTC above +40.0%" in reply
     assert "all of (basis" in to_plain(await core.run("threshold", ["list"]))
-    assert "needs a % sign" in to_plain(await core.run("threshold", ["set", "any(funding", "btc", "above", "1;",
-                                                                     "basis", "btc", "above", "40%)"]))
+    assert "needs a % sign" in to_plain(
+        await core.run("threshold", ["set", "any(funding", "btc", "above", "1;", "basis", "btc", "above", "40%)"])
+    )
     assert "deleted" in to_plain(await core.run("threshold", ["del", "r1"]))
 
 
 async def test_all_fires_once_when_every_condition_holds_and_rearms_per_hysteresis(
-        redis: Redis, keys: Keys, alerts: AlertStore, clock: Clock) -> None:
+    redis: Redis, keys: Keys, alerts: AlertStore, clock: Clock
+) -> None:
     rule = await add(alerts, ALL)
     svc = make_service(redis, keys, alerts, clock)
     await svc.start()
 
     async def poll(rate: float, annualized: float) -> int:
         clock.now += 60_000
-        return await feed(svc, "okx", [perp("okx", rate, ts=clock.now)],
-                          [fut("okx", basis_price(annualized, 73), 73, now=clock.now)])
+        return await feed(
+            svc, "okx", [perp("okx", rate, ts=clock.now)], [fut("okx", basis_price(annualized, 73), 73, now=clock.now)]
+        )
 
     assert await poll(0.0006, 0.30) == 0  # funding holds, basis does not
     assert await poll(0.0003, 0.45) == 0  # basis holds, funding no longer (0.03% < 0.05% - 0.01% band)
@@ -106,25 +109,32 @@ async def test_all_fires_once_when_every_condition_holds_and_rearms_per_hysteres
     svc2 = make_service(redis, keys, alerts, clock)  # a restart neither re-fires nor forgets
     await svc2.start()
     clock.now += 60_000
-    assert await feed(svc2, "okx", [perp("okx", 0.0008, ts=clock.now)],
-                      [fut("okx", basis_price(0.48, 73), 73, now=clock.now)]) == 0
+    assert (
+        await feed(
+            svc2, "okx", [perp("okx", 0.0008, ts=clock.now)], [fut("okx", basis_price(0.48, 73), 73, now=clock.now)]
+        )
+        == 0
+    )
     assert len(await fired(redis, keys)) == 2
 
 
-async def test_cooldown_swallows_a_quick_second_firing(redis: Redis, keys: Keys, alerts: AlertStore,
-                                                       clock: Clock) -> None:
+async def test_cooldown_swallows_a_quick_second_firing(
+    redis: Redis, keys: Keys, alerts: AlertStore, clock: Clock
+) -> None:
     await add(alerts, ALL + " cooldown 1h")
     svc = make_service(redis, keys, alerts, clock)
     await svc.start()
     for rate, expect in ((0.0006, 1), (0.0002, 1), (0.0006, 1)):  # fire, re-arm, hold again inside the hour
         clock.now += 60_000
-        await feed(svc, "okx", [perp("okx", rate, ts=clock.now)],
-                   [fut("okx", basis_price(0.45, 73), 73, now=clock.now)])
+        await feed(
+            svc, "okx", [perp("okx", rate, ts=clock.now)], [fut("okx", basis_price(0.45, 73), 73, now=clock.now)]
+        )
         assert len(await fired(redis, keys)) == expect
     clock.now += 3600_000
     for rate in (0.0002, 0.0006):
-        await feed(svc, "okx", [perp("okx", rate, ts=clock.now)],
-                   [fut("okx", basis_price(0.45, 73), 73, now=clock.now)])
+        await feed(
+            svc, "okx", [perp("okx", rate, ts=clock.now)], [fut("okx", basis_price(0.45, 73), 73, now=clock.now)]
+        )
     assert len(await fired(redis, keys)) == 2
 
 
@@ -133,24 +143,41 @@ async def test_any_fires_on_the_first_condition(redis: Redis, keys: Keys, alerts
     svc = make_service(redis, keys, alerts, clock)
     await svc.start()
     clock.now += 60_000
-    assert await feed(svc, "okx", [perp("okx", 0.0001, ts=clock.now)],
-                      [fut("okx", basis_price(0.45, 73), 73, now=clock.now)]) == 1
+    assert (
+        await feed(
+            svc, "okx", [perp("okx", 0.0001, ts=clock.now)], [fut("okx", basis_price(0.45, 73), 73, now=clock.now)]
+        )
+        == 1
+    )
     (alert,) = await fired(redis, keys)
     text = to_plain(rendered(alert))
     assert "1 of 2 conditions hold (any)" in text and "☐ funding BTC" in text and "☑ basis BTC" in text
     clock.now += 60_000
-    assert await feed(svc, "okx", [perp("okx", 0.0006, ts=clock.now)],
-                      [fut("okx", basis_price(0.45, 73), 73, now=clock.now)]) == 0  # the second adds nothing
+    assert (
+        await feed(
+            svc, "okx", [perp("okx", 0.0006, ts=clock.now)], [fut("okx", basis_price(0.45, 73), 73, now=clock.now)]
+        )
+        == 0
+    )  # the second adds nothing
     clock.now += 60_000
-    assert await feed(svc, "okx", [perp("okx", 0.0001, ts=clock.now)],
-                      [fut("okx", basis_price(0.20, 73), 73, now=clock.now)]) == 0  # none holds: re-armed
+    assert (
+        await feed(
+            svc, "okx", [perp("okx", 0.0001, ts=clock.now)], [fut("okx", basis_price(0.20, 73), 73, now=clock.now)]
+        )
+        == 0
+    )  # none holds: re-armed
     clock.now += 60_000
-    assert await feed(svc, "okx", [perp("okx", 0.0006, ts=clock.now)],
-                      [fut("okx", basis_price(0.20, 73), 73, now=clock.now)]) == 1
+    assert (
+        await feed(
+            svc, "okx", [perp("okx", 0.0006, ts=clock.now)], [fut("okx", basis_price(0.20, 73), 73, now=clock.now)]
+        )
+        == 1
+    )
 
 
-async def test_a_daily_flows_condition_holds_while_the_newest_day_does(redis: Redis, keys: Keys,
-                                                                      alerts: AlertStore, clock: Clock) -> None:
+async def test_a_daily_flows_condition_holds_while_the_newest_day_does(
+    redis: Redis, keys: Keys, alerts: AlertStore, clock: Clock
+) -> None:
     await add(alerts, "all(funding btc above 0.05% venue okx; flows btc netflow above 3000)")
     svc = make_service(redis, keys, alerts, clock)
     await svc.start()
@@ -172,8 +199,9 @@ async def test_a_daily_flows_condition_holds_while_the_newest_day_does(redis: Re
     assert VENUES  # the helpers' venues
 
 
-async def test_a_condition_on_a_silent_venue_no_longer_holds(redis: Redis, keys: Keys, alerts: AlertStore,
-                                                             clock: Clock) -> None:
+async def test_a_condition_on_a_silent_venue_no_longer_holds(
+    redis: Redis, keys: Keys, alerts: AlertStore, clock: Clock
+) -> None:
     await add(alerts, ALL)
     svc = make_service(redis, keys, alerts, clock)
     await svc.start()

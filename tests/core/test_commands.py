@@ -16,30 +16,73 @@ NOW = 1_790_000_000_000
 VENUES = ("binanceusdm", "okx", "deribit")
 
 
-def perp(venue: str, asset: str, rate: float, *, interval_h: int = 8, settle: str = "USDT", inverse: bool = False,
-         mark: float = 100.0, index: float = 100.0, predicted: float | None = None, ts: int = NOW) -> FundingSample:
-    return FundingSample(venue=venue, symbol=f"{asset}/{settle}:{settle}", asset=asset, settle=settle,
-                         inverse=inverse, rate_per_interval=rate, interval_s=interval_h * 3600,
-                         next_funding_ms=NOW + 3 * 3600_000, predicted_rate=predicted, mark_usd=mark,
-                         index_usd=index, ts_ms=ts)
+def perp(
+    venue: str,
+    asset: str,
+    rate: float,
+    *,
+    interval_h: int = 8,
+    settle: str = "USDT",
+    inverse: bool = False,
+    mark: float = 100.0,
+    index: float = 100.0,
+    predicted: float | None = None,
+    ts: int = NOW,
+) -> FundingSample:
+    return FundingSample(
+        venue=venue,
+        symbol=f"{asset}/{settle}:{settle}",
+        asset=asset,
+        settle=settle,
+        inverse=inverse,
+        rate_per_interval=rate,
+        interval_s=interval_h * 3600,
+        next_funding_ms=NOW + 3 * 3600_000,
+        predicted_rate=predicted,
+        mark_usd=mark,
+        index_usd=index,
+        ts_ms=ts,
+    )
 
 
 def fut(venue: str, asset: str, price: float, index: float, days: float, ts: int = NOW) -> BasisSample:
-    return BasisSample(venue=venue, symbol=f"{asset}/USD:{asset}-{days:.0f}", asset=asset, settle=asset,
-                       inverse=True, expiry_ms=NOW + int(days * MS_PER_DAY), future_usd=price, index_usd=index,
-                       ts_ms=ts)
+    return BasisSample(
+        venue=venue,
+        symbol=f"{asset}/USD:{asset}-{days:.0f}",
+        asset=asset,
+        settle=asset,
+        inverse=True,
+        expiry_ms=NOW + int(days * MS_PER_DAY),
+        future_usd=price,
+        index_usd=index,
+        ts_ms=ts,
+    )
 
 
 @pytest.fixture
 async def core(redis: Redis, keys: Keys) -> CommandCore:
     store = MarketStore(redis, keys, retention_ms=MS_PER_DAY)
-    await write_venue(store, "binanceusdm", [perp("binanceusdm", "BTC", 0.0001, mark=60_100, index=60_000)],
-                            [fut("binanceusdm", "BTC", 61_000, 60_000, 91)], now_ms=NOW)
-    await write_venue(store, "okx", [perp("okx", "BTC", 0.0003, interval_h=4, predicted=0.0002)],
-                            [fut("okx", "BTC", 60_600, 60_000, 91), fut("okx", "BTC", 60_030, 60_000, 1)],
-                            now_ms=NOW)
-    await write_venue(store, "deribit", [perp("deribit", "ETH", -0.0002, settle="ETH", inverse=True,
-                                             ts=NOW - 600_000)], [], now_ms=NOW)
+    await write_venue(
+        store,
+        "binanceusdm",
+        [perp("binanceusdm", "BTC", 0.0001, mark=60_100, index=60_000)],
+        [fut("binanceusdm", "BTC", 61_000, 60_000, 91)],
+        now_ms=NOW,
+    )
+    await write_venue(
+        store,
+        "okx",
+        [perp("okx", "BTC", 0.0003, interval_h=4, predicted=0.0002)],
+        [fut("okx", "BTC", 60_600, 60_000, 91), fut("okx", "BTC", 60_030, 60_000, 1)],
+        now_ms=NOW,
+    )
+    await write_venue(
+        store,
+        "deribit",
+        [perp("deribit", "ETH", -0.0002, settle="ETH", inverse=True, ts=NOW - 600_000)],
+        [],
+        now_ms=NOW,
+    )
     return command_core(store, VENUES, clock_ms=lambda: NOW, alerts=False)
 
 
@@ -82,8 +125,10 @@ async def test_unknown_asset_lists_accepted(core: CommandCore) -> None:
     assert "No venue lists DOGE" in reply.title and "btc" in reply.title
 
 
-@pytest.mark.parametrize(("args", "fragment"), [([], "Usage: /funding <asset>"), (["b$c"], "not an asset ticker"),
-                                                 (["btc", "eth"], "takes one asset")])
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [([], "Usage: /funding <asset>"), (["b$c"], "not an asset ticker"), (["btc", "eth"], "takes one asset")],
+)
 async def test_malformed_input_one_line(core: CommandCore, args: list[str], fragment: str) -> None:
     reply = await core.run("funding", args)
     assert reply.error and fragment in reply.title and "\n" not in reply.title
@@ -139,11 +184,22 @@ async def test_oi_totals_changes_and_series_from_stored_history(redis: Redis, ke
     store = MarketStore(redis, keys, retention_ms=30 * MS_PER_DAY)
 
     def sample(venue: str, symbol: str, coins: float, usd: float, ts: int, inverse: bool = False) -> OpenInterestSample:
-        return OpenInterestSample(venue=venue, symbol=symbol, asset="BTC", settle="BTC" if inverse else "USDT",
-                                  inverse=inverse, kind="swap", coins=coins, usd=usd, ts_ms=ts)
+        return OpenInterestSample(
+            venue=venue,
+            symbol=symbol,
+            asset="BTC",
+            settle="BTC" if inverse else "USDT",
+            inverse=inverse,
+            kind="swap",
+            coins=coins,
+            usd=usd,
+            ts_ms=ts,
+        )
 
-    now = {"binanceusdm": [sample("binanceusdm", "BTC/USDT:USDT", 1000, 60e6, NOW)],
-           "okx": [sample("okx", "BTC/USDT:USDT", 500, 30e6, NOW), sample("okx", "BTC/USD:BTC", 200, 12e6, NOW, True)]}
+    now = {
+        "binanceusdm": [sample("binanceusdm", "BTC/USDT:USDT", 1000, 60e6, NOW)],
+        "okx": [sample("okx", "BTC/USDT:USDT", 500, 30e6, NOW), sample("okx", "BTC/USD:BTC", 200, 12e6, NOW, True)],
+    }
     # stored totals: one hour ago both venues had 80% of today's, a day ago only binance reported (half)
     for venue, ss in now.items():
         total = sum(s.usd for s in ss)

@@ -13,8 +13,16 @@ T0 = 1_800_000_000_000
 
 
 def rule(rid: str, kind: str, thr: float, band: float = 0.0, cooldown_s: int = 0) -> Rule:
-    return Rule(id=rid, metric="funding", asset="BTC", kind=kind, threshold=thr, venue="max" if kind != "below"
-                else "min", cooldown_s=cooldown_s, hysteresis=band)
+    return Rule(
+        id=rid,
+        metric="funding",
+        asset="BTC",
+        kind=kind,
+        threshold=thr,
+        venue="max" if kind != "below" else "min",
+        cooldown_s=cooldown_s,
+        hysteresis=band,
+    )
 
 
 def test_above_fires_once_rearms_past_band_and_respects_cooldown() -> None:
@@ -37,8 +45,16 @@ def test_above_fires_once_rearms_past_band_and_respects_cooldown() -> None:
 def test_below_and_crosses() -> None:
     e = RuleEngine()
     b = rule("b", "below", -0.0003, band=0.0001)
-    c = Rule(id="c", metric="funding", asset="BTC", kind="crosses", threshold=0.0, venue="mean", cooldown_s=0,
-             hysteresis=0.00005)
+    c = Rule(
+        id="c",
+        metric="funding",
+        asset="BTC",
+        kind="crosses",
+        threshold=0.0,
+        venue="mean",
+        cooldown_s=0,
+        hysteresis=0.00005,
+    )
     e.add(b)
     e.add(c)
     kb, kc = group_key(b), group_key(c)
@@ -77,8 +93,16 @@ def test_matches_brute_force_model(seed: int) -> None:
     rules = []
     for i in range(300):
         kind = rng.choice(["above", "below", "crosses"])
-        r = Rule(id=f"r{i}", metric="funding", asset="BTC", kind=kind, threshold=rng.uniform(-1, 1), venue="mean",
-                 cooldown_s=rng.choice([0, 0, 5]), hysteresis=rng.choice([0.0, 0.05, 0.2]))
+        r = Rule(
+            id=f"r{i}",
+            metric="funding",
+            asset="BTC",
+            kind=kind,
+            threshold=rng.uniform(-1, 1),
+            venue="mean",
+            cooldown_s=rng.choice([0, 0, 5]),
+            hysteresis=rng.choice([0.0, 0.05, 0.2]),
+        )
         rules.append(r)
         e.add(r)
     keys = {group_key(r) for r in rules}

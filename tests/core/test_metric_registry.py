@@ -114,8 +114,9 @@ async def test_a_metric_defined_here_gets_command_rules_topics_and_alerts(redis:
     assert not ok.error and "lsr BTC above 2.50 (max of venues)" in ok.title
 
     # the one evaluation path fires it and the event renders with the metric's units
-    svc = AlertService(AlertStore(redis, keys), store, keys, reg, AlertSettings(sources=sources(reg, VENUES)),
-                       clock_ms=lambda: T0)
+    svc = AlertService(
+        AlertStore(redis, keys), store, keys, reg, AlertSettings(sources=sources(reg, VENUES)), clock_ms=lambda: T0
+    )
     await svc.start()
     assert await svc.on_samples("lsr", "okx", [RatioSample("okx", "BTC/USDT:USDT", "BTC", 2.2, T0)]) == 0
     assert await svc.on_samples("lsr", "okx", [RatioSample("okx", "BTC/USDT:USDT", "BTC", 3.1, T0)]) == 1

@@ -11,14 +11,34 @@ BASIS, FUNDING = Basis(), Funding()  # the metrics' own sanity checks, at their 
 
 
 def fut(price: float, index: float, days: float) -> BasisSample:
-    return BasisSample(venue="okx", symbol="BTC/USD:BTC-261225", asset="BTC", settle="BTC", inverse=True,
-                       expiry_ms=NOW + int(days * MS_PER_DAY), future_usd=price, index_usd=index, ts_ms=NOW)
+    return BasisSample(
+        venue="okx",
+        symbol="BTC/USD:BTC-261225",
+        asset="BTC",
+        settle="BTC",
+        inverse=True,
+        expiry_ms=NOW + int(days * MS_PER_DAY),
+        future_usd=price,
+        index_usd=index,
+        ts_ms=NOW,
+    )
 
 
 def perp(rate: float, interval_h: int = 8, mark: float | None = 100.0, index: float | None = 100.0) -> FundingSample:
-    return FundingSample(venue="bybit", symbol="BTC/USDT:USDT", asset="BTC", settle="USDT", inverse=False,
-                         rate_per_interval=rate, interval_s=interval_h * 3600, next_funding_ms=None,
-                         predicted_rate=None, mark_usd=mark, index_usd=index, ts_ms=NOW)
+    return FundingSample(
+        venue="bybit",
+        symbol="BTC/USDT:USDT",
+        asset="BTC",
+        settle="USDT",
+        inverse=False,
+        rate_per_interval=rate,
+        interval_s=interval_h * 3600,
+        next_funding_ms=None,
+        predicted_rate=None,
+        mark_usd=mark,
+        index_usd=index,
+        ts_ms=NOW,
+    )
 
 
 def test_basis_annualized_by_days_to_expiry() -> None:
@@ -72,8 +92,17 @@ def test_open_interest_sanity_and_codec() -> None:
     from core.metrics.open_interest import OpenInterest
 
     oi = OpenInterest()
-    s = OpenInterestSample(venue="okx", symbol="BTC/USD:BTC", asset="BTC", settle="BTC", inverse=True, kind="swap",
-                           coins=12.5, usd=1_250_000.0, ts_ms=NOW)
+    s = OpenInterestSample(
+        venue="okx",
+        symbol="BTC/USD:BTC",
+        asset="BTC",
+        settle="BTC",
+        inverse=True,
+        kind="swap",
+        coins=12.5,
+        usd=1_250_000.0,
+        ts_ms=NOW,
+    )
     assert OpenInterestSample.from_json(s.to_json()) == s and oi.problem(s) is None
     for bad in ({"coins": -1.0}, {"usd": math.nan}, {"usd": 1e308}):
         from dataclasses import replace

@@ -52,8 +52,9 @@ async def counted(redis_url: str, keys: Keys) -> AsyncIterator[Redis]:
 
 
 def perp(venue: str, rate: float, ts: int) -> FundingSample:
-    return FundingSample(venue, "BTC/USDT:USDT", "BTC", "USDT", False, rate, 28_800, None, None, 100_000.0,
-                         100_000.0, ts)
+    return FundingSample(
+        venue, "BTC/USDT:USDT", "BTC", "USDT", False, rate, 28_800, None, None, 100_000.0, 100_000.0, ts
+    )
 
 
 async def test_summary_lines_markers_and_two_round_trips(counted: Redis, keys: Keys) -> None:
@@ -67,37 +68,69 @@ async def test_summary_lines_markers_and_two_round_trips(counted: Redis, keys: K
     rates = {"okx": 0.0003, "bybit": 0.0001}
     prices = {"okx": (101_500.0, 103_000.0), "bybit": (102_000.0, 103_500.0)}
     for v in ("okx", "bybit"):
-        basis = [BasisSample(v, f"BTC-Q1-{v}", "BTC", "USDT", False, q1_ms, prices[v][0], 100_000.0, NOW),
-                 BasisSample(v, f"BTC-Q2-{v}", "BTC", "USDT", False, q2_ms, prices[v][1], 100_000.0, NOW),
-                 BasisSample(v, f"BTC-W-{v}", "BTC", "USDT", False, week_ms, 100_900.0, 100_000.0, NOW)]
-        oi = [OpenInterestSample(v, "BTC/USDT:USDT", "BTC", "USDT", False, "swap", 1000.0, 1e8 * (2 if v == "okx"
-                                                                                                  else 3), NOW)]
+        basis = [
+            BasisSample(v, f"BTC-Q1-{v}", "BTC", "USDT", False, q1_ms, prices[v][0], 100_000.0, NOW),
+            BasisSample(v, f"BTC-Q2-{v}", "BTC", "USDT", False, q2_ms, prices[v][1], 100_000.0, NOW),
+            BasisSample(v, f"BTC-W-{v}", "BTC", "USDT", False, week_ms, 100_900.0, 100_000.0, NOW),
+        ]
+        oi = [
+            OpenInterestSample(
+                v, "BTC/USDT:USDT", "BTC", "USDT", False, "swap", 1000.0, 1e8 * (2 if v == "okx" else 3), NOW
+            )
+        ]
         await write_venue(store, v, [perp(v, rates[v], NOW)], basis, oi, now_ms=NOW, registry=reg)
         # the bybit quarterly 24h ago, and the OI totals 24h ago
-        await counted.zadd(keys.history("basis", "BTC", v), {f"{NOW - MS_PER_DAY}|BTC-Q1-{v}|101000.0|100000.0|{q1_ms}":
-                                                             NOW - MS_PER_DAY})
+        await counted.zadd(
+            keys.history("basis", "BTC", v),
+            {f"{NOW - MS_PER_DAY}|BTC-Q1-{v}|101000.0|100000.0|{q1_ms}": NOW - MS_PER_DAY},
+        )
         await counted.zadd(keys.history("oi", "BTC", v), {f"{NOW - MS_PER_DAY}|{1e8 * 2!r}|900.0": NOW - MS_PER_DAY})
     await counted.zadd(keys.signal_history("funding", "BTC", "mean"), {f"{NOW - MS_PER_DAY}|0.0001": NOW - MS_PER_DAY})
-    days = [FlowDay("coinmetrics", "BTC", f"2026-11-{d:02d}", NOW - (31 - d) * MS_PER_DAY, 5000.0, 4000.0,
-                    float(100 * d), 2e6, 90_000.0) for d in range(20, 31)]
+    days = [
+        FlowDay(
+            "coinmetrics",
+            "BTC",
+            f"2026-11-{d:02d}",
+            NOW - (31 - d) * MS_PER_DAY,
+            5000.0,
+            4000.0,
+            float(100 * d),
+            2e6,
+            90_000.0,
+        )
+        for d in range(20, 31)
+    ]
     await store.write_samples(reg.get("flows"), "coinmetrics", days, now_ms=NOW, replace=False)
-    chain = [OptionSample("deribit", f"P{k}", "BTC", k, NOW + 20 * MS_PER_DAY, False, 3000.0, 55.0, 100_000.0,
-                          100_000.0, NOW) for k in (90_000.0, 95_000.0)] + \
-        [OptionSample("deribit", f"C{k}", "BTC", k, NOW + 20 * MS_PER_DAY, True, 500.0, 55.0, 100_000.0, 100_000.0,
-                      NOW) for k in (105_000.0, 110_000.0)]
+    chain = [
+        OptionSample(
+            "deribit", f"P{k}", "BTC", k, NOW + 20 * MS_PER_DAY, False, 3000.0, 55.0, 100_000.0, 100_000.0, NOW
+        )
+        for k in (90_000.0, 95_000.0)
+    ] + [
+        OptionSample("deribit", f"C{k}", "BTC", k, NOW + 20 * MS_PER_DAY, True, 500.0, 55.0, 100_000.0, 100_000.0, NOW)
+        for k in (105_000.0, 110_000.0)
+    ]
     await store.write_samples(reg.get("gamma"), "deribit", chain, now_ms=NOW)
     alerts = AlertStore(counted, keys)
-    for i, text in enumerate(("funding btc above 0.01%", "basis btc above 80%",
-                              "all(oi btc above 400m; gamma btc below -1m)"), 1):
-        await alerts.save_rule(rule_from(text, rule_id=f"r{i}", venues=VENUES, registry=reg), who="t", action="set",
-                               now_ms=NOW)
+    for i, text in enumerate(
+        ("funding btc above 0.01%", "basis btc above 80%", "all(oi btc above 400m; gamma btc below -1m)"), 1
+    ):
+        await alerts.save_rule(
+            rule_from(text, rule_id=f"r{i}", venues=VENUES, registry=reg), who="t", action="set", now_ms=NOW
+        )
     core = command_core(store, VENUES, clock_ms=lambda: NOW + 30_000, registry=reg)
     await core.run("summary", ["btc"])  # warm: the command core builds nothing lazily, but be fair
     CountingConnection.writes = 0
     reply = await core.run("summary", ["btc"])
     assert CountingConnection.writes == 2
-    assert [n for n, _ in reply.fields] == ["⚠ Funding", "Basis", "⚠ Open interest", "Exchange net flow",
-                                            "Liquidations 24h", "⚠ Dealer gamma"]
+    assert [n for n, _ in reply.fields] == [
+        "⚠ Funding",
+        "Basis",
+        "⚠ Open interest",
+        "Exchange net flow",
+        "Liquidations 24h",
+        "⚠ Dealer gamma",
+    ]
     f = dict((n.lstrip("⚠ "), v) for n, v in reply.fields)
     mean = statistics.fmean(rates.values())
     assert f"mean {fmt_pct(mean * 1095, 1)} ann." in f["Funding"]
@@ -142,5 +175,7 @@ async def test_summary_reads_a_liquidations_metric_through_the_registry(redis: R
         await store.write_samples(reg.get("liqs"), venue, [windows], now_ms=NOW)
     core = command_core(store, VENUES, clock_ms=lambda: NOW, registry=reg)
     f = dict((await core.run("summary", ["btc"])).fields)
-    assert f["Liquidations 24h"] == f"long {fmt_amount(5e6, prefix='$')} / short {fmt_amount(1.5e6, prefix='$')}" \
+    assert (
+        f["Liquidations 24h"] == f"long {fmt_amount(5e6, prefix='$')} / short {fmt_amount(1.5e6, prefix='$')}"
         f" · {fmt_age(3600)} old"
+    )

@@ -47,19 +47,42 @@ def _contracts(state: VenueState, q: Mapping[str, Any], now_ms: int) -> Reply:
     for x in _items(state, str(q.get("productType", ""))):
         future = hasattr(x, "expiry")
         margin = "USDT" if x.linear else x.asset
-        rows.append({
-            "symbol": bitget_symbol(x), "baseCoin": x.asset, "quoteCoin": "USDT" if x.linear else "USD",
-            "buyLimitPriceRatio": "0.01", "sellLimitPriceRatio": "0.01", "feeRateUpRatio": "0.005",
-            "makerFeeRate": "0.0002", "takerFeeRate": "0.0006", "openCostUpRatio": "0.01",
-            "supportMarginCoins": [margin], "minTradeNum": "0.001", "priceEndStep": "1", "volumePlace": "3",
-            "pricePlace": "1", "sizeMultiplier": "0.001", "symbolType": "delivery" if future else "perpetual",
-            "minTradeUSDT": "5", "maxSymbolOrderNum": "200", "maxProductOrderNum": "400", "maxPositionNum": "150",
-            "symbolStatus": _STATUS[x.status], "offTime": "-1", "limitOpenTime": "-1",
-            "deliveryTime": str(expiry_ms(x)) if future else "",  # type: ignore[arg-type]  # a Future here
-            "deliveryStartTime": "", "deliveryPeriod": "", "launchTime": "",
-            "fundInterval": "" if future else str(getattr(x, "interval_h", 8)), "minLever": "1",
-            "maxLever": "125", "posLimit": "0.05", "maintainTime": "",
-        })
+        rows.append(
+            {
+                "symbol": bitget_symbol(x),
+                "baseCoin": x.asset,
+                "quoteCoin": "USDT" if x.linear else "USD",
+                "buyLimitPriceRatio": "0.01",
+                "sellLimitPriceRatio": "0.01",
+                "feeRateUpRatio": "0.005",
+                "makerFeeRate": "0.0002",
+                "takerFeeRate": "0.0006",
+                "openCostUpRatio": "0.01",
+                "supportMarginCoins": [margin],
+                "minTradeNum": "0.001",
+                "priceEndStep": "1",
+                "volumePlace": "3",
+                "pricePlace": "1",
+                "sizeMultiplier": "0.001",
+                "symbolType": "delivery" if future else "perpetual",
+                "minTradeUSDT": "5",
+                "maxSymbolOrderNum": "200",
+                "maxProductOrderNum": "400",
+                "maxPositionNum": "150",
+                "symbolStatus": _STATUS[x.status],
+                "offTime": "-1",
+                "limitOpenTime": "-1",
+                "deliveryTime": str(expiry_ms(x)) if future else "",  # type: ignore[arg-type]  # a Future here
+                "deliveryStartTime": "",
+                "deliveryPeriod": "",
+                "launchTime": "",
+                "fundInterval": "" if future else str(getattr(x, "interval_h", 8)),
+                "minLever": "1",
+                "maxLever": "125",
+                "posLimit": "0.05",
+                "maintainTime": "",
+            }
+        )
     return _envelope(rows, now_ms)
 
 
@@ -68,25 +91,50 @@ def _tickers(state: VenueState, q: Mapping[str, Any], now_ms: int) -> Reply:
     for x in _items(state, str(q.get("productType", ""))):
         future = hasattr(x, "expiry")
         last = getattr(x, "last", None) or x.mark
-        rows.append({
-            "symbol": bitget_symbol(x), "lastPr": num(last), "askPr": num(last), "bidPr": num(last),
-            "bidSz": "1.5", "askSz": "2.1", "high24h": num(last), "low24h": num(last), "ts": str(now_ms),
-            "change24h": "0", "baseVolume": "100", "quoteVolume": "1000000", "usdtVolume": "1000000",
-            "openUtc": num(last), "changeUtc24h": "0", "indexPrice": num(x.index),
-            "fundingRate": "0" if future else num(x.funding_rate),  # type: ignore[union-attr]
-            "holdingAmount": num(x.open_interest_base), "deliveryStartTime": None,
-            "deliveryTime": str(expiry_ms(x)) if future else None,  # type: ignore[arg-type]
-            "deliveryStatus": "delivery_normal" if future else "", "open24h": num(last), "markPrice": num(x.mark),
-        })
+        rows.append(
+            {
+                "symbol": bitget_symbol(x),
+                "lastPr": num(last),
+                "askPr": num(last),
+                "bidPr": num(last),
+                "bidSz": "1.5",
+                "askSz": "2.1",
+                "high24h": num(last),
+                "low24h": num(last),
+                "ts": str(now_ms),
+                "change24h": "0",
+                "baseVolume": "100",
+                "quoteVolume": "1000000",
+                "usdtVolume": "1000000",
+                "openUtc": num(last),
+                "changeUtc24h": "0",
+                "indexPrice": num(x.index),
+                "fundingRate": "0" if future else num(x.funding_rate),  # type: ignore[union-attr]
+                "holdingAmount": num(x.open_interest_base),
+                "deliveryStartTime": None,
+                "deliveryTime": str(expiry_ms(x)) if future else None,  # type: ignore[arg-type]
+                "deliveryStatus": "delivery_normal" if future else "",
+                "open24h": num(last),
+                "markPrice": num(x.mark),
+            }
+        )
     return _envelope(rows, now_ms)
 
 
 def _current_fund_rate(state: VenueState, q: Mapping[str, Any], now_ms: int) -> Reply:
     """The interval in force now (hours) and the next settlement, per perpetual of the product type."""
-    rows = [{"symbol": bitget_symbol(x), "fundingRate": num(x.funding_rate),  # type: ignore[union-attr]
-             "fundingRateInterval": str(x.interval_h), "nextUpdate": str(x.next_funding_ms),  # type: ignore[union-attr]
-             "minFundingRate": "-0.003", "maxFundingRate": "0.003"}
-            for x in _items(state, str(q.get("productType", ""))) if not hasattr(x, "expiry")]
+    rows = [
+        {
+            "symbol": bitget_symbol(x),
+            "fundingRate": num(x.funding_rate),  # type: ignore[union-attr]
+            "fundingRateInterval": str(x.interval_h),
+            "nextUpdate": str(x.next_funding_ms),  # type: ignore[union-attr]
+            "minFundingRate": "-0.003",
+            "maxFundingRate": "0.003",
+        }
+        for x in _items(state, str(q.get("productType", "")))
+        if not hasattr(x, "expiry")
+    ]
     return _envelope(rows, now_ms)
 
 

@@ -26,11 +26,22 @@ from tests.fakes.telegram import TOKEN
 
 async def main(redis_url: str, prefix: str, base_url: str, consumer: str, rate: float) -> None:
     redis = Redis.from_url(redis_url)
-    app = (ApplicationBuilder().token(TOKEN).base_url(base_url).base_file_url(base_url.replace("/bot", "/file/bot"))
-           .rate_limiter(PacedRateLimiter(replace(TELEGRAM_LIMITS, global_per_s=rate))).build())
+    app = (
+        ApplicationBuilder()
+        .token(TOKEN)
+        .base_url(base_url)
+        .base_file_url(base_url.replace("/bot", "/file/bot"))
+        .rate_limiter(PacedRateLimiter(replace(TELEGRAM_LIMITS, global_per_s=rate)))
+        .build()
+    )
     await app.initialize()
-    worker = DeliveryWorker(AlertStore(redis, Keys(prefix=prefix)), TelegramSender(app.bot), group="telegram",
-                            consumer=consumer, claim_idle_ms=500)
+    worker = DeliveryWorker(
+        AlertStore(redis, Keys(prefix=prefix)),
+        TelegramSender(app.bot),
+        group="telegram",
+        consumer=consumer,
+        claim_idle_ms=500,
+    )
     await worker.ensure_group()
     print("ready", flush=True)
     await worker.run(asyncio.Event())

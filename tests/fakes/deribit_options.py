@@ -75,25 +75,55 @@ def _envelope(result: Any, now_ms: int) -> Reply:
 
 def instrument(o: Option, n: int) -> dict[str, Any]:
     return {
-        "instrument_name": o.name, "instrument_id": 200000 + n, "kind": "option", "strike": float(o.strike),
-        "option_type": "call" if o.call else "put", "expiration_timestamp": o.expiry_ms,
-        "creation_timestamp": 1_700_000_000_000, "settlement_period": "month", "base_currency": o.asset,
-        "counter_currency": "USD", "quote_currency": o.asset, "settlement_currency": o.asset,
-        "price_index": f"{o.asset.lower()}_usd", "contract_size": 1.0, "min_trade_amount": 0.1,
-        "tick_size": 0.0001, "is_active": True, "rfq": True, "maker_commission": 0.0003,
-        "taker_commission": 0.0003, "block_trade_commission": 0.0003, "block_trade_min_trade_amount": 25,
-        "block_trade_tick_size": 0.0001, "tick_size_steps": [{"above_price": 0.005, "tick_size": 0.0005}],
+        "instrument_name": o.name,
+        "instrument_id": 200000 + n,
+        "kind": "option",
+        "strike": float(o.strike),
+        "option_type": "call" if o.call else "put",
+        "expiration_timestamp": o.expiry_ms,
+        "creation_timestamp": 1_700_000_000_000,
+        "settlement_period": "month",
+        "base_currency": o.asset,
+        "counter_currency": "USD",
+        "quote_currency": o.asset,
+        "settlement_currency": o.asset,
+        "price_index": f"{o.asset.lower()}_usd",
+        "contract_size": 1.0,
+        "min_trade_amount": 0.1,
+        "tick_size": 0.0001,
+        "is_active": True,
+        "rfq": True,
+        "maker_commission": 0.0003,
+        "taker_commission": 0.0003,
+        "block_trade_commission": 0.0003,
+        "block_trade_min_trade_amount": 25,
+        "block_trade_tick_size": 0.0001,
+        "tick_size_steps": [{"above_price": 0.005, "tick_size": 0.0005}],
     }
 
 
 def summary_row(o: Option, now_ms: int) -> dict[str, Any]:
     return {
-        "volume_usd": 0.0, "volume": 0.0, "underlying_price": o.underlying,
+        "volume_usd": 0.0,
+        "volume": 0.0,
+        "underlying_price": o.underlying,
         "underlying_index": f"{o.asset}-{o.expiry.day}{_MONTHS[o.expiry.month - 1]}{o.expiry:%y}",
-        "quote_currency": o.asset, "price_change": None, "open_interest": o.open_interest, "mid_price": None,
-        "mark_price": 0.01, "mark_iv": o.mark_iv, "low": None, "last": None, "interest_rate": 0.0,
-        "instrument_name": o.name, "high": None, "estimated_delivery_price": o.index, "creation_timestamp": now_ms,
-        "bid_price": None, "base_currency": o.asset, "ask_price": None,
+        "quote_currency": o.asset,
+        "price_change": None,
+        "open_interest": o.open_interest,
+        "mid_price": None,
+        "mark_price": 0.01,
+        "mark_iv": o.mark_iv,
+        "low": None,
+        "last": None,
+        "interest_rate": 0.0,
+        "instrument_name": o.name,
+        "high": None,
+        "estimated_delivery_price": o.index,
+        "creation_timestamp": now_ms,
+        "bid_price": None,
+        "base_currency": o.asset,
+        "ask_price": None,
     }
 
 
@@ -115,8 +145,9 @@ def install(routes: dict[str, Builder]) -> None:
             status, body = base_summary(state, q, now_ms)
             if status != 200 or kind is not None:
                 return status, body
-            return _envelope([*body["result"], *(summary_row(o, now_ms) for o in chain(state)
-                                                 if o.asset == currency)], now_ms)
+            return _envelope(
+                [*body["result"], *(summary_row(o, now_ms) for o in chain(state) if o.asset == currency)], now_ms
+            )
         return _envelope([summary_row(o, now_ms) for o in chain(state) if o.asset == currency], now_ms)
 
     routes[INSTRUMENTS] = instruments

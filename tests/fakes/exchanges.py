@@ -300,14 +300,22 @@ class ExchangeDouble:
         elif fault == "500":
             return web.Response(status=500, text="Internal Server Error")
         elif fault == "429":  # rate limited, in gate's error words (the status alone maps to RateLimitExceeded)
-            return web.json_response({"label": "TOO_MANY_REQUESTS", "message": "Request Rate limit Exceeded"},
-                                     status=429, headers=retry_after)
+            return web.json_response(
+                {"label": "TOO_MANY_REQUESTS", "message": "Request Rate limit Exceeded"},
+                status=429,
+                headers=retry_after,
+            )
         elif fault == "404":
-            return web.Response(status=404, text="<html><body><h1>404 Not Found</h1></body></html>",
-                                content_type="text/html")
+            return web.Response(
+                status=404, text="<html><body><h1>404 Not Found</h1></body></html>", content_type="text/html"
+            )
         elif fault == "418":  # binance's ban after ignored 429s
-            return web.Response(status=418, text='{"code":-1003,"msg":"Way too many requests; IP banned."}',
-                                content_type="application/json", headers=retry_after)
+            return web.Response(
+                status=418,
+                text='{"code":-1003,"msg":"Way too many requests; IP banned."}',
+                content_type="application/json",
+                headers=retry_after,
+            )
         elif fault == "huge":
             return await self._huge(request, state)
         builder = ROUTES[venue].get(path)

@@ -98,6 +98,7 @@ class FlowProvidersDouble:
 
     GLASSNODE_KEY = "gn-secret-key-0123456789"
     CRYPTOQUANT_KEY = "cq-secret-key-9876543210"
+
     def __init__(self) -> None:
         self.days: dict[str, list[DaySpec]] = {}
         self.fault: dict[str, str | None] = dict.fromkeys(PROVIDERS)
@@ -158,8 +159,9 @@ class FlowProvidersDouble:
             raise ValueError(f"unknown fault {fault!r}")
         if fault == "timeout":
             await asyncio.sleep(self.delay_s)
-        handler = {"coinmetrics": self._coinmetrics, "glassnode": self._glassnode,
-                   "cryptoquant": self._cryptoquant}[provider]
+        handler = {"coinmetrics": self._coinmetrics, "glassnode": self._glassnode, "cryptoquant": self._cryptoquant}[
+            provider
+        ]
         response = handler(request, path, fault)
         if fault == "malformed" and response.status == 200 and response.text:
             response.text = response.text[: len(response.text) // 2]
@@ -183,8 +185,10 @@ class FlowProvidersDouble:
         specs = sorted(self.days.get(asset.upper(), []), key=lambda s: s.day)
         if fault == "empty":
             return []
-        out = [(s, {"inflow": s.inflow, "outflow": s.outflow, "balance": s.balance, "price": s.price,
-                    "net": s.net}) for s in specs]
+        out = [
+            (s, {"inflow": s.inflow, "outflow": s.outflow, "balance": s.balance, "price": s.price, "net": s.net})
+            for s in specs
+        ]
         if out:
             newest = out[-1][1]
             if fault == "partial":
@@ -211,8 +215,15 @@ class FlowProvidersDouble:
         q = request.query
         code = q.get("assets", "")
         if code.upper() not in self.days or code != code.lower():
-            return _json({"error": {"type": "bad_parameter",
-                                    "message": f"Bad parameter 'assets'. Value '{code}' is not supported."}}, 400)
+            return _json(
+                {
+                    "error": {
+                        "type": "bad_parameter",
+                        "message": f"Bad parameter 'assets'. Value '{code}' is not supported.",
+                    }
+                },
+                400,
+            )
         if q.get("frequency") != "1d" or q.get("paging_from") != "end":
             return _json({"error": {"type": "bad_parameter", "message": "expected frequency=1d&paging_from=end"}}, 400)
         metrics = q.get("metrics", "").split(",")
@@ -237,8 +248,9 @@ class FlowProvidersDouble:
             query = {k: v for k, v in q.items() if k != "next_page_token"}
             body["next_page_token"] = str(start)
             link = request.url.with_query({**query, "next_page_token": str(start)})
-            body["next_page_url"] = (str(link) if self.coinmetrics_link_base is None
-                                     else f"{self.coinmetrics_link_base}{link.path_qs}")
+            body["next_page_url"] = (
+                str(link) if self.coinmetrics_link_base is None else f"{self.coinmetrics_link_base}{link.path_qs}"
+            )
         return _json(body)
 
     # Glassnode --------------------------------------------------------------------------
@@ -255,9 +267,11 @@ class FlowProvidersDouble:
             return _json({"message": "bad request: a, i=24h, e=aggregated"}, 400)
         since = int(q.get("s") or 0)
         until = int(q.get("u") or 2**40)
-        points = [{"t": spec.start_s, "v": values[name]}
-                  for spec, values in self._specs(q["a"], fault)
-                  if since <= spec.start_s <= until and name in values]
+        points = [
+            {"t": spec.start_s, "v": values[name]}
+            for spec, values in self._specs(q["a"], fault)
+            if since <= spec.start_s <= until and name in values
+        ]
         return _json(points)
 
     # CryptoQuant ------------------------------------------------------------------------
@@ -294,5 +308,4 @@ class FlowProvidersDouble:
                     row[f"{endpoint}_top10"] = total * 0.25
                     row[f"{endpoint}_mean"] = total / 1000
             data.append(row)
-        return _json({"status": {"code": 200, "message": "success"},
-                      "result": {"window": "day", "data": data[:limit]}})
+        return _json({"status": {"code": 200, "message": "success"}, "result": {"window": "day", "data": data[:limit]}})

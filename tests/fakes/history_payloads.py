@@ -113,8 +113,12 @@ def _gate(state: VenueState, path: str, q: Mapping[str, str]) -> Reply | None:
     if now_s - h.last_s < h.min_interval_s:
         h.rejected += 1
         h.last_s = now_s
-        return 429, {"code": -1003, "msg": "Too many requests; current limit is exceeded.",
-                     "retCode": 10006, "retMsg": "Too many visits!"}
+        return 429, {
+            "code": -1003,
+            "msg": "Too many requests; current limit is exceeded.",
+            "retCode": 10006,
+            "retMsg": "Too many visits!",
+        }
     h.last_s = now_s
     if h.fail_after is not None and len(h.served) >= h.fail_after:
         return 500, {"code": -1001, "msg": "Internal error", "retCode": 10016, "retMsg": "Server error"}
@@ -138,8 +142,15 @@ def _binance_funding_rate(venue: str, path: str) -> Builder:
             return 400, {"code": -1121, "msg": "Invalid symbol."}
         limit = min(1000, _int(q, "limit", 100))
         times = settlements(perp, _int(q, "startTime", 0), _int(q, "endTime", now_ms), now_ms)[:limit]
-        return 200, [{"symbol": binance_symbol(perp), "fundingTime": t, "fundingRate": num(funding_at(perp, t)),
-                      "markPrice": num(perp.mark)} for t in times]
+        return 200, [
+            {
+                "symbol": binance_symbol(perp),
+                "fundingTime": t,
+                "fundingRate": num(funding_at(perp, t)),
+                "markPrice": num(perp.mark),
+            }
+            for t in times
+        ]
 
     return build
 
@@ -149,16 +160,24 @@ def _bybit_funding_history(state: VenueState, q: Mapping[str, str], now_ms: int)
     if (stop := _gate(state, path, q)) is not None:
         return stop
     linear = q.get("category") == "linear"
-    perp = next((p for p in listed_perps("bybit", state) if bybit_symbol(p) == q.get("symbol") and p.linear == linear),
-                None)
+    perp = next(
+        (p for p in listed_perps("bybit", state) if bybit_symbol(p) == q.get("symbol") and p.linear == linear), None
+    )
     if perp is None:
         return 200, {"retCode": 10001, "retMsg": "params error: symbol invalid", "result": {}, "time": now_ms}
     limit = min(200, _int(q, "limit", 200))
     times = settlements(perp, _int(q, "startTime", 0), _int(q, "endTime", now_ms), now_ms)[-limit:]
-    rows = [{"symbol": bybit_symbol(perp), "fundingRate": num(funding_at(perp, t)), "fundingRateTimestamp": str(t)}
-            for t in reversed(times)]
-    return 200, {"retCode": 0, "retMsg": "OK", "result": {"category": q.get("category"), "list": rows},
-                 "retExtInfo": {}, "time": now_ms}
+    rows = [
+        {"symbol": bybit_symbol(perp), "fundingRate": num(funding_at(perp, t)), "fundingRateTimestamp": str(t)}
+        for t in reversed(times)
+    ]
+    return 200, {
+        "retCode": 0,
+        "retMsg": "OK",
+        "result": {"category": q.get("category"), "list": rows},
+        "retExtInfo": {},
+        "time": now_ms,
+    }
 
 
 def _deribit_funding_history(state: VenueState, q: Mapping[str, str], now_ms: int) -> Reply:
@@ -168,11 +187,25 @@ def _deribit_funding_history(state: VenueState, q: Mapping[str, str], now_ms: in
     perp = next((p for p in listed_perps("deribit", state) if deribit_name(p) == q.get("instrument_name")), None)
     us = now_ms * 1000
     if perp is None:
-        return 400, {"jsonrpc": "2.0", "error": {"message": "Invalid params", "code": -32602}, "usIn": us,
-                     "usOut": us, "usDiff": 0, "testnet": False}
+        return 400, {
+            "jsonrpc": "2.0",
+            "error": {"message": "Invalid params", "code": -32602},
+            "usIn": us,
+            "usOut": us,
+            "usDiff": 0,
+            "testnet": False,
+        }
     times = settlements(perp, _int(q, "start_timestamp", 0), _int(q, "end_timestamp", now_ms), now_ms, step_h=1)[:744]
-    rows = [{"timestamp": t, "index_price": perp.index, "prev_index_price": perp.index,
-             "interest_8h": funding_at(perp, t), "interest_1h": funding_at(perp, t) / 8} for t in times]
+    rows = [
+        {
+            "timestamp": t,
+            "index_price": perp.index,
+            "prev_index_price": perp.index,
+            "interest_8h": funding_at(perp, t),
+            "interest_1h": funding_at(perp, t) / 8,
+        }
+        for t in times
+    ]
     return 200, {"jsonrpc": "2.0", "result": rows, "usIn": us, "usOut": us + 150, "usDiff": 150, "testnet": False}
 
 
@@ -185,9 +218,17 @@ def _okx_funding_history(state: VenueState, q: Mapping[str, str], now_ms: int) -
         return 200, {"code": "51001", "msg": "Instrument ID does not exist", "data": []}
     limit = min(100, _int(q, "limit", 100))
     times = [t for t in settlements(perp, _int(q, "before", -1) + 1, _int(q, "after", now_ms + 1) - 1, now_ms)]
-    rows = [{"instId": okx_inst_id(perp), "instType": "SWAP", "fundingRate": num(funding_at(perp, t)),
-             "realizedRate": num(funding_at(perp, t)), "fundingTime": str(t), "method": "current_period"}
-            for t in reversed(times[-limit:])]
+    rows = [
+        {
+            "instId": okx_inst_id(perp),
+            "instType": "SWAP",
+            "fundingRate": num(funding_at(perp, t)),
+            "realizedRate": num(funding_at(perp, t)),
+            "fundingTime": str(t),
+            "method": "current_period",
+        }
+        for t in reversed(times[-limit:])
+    ]
     return 200, {"code": "0", "msg": "", "data": rows}
 
 
@@ -269,8 +310,14 @@ def _binance_oi_history(venue: str) -> Builder:
         if venue == "binanceusdm":
             perp = next((p for p in perps if binance_symbol(p) == q.get("symbol")), None)
         else:
-            perp = next((p for p in perps if q.get("contractType") == "PERPETUAL"
-                         and binance_symbol(p).split("_")[0] == q.get("pair")), None)
+            perp = next(
+                (
+                    p
+                    for p in perps
+                    if q.get("contractType") == "PERPETUAL" and binance_symbol(p).split("_")[0] == q.get("pair")
+                ),
+                None,
+            )
         if perp is None:
             return 400, {"code": -1121, "msg": "Invalid symbol."}
         limit = min(500, _int(q, "limit", 30))
@@ -278,14 +325,27 @@ def _binance_oi_history(venue: str) -> Builder:
             return 400, {"code": -1130, "msg": "parameter 'startTime' is invalid."}
         times = oi_times(_int(q, "startTime", 0), _int(q, "endTime", now_ms), now_ms)[:limit]
         if venue == "binanceusdm":
-            return 200, [{"symbol": binance_symbol(perp), "sumOpenInterest": num(oi_at(perp, t)),
-                          "sumOpenInterestValue": num(oi_at(perp, t) * perp.mark), "CMCCirculatingSupply": "19650000",
-                          "timestamp": t} for t in times]
+            return 200, [
+                {
+                    "symbol": binance_symbol(perp),
+                    "sumOpenInterest": num(oi_at(perp, t)),
+                    "sumOpenInterestValue": num(oi_at(perp, t) * perp.mark),
+                    "CMCCirculatingSupply": "19650000",
+                    "timestamp": t,
+                }
+                for t in times
+            ]
         face = inverse_contract_usd(perp.asset)
-        return 200, [{"pair": binance_symbol(perp).split("_")[0], "contractType": "PERPETUAL",
-                      "sumOpenInterest": num(oi_contracts_inverse(perp, t)),
-                      "sumOpenInterestValue": num(oi_contracts_inverse(perp, t) * face / perp.mark), "timestamp": t}
-                     for t in times]
+        return 200, [
+            {
+                "pair": binance_symbol(perp).split("_")[0],
+                "contractType": "PERPETUAL",
+                "sumOpenInterest": num(oi_contracts_inverse(perp, t)),
+                "sumOpenInterestValue": num(oi_contracts_inverse(perp, t) * face / perp.mark),
+                "timestamp": t,
+            }
+            for t in times
+        ]
 
     return build
 
@@ -318,14 +378,20 @@ def bybit_mark_at(perp: Perp, ts_ms: int) -> float:
 
 
 def _bybit_perp(state: VenueState, q: Mapping[str, str]) -> Perp | None:
-    return next((p for p in listed_perps("bybit", state) if bybit_symbol(p) == q.get("symbol")
-                 and q.get("category") == ("linear" if p.linear else "inverse")), None)
+    return next(
+        (
+            p
+            for p in listed_perps("bybit", state)
+            if bybit_symbol(p) == q.get("symbol") and q.get("category") == ("linear" if p.linear else "inverse")
+        ),
+        None,
+    )
 
 
 def _bybit_window(q: Mapping[str, str], start: str, end: str, now_ms: int, limit_max: int) -> list[int]:
     """The newest ``limit`` 5-minute steps of [start, end], newest first, as bybit answers."""
     times = oi_times(_int(q, start, 0), _int(q, end, now_ms), now_ms)
-    return list(reversed(times[-min(limit_max, _int(q, "limit", 50)):]))
+    return list(reversed(times[-min(limit_max, _int(q, "limit", 50)) :]))
 
 
 def _bybit_oi_history(state: VenueState, q: Mapping[str, str], now_ms: int) -> Reply:
@@ -341,11 +407,20 @@ def _bybit_oi_history(state: VenueState, q: Mapping[str, str], now_ms: int) -> R
     perp = _bybit_perp(state, q)
     if perp is None or q.get("intervalTime") != "5min":
         return 200, {"retCode": 10001, "retMsg": "params error", "result": {}, "retExtInfo": {}, "time": now_ms}
-    rows = [{"openInterest": num(oi_at(perp, t) if perp.linear else round(oi_at(perp, t) * bybit_mark_at(perp, t))),
-             "timestamp": str(t)} for t in _bybit_window(q, "startTime", "endTime", now_ms, 200)]
-    return 200, {"retCode": 0, "retMsg": "OK", "result": {"symbol": q.get("symbol"), "category": q.get("category"),
-                                                          "list": rows, "nextPageCursor": ""},
-                 "retExtInfo": {}, "time": now_ms}
+    rows = [
+        {
+            "openInterest": num(oi_at(perp, t) if perp.linear else round(oi_at(perp, t) * bybit_mark_at(perp, t))),
+            "timestamp": str(t),
+        }
+        for t in _bybit_window(q, "startTime", "endTime", now_ms, 200)
+    ]
+    return 200, {
+        "retCode": 0,
+        "retMsg": "OK",
+        "result": {"symbol": q.get("symbol"), "category": q.get("category"), "list": rows, "nextPageCursor": ""},
+        "retExtInfo": {},
+        "time": now_ms,
+    }
 
 
 def _bybit_mark_klines(state: VenueState, q: Mapping[str, str], now_ms: int) -> Reply:
@@ -362,8 +437,13 @@ def _bybit_mark_klines(state: VenueState, q: Mapping[str, str], now_ms: int) -> 
     if perp is None or q.get("interval") != "5":
         return 200, {"retCode": 10001, "retMsg": "params error", "result": {}, "retExtInfo": {}, "time": now_ms}
     rows = [[str(t)] + [num(bybit_mark_at(perp, t))] * 4 for t in _bybit_window(q, "start", "end", now_ms, 1000)]
-    return 200, {"retCode": 0, "retMsg": "OK", "result": {"symbol": q.get("symbol"), "category": q.get("category"),
-                                                          "list": rows}, "retExtInfo": {}, "time": now_ms}
+    return 200, {
+        "retCode": 0,
+        "retMsg": "OK",
+        "result": {"symbol": q.get("symbol"), "category": q.get("category"), "list": rows},
+        "retExtInfo": {},
+        "time": now_ms,
+    }
 
 
 def register(routes: dict[str, dict[str, Builder]] = ROUTES) -> None:

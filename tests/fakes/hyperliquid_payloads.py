@@ -25,18 +25,30 @@ def _meta_and_ctxs(state: VenueState, q: Mapping[str, Any], now_ms: int) -> Repl
     universe: list[dict[str, Any]] = []
     ctxs: list[dict[str, Any]] = []
     for p in state.perps:
-        entry: dict[str, Any] = {"szDecimals": _SZ_DECIMALS.get(p.asset, 1), "name": p.asset, "maxLeverage": 40,
-                                 "marginTableId": 56}
+        entry: dict[str, Any] = {
+            "szDecimals": _SZ_DECIMALS.get(p.asset, 1),
+            "name": p.asset,
+            "maxLeverage": 40,
+            "marginTableId": 56,
+        }
         if p.status != "trading":
             entry["isDelisted"] = True
         universe.append(entry)
         hourly = p.funding_rate / p.interval_h  # the double's rate is per its interval; hyperliquid's per hour
-        ctxs.append({
-            "funding": num(hourly), "openInterest": num(p.open_interest_base), "prevDayPx": num(p.index),
-            "dayNtlVlm": "1000000.0", "premium": num((p.mark - p.index) / p.index), "oraclePx": num(p.index),
-            "markPx": num(p.mark), "midPx": num(p.mark), "impactPxs": [num(p.mark), num(p.mark)],
-            "dayBaseVlm": "10.0",
-        })
+        ctxs.append(
+            {
+                "funding": num(hourly),
+                "openInterest": num(p.open_interest_base),
+                "prevDayPx": num(p.index),
+                "dayNtlVlm": "1000000.0",
+                "premium": num((p.mark - p.index) / p.index),
+                "oraclePx": num(p.index),
+                "markPx": num(p.mark),
+                "midPx": num(p.mark),
+                "impactPxs": [num(p.mark), num(p.mark)],
+                "dayBaseVlm": "10.0",
+            }
+        )
     return 200, [{"universe": universe, "marginTables": [], "collateralToken": 0}, ctxs]
 
 

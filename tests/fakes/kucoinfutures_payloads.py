@@ -54,25 +54,55 @@ def _contracts(state: VenueState, q: Mapping[str, Any], now_ms: int) -> Reply:
     for x in [*state.perps, *state.futures]:
         future = hasattr(x, "expiry")
         quote = "USDT" if x.linear else "USD"
-        rows.append({
-            "symbol": kucoin_symbol(x), "rootSymbol": quote, "type": "FFICSX" if future else "FFWCSX",
-            "firstOpenDate": 1585555200000, "expireDate": expiry_ms(x) if future else None,  # type: ignore[arg-type]
-            "settleDate": expiry_ms(x) if future else None,  # type: ignore[arg-type]
-            "baseCurrency": _code(x.asset), "quoteCurrency": quote,
-            "settleCurrency": "USDT" if x.linear else _code(x.asset), "maxOrderQty": 1000000, "maxPrice": 1000000.0,
-            "lotSize": 1, "tickSize": 0.1, "indexPriceTickSize": 0.01, "multiplier": multiplier(x),
-            "initialMargin": 0.008, "maintainMargin": 0.004, "maxRiskLimit": 100000, "minRiskLimit": 100000,
-            "riskStep": 50000, "makerFeeRate": 0.0002, "takerFeeRate": 0.0006, "takerFixFee": 0.0,
-            "makerFixFee": 0.0, "settlementFee": None, "isDeleverage": True, "isQuanto": False,
-            "isInverse": not x.linear, "markMethod": "FairPrice", "fairMethod": None if future else "FundingRate",
-            "status": _STATUS[x.status],
-            "fundingFeeRate": None if future else x.funding_rate,  # type: ignore[union-attr]
-            "predictedFundingFeeRate": None if future else x.funding_rate,  # type: ignore[union-attr]
-            "openInterest": str(lots(x)), "turnoverOf24h": 1000000.0, "volumeOf24h": 10.0,
-            "markPrice": x.mark, "indexPrice": x.index, "lastTradePrice": getattr(x, "last", None) or x.mark,
-            "nextFundingRateTime": None if future else max(0, x.next_funding_ms - now_ms),  # type: ignore[union-attr]
-            "maxLeverage": 100, "lowPrice": x.mark, "highPrice": x.mark, "priceChgPct": 0.0, "priceChg": 0.0,
-        })
+        rows.append(
+            {
+                "symbol": kucoin_symbol(x),
+                "rootSymbol": quote,
+                "type": "FFICSX" if future else "FFWCSX",
+                "firstOpenDate": 1585555200000,
+                "expireDate": expiry_ms(x) if future else None,  # type: ignore[arg-type]
+                "settleDate": expiry_ms(x) if future else None,  # type: ignore[arg-type]
+                "baseCurrency": _code(x.asset),
+                "quoteCurrency": quote,
+                "settleCurrency": "USDT" if x.linear else _code(x.asset),
+                "maxOrderQty": 1000000,
+                "maxPrice": 1000000.0,
+                "lotSize": 1,
+                "tickSize": 0.1,
+                "indexPriceTickSize": 0.01,
+                "multiplier": multiplier(x),
+                "initialMargin": 0.008,
+                "maintainMargin": 0.004,
+                "maxRiskLimit": 100000,
+                "minRiskLimit": 100000,
+                "riskStep": 50000,
+                "makerFeeRate": 0.0002,
+                "takerFeeRate": 0.0006,
+                "takerFixFee": 0.0,
+                "makerFixFee": 0.0,
+                "settlementFee": None,
+                "isDeleverage": True,
+                "isQuanto": False,
+                "isInverse": not x.linear,
+                "markMethod": "FairPrice",
+                "fairMethod": None if future else "FundingRate",
+                "status": _STATUS[x.status],
+                "fundingFeeRate": None if future else x.funding_rate,  # type: ignore[union-attr]
+                "predictedFundingFeeRate": None if future else x.funding_rate,  # type: ignore[union-attr]
+                "openInterest": str(lots(x)),
+                "turnoverOf24h": 1000000.0,
+                "volumeOf24h": 10.0,
+                "markPrice": x.mark,
+                "indexPrice": x.index,
+                "lastTradePrice": getattr(x, "last", None) or x.mark,
+                "nextFundingRateTime": None if future else max(0, x.next_funding_ms - now_ms),  # type: ignore[union-attr]
+                "maxLeverage": 100,
+                "lowPrice": x.mark,
+                "highPrice": x.mark,
+                "priceChgPct": 0.0,
+                "priceChg": 0.0,
+            }
+        )
     return _ok(rows)
 
 
@@ -80,17 +110,36 @@ def _funding(state: VenueState, q: Mapping[str, Any], now_ms: int) -> Reply:
     rows = []
     for p in state.perps:
         step = p.interval_h * 3_600_000
-        rows.append({"symbol": kucoin_symbol(p), "nextFundingRate": p.funding_rate, "fundingTime": p.next_funding_ms,
-                     "fundingRateCap": 0.003, "fundingRateFloor": -0.003, "currentGranularity": step,
-                     "newGranularity": step, "newGranularityStartTime": 1750147200000})
-        rows.append({"symbol": f".{kucoin_symbol(p)}FPI8H", "nextFundingRate": p.funding_rate,
-                     "fundingTime": p.next_funding_ms, "currentGranularity": step})
+        rows.append(
+            {
+                "symbol": kucoin_symbol(p),
+                "nextFundingRate": p.funding_rate,
+                "fundingTime": p.next_funding_ms,
+                "fundingRateCap": 0.003,
+                "fundingRateFloor": -0.003,
+                "currentGranularity": step,
+                "newGranularity": step,
+                "newGranularityStartTime": 1750147200000,
+            }
+        )
+        rows.append(
+            {
+                "symbol": f".{kucoin_symbol(p)}FPI8H",
+                "nextFundingRate": p.funding_rate,
+                "fundingTime": p.next_funding_ms,
+                "currentGranularity": step,
+            }
+        )
     return _ok(rows)
 
 
 def _open_interest(state: VenueState, q: Mapping[str, Any], now_ms: int) -> Reply:
-    return _ok([{"symbol": kucoin_symbol(x), "openInterest": str(lots(x)), "ts": now_ms}
-                for x in [*state.perps, *state.futures]])
+    return _ok(
+        [
+            {"symbol": kucoin_symbol(x), "openInterest": str(lots(x)), "ts": now_ms}
+            for x in [*state.perps, *state.futures]
+        ]
+    )
 
 
 KUCOIN_ROUTES: dict[str, Builder] = {

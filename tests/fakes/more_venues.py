@@ -23,8 +23,9 @@ from tests.fakes.kucoinfutures_payloads import KUCOIN_ROUTES
 
 MORE_VENUES = ("hyperliquid", "bitget", "gate", "kucoinfutures")
 
-ROUTES.update({"hyperliquid": HYPERLIQUID_ROUTES, "bitget": BITGET_ROUTES, "gate": GATE_ROUTES,
-               "kucoinfutures": KUCOIN_ROUTES})
+ROUTES.update(
+    {"hyperliquid": HYPERLIQUID_ROUTES, "bitget": BITGET_ROUTES, "gate": GATE_ROUTES, "kucoinfutures": KUCOIN_ROUTES}
+)
 
 PRICES = {"BTC": 100_000.0, "ETH": 3_500.0, "SOL": 150.0}
 OI_BASE = {"BTC": 30_000.0, "ETH": 900_000.0, "SOL": 4_000_000.0}
@@ -35,15 +36,28 @@ def _perp(venue: str, asset: str, linear: bool, now: dt.datetime, interval_h: in
     px = PRICES[asset]
     # each venue a little apart, so a figure taken from the wrong venue shows
     shift = 1 + 0.0001 * MORE_VENUES.index(venue)
-    return Perp(asset, mark=round(px * 1.0002 * shift, 2), index=round(px * shift, 2),
-                funding_rate=RATES[asset] * interval_h / 8, next_funding_ms=next_funding_ms(now, interval_h),
-                interval_h=interval_h, open_interest_base=OI_BASE[asset], linear=linear)
+    return Perp(
+        asset,
+        mark=round(px * 1.0002 * shift, 2),
+        index=round(px * shift, 2),
+        funding_rate=RATES[asset] * interval_h / 8,
+        next_funding_ms=next_funding_ms(now, interval_h),
+        interval_h=interval_h,
+        open_interest_base=OI_BASE[asset],
+        linear=linear,
+    )
 
 
 def _future(asset: str, expiry: dt.date, n: int, linear: bool) -> Future:
     px = PRICES[asset]
-    return Future(asset, expiry, mark=round(px * (1.012 + 0.01 * n), 2), index=px, linear=linear,
-                  open_interest_base=OI_BASE[asset] / 25)
+    return Future(
+        asset,
+        expiry,
+        mark=round(px * (1.012 + 0.01 * n), 2),
+        index=px,
+        linear=linear,
+        open_interest_base=OI_BASE[asset] / 25,
+    )
 
 
 def state(venue: str, now: dt.datetime) -> VenueState:
@@ -52,16 +66,20 @@ def state(venue: str, now: dt.datetime) -> VenueState:
     if venue == "hyperliquid":
         return VenueState([_perp(venue, a, True, now, interval_h=1) for a in assets], [])
     if venue == "bitget":
-        return VenueState([_perp(venue, a, True, now) for a in assets] + [_perp(venue, a, False, now)
-                                                                         for a in ("BTC", "ETH")],
-                          [_future(a, e, n, False) for a in ("BTC", "ETH") for n, e in enumerate(expiries)])
+        return VenueState(
+            [_perp(venue, a, True, now) for a in assets] + [_perp(venue, a, False, now) for a in ("BTC", "ETH")],
+            [_future(a, e, n, False) for a in ("BTC", "ETH") for n, e in enumerate(expiries)],
+        )
     if venue == "gate":
-        return VenueState([_perp(venue, a, True, now) for a in assets] + [_perp(venue, "BTC", False, now)],
-                          [_future(a, e, n, True) for a in ("BTC", "ETH") for n, e in enumerate(expiries)])
+        return VenueState(
+            [_perp(venue, a, True, now) for a in assets] + [_perp(venue, "BTC", False, now)],
+            [_future(a, e, n, True) for a in ("BTC", "ETH") for n, e in enumerate(expiries)],
+        )
     if venue == "kucoinfutures":
-        return VenueState([_perp(venue, a, True, now) for a in assets] + [_perp(venue, a, False, now)
-                                                                         for a in ("BTC", "ETH")],
-                          [_future("BTC", e, n, False) for n, e in enumerate(expiries)])
+        return VenueState(
+            [_perp(venue, a, True, now) for a in assets] + [_perp(venue, a, False, now) for a in ("BTC", "ETH")],
+            [_future("BTC", e, n, False) for n, e in enumerate(expiries)],
+        )
     raise ValueError(f"unknown venue {venue!r}")
 
 

@@ -1,9 +1,9 @@
 """A TCP proxy for wire-level faults: forwards to a server and can cut any write that contains a marker.
 
-    async with TcpProxy("127.0.0.1", 6379) as proxy:
-        client = Redis(host="127.0.0.1", port=proxy.port)
-        proxy.cut_on = b"XADD"   # the next write carrying XADD never reaches Redis; the connection drops
-        proxy.cut_times = 5      # ... and the next 4 tries of it too (None: every one)
+async with TcpProxy("127.0.0.1", 6379) as proxy:
+    client = Redis(host="127.0.0.1", port=proxy.port)
+    proxy.cut_on = b"XADD"   # the next write carrying XADD never reaches Redis; the connection drops
+    proxy.cut_times = 5      # ... and the next 4 tries of it too (None: every one)
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ class TcpProxy:
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
-    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         assert self._server is not None
         self._server.close()
         for t in list(self._tasks):
@@ -58,8 +59,10 @@ class TcpProxy:
                 with contextlib.suppress(Exception, asyncio.CancelledError):
                     await asyncio.gather(writer.wait_closed(), up_writer.wait_closed())
 
-        tasks = [asyncio.create_task(pump(reader, up_writer, True)),
-                 asyncio.create_task(pump(up_reader, writer, False))]
+        tasks = [
+            asyncio.create_task(pump(reader, up_writer, True)),
+            asyncio.create_task(pump(up_reader, writer, False)),
+        ]
         self._tasks.update(tasks)
         for t in tasks:
             t.add_done_callback(self._tasks.discard)

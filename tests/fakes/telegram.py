@@ -717,9 +717,11 @@ class BotApiDouble:
         if username is not None:
             user["username"] = username
         if sender_chat is not None:
-            user = ({"id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"}
-                    if sender_chat == chat_id else
-                    {"id": 136817688, "is_bot": True, "first_name": "Channel", "username": "Channel_Bot"})
+            user = (
+                {"id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"}
+                if sender_chat == chat_id
+                else {"id": 136817688, "is_bot": True, "first_name": "Channel", "username": "Channel_Bot"}
+            )
         self._users[user["id"]] = user
         chat = self._chat(chat_id, chat_type=chat_type, title=chat_title, user=user)
         if thread_id is not None:
@@ -735,8 +737,11 @@ class BotApiDouble:
             message["message_thread_id"] = thread_id
             message["is_topic_message"] = True
         if sender_chat is not None:
-            message["sender_chat"] = (dict(chat) if sender_chat == chat_id else
-                                      {"id": sender_chat, "type": "channel", "title": f"Channel {sender_chat}"})
+            message["sender_chat"] = (
+                dict(chat)
+                if sender_chat == chat_id
+                else {"id": sender_chat, "type": "channel", "title": f"Channel {sender_chat}"}
+            )
         if text.startswith("/"):
             command = text.split(maxsplit=1)[0] if text.strip() else text
             message["entities"] = [{"type": "bot_command", "offset": 0, "length": _u16(command)}]
@@ -757,8 +762,17 @@ class BotApiDouble:
         """A press on an inline button of one of the bot's messages; returns the callback query id."""
         query_id = str(next(self._callback_ids))
         message = self._messages[chat_id][message_id]
-        self.push_update({"callback_query": {"id": query_id, "from": self._user(user_id), "message": message,
-                                             "chat_instance": f"ci{chat_id}", "data": data}})
+        self.push_update(
+            {
+                "callback_query": {
+                    "id": query_id,
+                    "from": self._user(user_id),
+                    "message": message,
+                    "chat_instance": f"ci{chat_id}",
+                    "data": data,
+                }
+            }
+        )
         return query_id
 
     def flood_wait(self, seconds: float, chat_id: int | None = None) -> None:

@@ -28,8 +28,11 @@ def install(double: BotApiDouble) -> BotApiDouble:
             for key, value in (await request.post()).items():  # aiohttp caches the parsed form
                 if isinstance(value, web.FileField):
                     value.file.seek(0)
-                    params[key] = {"filename": value.filename, "content_type": value.content_type,
-                                   "data": value.file.read()}
+                    params[key] = {
+                        "filename": value.filename,
+                        "content_type": value.content_type,
+                        "data": value.file.read(),
+                    }
         return params
 
     double._read_params = read_with_files  # type: ignore[method-assign]
@@ -51,17 +54,31 @@ def _send_photo(double: BotApiDouble, params: dict[str, Any]) -> Any:
         raise ApiError(400, "Bad Request: message caption is too long")
     double._check_limits(chat_id, time.monotonic()) if double._limits else None
     message_id = double._new_message_id(chat_id)
-    message: dict[str, Any] = {"message_id": message_id, "date": int(time.time()), "chat": double._chat(chat_id),
-                               "from": double.bot_user, "caption": caption,
-                               "photo": [{"file_id": f"photo{next(_ids)}", "file_unique_id": "u", "width": 1200,
-                                          "height": 750}]}
+    message: dict[str, Any] = {
+        "message_id": message_id,
+        "date": int(time.time()),
+        "chat": double._chat(chat_id),
+        "from": double.bot_user,
+        "caption": caption,
+        "photo": [{"file_id": f"photo{next(_ids)}", "file_unique_id": "u", "width": 1200, "height": 750}],
+    }
     markup = params.get("reply_markup")
     if isinstance(markup, dict) and "inline_keyboard" in markup:
         message["reply_markup"] = markup
     double._messages.setdefault(chat_id, {})[message_id] = message
-    double.sent.append(Sent(chat_id=chat_id, text=caption, parse_mode=None, message_id=message_id,
-                            at=time.monotonic(), params=params, plain=caption,
-                            reply_markup=markup if isinstance(markup, dict) else None, method="sendPhoto"))
+    double.sent.append(
+        Sent(
+            chat_id=chat_id,
+            text=caption,
+            parse_mode=None,
+            message_id=message_id,
+            at=time.monotonic(),
+            params=params,
+            plain=caption,
+            reply_markup=markup if isinstance(markup, dict) else None,
+            method="sendPhoto",
+        )
+    )
     for fut in double._sent_waiters:
         if not fut.done():
             fut.set_result(None)
@@ -77,10 +94,18 @@ def _edit_markup(double: BotApiDouble, params: dict[str, Any]) -> Any:
     if markup == message.get("reply_markup"):
         raise ApiError(400, "Bad Request: message is not modified")
     message["reply_markup"] = markup
-    double.edits.append(Sent(chat_id=chat_id, text=message.get("text", ""), parse_mode=None,
-                             message_id=int(message["message_id"]), at=time.monotonic(), params=params,
-                             reply_markup=markup if isinstance(markup, dict) else None,
-                             method="editMessageReplyMarkup"))
+    double.edits.append(
+        Sent(
+            chat_id=chat_id,
+            text=message.get("text", ""),
+            parse_mode=None,
+            message_id=int(message["message_id"]),
+            at=time.monotonic(),
+            params=params,
+            reply_markup=markup if isinstance(markup, dict) else None,
+            method="editMessageReplyMarkup",
+        )
+    )
     return message
 
 
@@ -93,6 +118,15 @@ def press(double: BotApiDouble, chat_id: int, message_id: int, data: str, *, use
     """A user presses an inline button of one of the bot's messages; returns the callback query id."""
     query_id = f"cq{next(_ids)}"
     message = double._messages[chat_id][message_id]
-    double.push_update({"callback_query": {"id": query_id, "from": double._user(user_id), "message": message,
-                                           "chat_instance": f"ci{chat_id}", "data": data}})
+    double.push_update(
+        {
+            "callback_query": {
+                "id": query_id,
+                "from": double._user(user_id),
+                "message": message,
+                "chat_instance": f"ci{chat_id}",
+                "data": data,
+            }
+        }
+    )
     return query_id

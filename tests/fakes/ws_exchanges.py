@@ -42,8 +42,15 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-__all__ = ["WsExchangeDouble", "binance_force_order", "binance_mark_price", "bybit_liquidation", "bybit_ticker",
-           "bybit_ticker_delta", "okx_liquidation"]
+__all__ = [
+    "WsExchangeDouble",
+    "binance_force_order",
+    "binance_mark_price",
+    "bybit_liquidation",
+    "bybit_ticker",
+    "bybit_ticker_delta",
+    "okx_liquidation",
+]
 
 
 def _ms() -> int:
@@ -52,47 +59,115 @@ def _ms() -> int:
 
 def binance_force_order(symbol_id: str, side: str, qty: float, price: float, ts_ms: int) -> dict[str, Any]:
     """A forceOrder event: ``side`` is the order side (SELL closes a long)."""
-    return {"e": "forceOrder", "E": ts_ms + 2, "o": {
-        "s": symbol_id, "S": side, "o": "LIMIT", "f": "IOC", "q": str(qty), "p": str(price * 0.995),
-        "ap": str(price), "X": "FILLED", "l": str(qty), "z": str(qty), "T": ts_ms}}
+    return {
+        "e": "forceOrder",
+        "E": ts_ms + 2,
+        "o": {
+            "s": symbol_id,
+            "S": side,
+            "o": "LIMIT",
+            "f": "IOC",
+            "q": str(qty),
+            "p": str(price * 0.995),
+            "ap": str(price),
+            "X": "FILLED",
+            "l": str(qty),
+            "z": str(qty),
+            "T": ts_ms,
+        },
+    }
 
 
 def bybit_liquidation(symbol_id: str, side: str, size: float, price: float, ts_ms: int) -> dict[str, Any]:
     """An allLiquidation frame: ``side`` is the position side (Buy = a long was liquidated)."""
-    return {"topic": f"allLiquidation.{symbol_id}", "type": "snapshot", "ts": ts_ms + 3,
-            "data": [{"T": ts_ms, "s": symbol_id, "S": side, "v": str(size), "p": str(price)}]}
+    return {
+        "topic": f"allLiquidation.{symbol_id}",
+        "type": "snapshot",
+        "ts": ts_ms + 3,
+        "data": [{"T": ts_ms, "s": symbol_id, "S": side, "v": str(size), "p": str(price)}],
+    }
 
 
 def okx_liquidation(inst_id: str, pos_side: str, contracts: float, price: float, ts_ms: int) -> dict[str, Any]:
     """A liquidation-orders frame for one SWAP instrument."""
     family = inst_id.rsplit("-", 1)[0]
-    return {"arg": {"channel": "liquidation-orders", "instType": "SWAP"}, "data": [{
-        "details": [{"bkLoss": "0", "bkPx": str(price), "ccy": "", "posSide": pos_side,
-                     "side": "sell" if pos_side == "long" else "buy", "sz": str(contracts), "ts": str(ts_ms)}],
-        "instFamily": family, "instId": inst_id, "instType": "SWAP", "uly": family}]}
+    return {
+        "arg": {"channel": "liquidation-orders", "instType": "SWAP"},
+        "data": [
+            {
+                "details": [
+                    {
+                        "bkLoss": "0",
+                        "bkPx": str(price),
+                        "ccy": "",
+                        "posSide": pos_side,
+                        "side": "sell" if pos_side == "long" else "buy",
+                        "sz": str(contracts),
+                        "ts": str(ts_ms),
+                    }
+                ],
+                "instFamily": family,
+                "instId": inst_id,
+                "instType": "SWAP",
+                "uly": family,
+            }
+        ],
+    }
 
 
-def binance_mark_price(symbol_id: str, mark: float, index: float, rate: float, next_ms: int, ts_ms: int
-                       ) -> dict[str, Any]:
-    return {"e": "markPriceUpdate", "E": ts_ms, "s": symbol_id, "p": f"{mark:.8f}", "i": f"{index:.8f}",
-            "P": f"{index:.8f}", "r": f"{rate:.8f}", "T": next_ms}
+def binance_mark_price(
+    symbol_id: str, mark: float, index: float, rate: float, next_ms: int, ts_ms: int
+) -> dict[str, Any]:
+    return {
+        "e": "markPriceUpdate",
+        "E": ts_ms,
+        "s": symbol_id,
+        "p": f"{mark:.8f}",
+        "i": f"{index:.8f}",
+        "P": f"{index:.8f}",
+        "r": f"{rate:.8f}",
+        "T": next_ms,
+    }
 
 
-def bybit_ticker(symbol_id: str, *, mark: float, index: float, rate: float, next_ms: int, interval_h: int = 8
-                 ) -> dict[str, Any]:
+def bybit_ticker(
+    symbol_id: str, *, mark: float, index: float, rate: float, next_ms: int, interval_h: int = 8
+) -> dict[str, Any]:
     """A ``tickers.<symbol>`` snapshot's data (linear or inverse perpetual)."""
-    return {"symbol": symbol_id, "tickDirection": "PlusTick", "price24hPcnt": "0.01", "lastPrice": str(mark),
-            "prevPrice24h": str(mark), "highPrice24h": str(mark), "lowPrice24h": str(mark), "prevPrice1h": str(mark),
-            "markPrice": str(mark), "indexPrice": str(index), "openInterest": "1000", "openInterestValue": "1e8",
-            "turnover24h": "0", "volume24h": "0", "nextFundingTime": str(next_ms), "fundingRate": str(rate),
-            "fundingIntervalHour": str(interval_h), "bid1Price": str(mark), "bid1Size": "1", "ask1Price": str(mark),
-            "ask1Size": "1"}
+    return {
+        "symbol": symbol_id,
+        "tickDirection": "PlusTick",
+        "price24hPcnt": "0.01",
+        "lastPrice": str(mark),
+        "prevPrice24h": str(mark),
+        "highPrice24h": str(mark),
+        "lowPrice24h": str(mark),
+        "prevPrice1h": str(mark),
+        "markPrice": str(mark),
+        "indexPrice": str(index),
+        "openInterest": "1000",
+        "openInterestValue": "1e8",
+        "turnover24h": "0",
+        "volume24h": "0",
+        "nextFundingTime": str(next_ms),
+        "fundingRate": str(rate),
+        "fundingIntervalHour": str(interval_h),
+        "bid1Price": str(mark),
+        "bid1Size": "1",
+        "ask1Price": str(mark),
+        "ask1Size": "1",
+    }
 
 
 def bybit_ticker_delta(symbol_id: str, ts_ms: int, **changed: str) -> dict[str, Any]:
     """A ``tickers.<symbol>`` delta: only the fields that changed (``fundingRate="0.0006"``)."""
-    return {"topic": f"tickers.{symbol_id}", "type": "delta", "cs": ts_ms, "ts": ts_ms,
-            "data": {"symbol": symbol_id, **changed}}
+    return {
+        "topic": f"tickers.{symbol_id}",
+        "type": "delta",
+        "cs": ts_ms,
+        "ts": ts_ms,
+        "data": {"symbol": symbol_id, **changed},
+    }
 
 
 @dataclass
@@ -127,8 +202,9 @@ class WsExchangeDouble:
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # started just above
         return self
 
-    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         for conns in self.live.values():
             for c in list(conns):
                 await c.ws.close()
@@ -210,18 +286,37 @@ class WsExchangeDouble:
             op = msg.get("op")
             if op == "ping":
                 if c.venue not in self.stalled:
-                    await c.ws.send_str(json.dumps({"success": True, "ret_msg": "pong", "conn_id": "double",
-                                                    "req_id": msg.get("req_id"), "op": "ping"}))
+                    await c.ws.send_str(
+                        json.dumps(
+                            {
+                                "success": True,
+                                "ret_msg": "pong",
+                                "conn_id": "double",
+                                "req_id": msg.get("req_id"),
+                                "op": "ping",
+                            }
+                        )
+                    )
                 return
             if op == "subscribe":
                 c.topics.update(msg.get("args", []))
-                await c.ws.send_str(json.dumps({"success": True, "ret_msg": "", "conn_id": "double",
-                                                "req_id": msg.get("req_id"), "op": "subscribe"}))
+                await c.ws.send_str(
+                    json.dumps(
+                        {
+                            "success": True,
+                            "ret_msg": "",
+                            "conn_id": "double",
+                            "req_id": msg.get("req_id"),
+                            "op": "subscribe",
+                        }
+                    )
+                )
                 for topic in msg.get("args", []):  # a tickers subscription starts with a full snapshot
                     data = self.bybit_tickers.get(topic.split(".", 1)[1]) if topic.startswith("tickers.") else None
                     if data is not None:
-                        await c.ws.send_str(json.dumps({"topic": topic, "type": "snapshot", "cs": _ms(),
-                                                        "ts": _ms(), "data": data}))
+                        await c.ws.send_str(
+                            json.dumps({"topic": topic, "type": "snapshot", "cs": _ms(), "ts": _ms(), "data": data})
+                        )
         elif c.venue == "okx" and msg.get("op") == "subscribe":
             for arg in msg.get("args", []):
                 c.topics.add(arg.get("channel", "") + ":" + (arg.get("instType") or arg.get("instId") or ""))

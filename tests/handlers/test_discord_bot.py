@@ -27,27 +27,56 @@ MANAGER, MEMBER, BOT_ADMIN = 7, 8, 9
 MANAGE_GUILD = 0x20
 
 
-def perp(venue: str, asset: str, rate: float, *, interval_h: int = 8, mark: float = 100.0,
-         index: float = 100.0) -> FundingSample:
-    return FundingSample(venue=venue, symbol=f"{asset}/USDT:USDT", asset=asset, settle="USDT", inverse=False,
-                         rate_per_interval=rate, interval_s=interval_h * 3600, next_funding_ms=NOW + 3 * 3600_000,
-                         predicted_rate=None, mark_usd=mark, index_usd=index, ts_ms=NOW - 4000)
+def perp(
+    venue: str, asset: str, rate: float, *, interval_h: int = 8, mark: float = 100.0, index: float = 100.0
+) -> FundingSample:
+    return FundingSample(
+        venue=venue,
+        symbol=f"{asset}/USDT:USDT",
+        asset=asset,
+        settle="USDT",
+        inverse=False,
+        rate_per_interval=rate,
+        interval_s=interval_h * 3600,
+        next_funding_ms=NOW + 3 * 3600_000,
+        predicted_rate=None,
+        mark_usd=mark,
+        index_usd=index,
+        ts_ms=NOW - 4000,
+    )
 
 
 def fut(venue: str, asset: str, price: float, index: float, days: float) -> BasisSample:
-    return BasisSample(venue=venue, symbol=f"{asset}/USD:{asset}-{days:.0f}", asset=asset, settle=asset,
-                       inverse=True, expiry_ms=NOW + int(days * MS_PER_DAY), future_usd=price, index_usd=index,
-                       ts_ms=NOW - 2000)
+    return BasisSample(
+        venue=venue,
+        symbol=f"{asset}/USD:{asset}-{days:.0f}",
+        asset=asset,
+        settle=asset,
+        inverse=True,
+        expiry_ms=NOW + int(days * MS_PER_DAY),
+        future_usd=price,
+        index_usd=index,
+        ts_ms=NOW - 2000,
+    )
 
 
 async def make_core(redis: Redis, keys: Keys, venues: tuple[str, ...] = VENUES) -> CommandCore:
     """Samples written through the store, an alert side with one bot admin by config id."""
     store = MarketStore(redis, keys, retention_ms=MS_PER_DAY)
-    await write_venue(store, "binanceusdm", [perp("binanceusdm", "BTC", 0.0001, mark=60_100, index=60_000),
-                                             perp("binanceusdm", "SOL", 0.0002)],
-                      [fut("binanceusdm", "BTC", 61_000, 60_000, 91)], now_ms=NOW)
-    await write_venue(store, "okx", [perp("okx", "BTC", 0.0003, interval_h=4), perp("okx", "ETH", -0.0001)],
-                      [fut("okx", "BTC", 60_600, 60_000, 91)], now_ms=NOW)
+    await write_venue(
+        store,
+        "binanceusdm",
+        [perp("binanceusdm", "BTC", 0.0001, mark=60_100, index=60_000), perp("binanceusdm", "SOL", 0.0002)],
+        [fut("binanceusdm", "BTC", 61_000, 60_000, 91)],
+        now_ms=NOW,
+    )
+    await write_venue(
+        store,
+        "okx",
+        [perp("okx", "BTC", 0.0003, interval_h=4), perp("okx", "ETH", -0.0001)],
+        [fut("okx", "BTC", 60_600, 60_000, 91)],
+        now_ms=NOW,
+    )
     return command_core(store, venues, admins={"dc": frozenset({str(BOT_ADMIN)})}, clock_ms=lambda: NOW)
 
 
@@ -85,17 +114,28 @@ async def frontend(dd: DiscordDouble, core: CommandCore) -> AsyncIterator[Discor
 
 def text_of(result: dict[str, Any]) -> str:
     embeds = result["data"].get("embeds") or []
-    return "\n".join("\n".join(filter(None, (e.get("title"), e.get("description"), (e.get("footer") or {})
-                                              .get("text")))) for e in embeds)
+    return "\n".join(
+        "\n".join(filter(None, (e.get("title"), e.get("description"), (e.get("footer") or {}).get("text"))))
+        for e in embeds
+    )
 
 
-async def ask(dd: DiscordDouble, name: str, options: dict[str, Any] | None = None, *, user: int = MEMBER,
-              guild: int | None = GUILD, channel: int = CHAN, sub: str | None = None) -> dict[str, Any]:
+async def ask(
+    dd: DiscordDouble,
+    name: str,
+    options: dict[str, Any] | None = None,
+    *,
+    user: int = MEMBER,
+    guild: int | None = GUILD,
+    channel: int = CHAN,
+    sub: str | None = None,
+) -> dict[str, Any]:
     return await dd.interact(name, options, user_id=user, guild_id=guild, channel_id=channel, subcommand=sub)
 
 
-async def test_ready_then_commands_synced_only_when_definitions_change(dd: DiscordDouble, redis: Redis,
-                                                                       keys: Keys) -> None:
+async def test_ready_then_commands_synced_only_when_definitions_change(
+    dd: DiscordDouble, redis: Redis, keys: Keys
+) -> None:
     state = RedisSyncState(redis, f"{keys.base}:discord:commands")
     core = await make_core(redis, keys)
     async with running(core, sync_state=state) as fe:
@@ -130,8 +170,7 @@ async def test_guild_ids_sync_to_those_guilds(dd: DiscordDouble, core: CommandCo
         assert "BTC funding" in text_of(await ask(dd, "funding", {"asset": "btc"}))
 
 
-async def test_basis_embed_has_the_independently_computed_figures(dd: DiscordDouble,
-                                                                  frontend: DiscordFrontend) -> None:
+async def test_basis_embed_has_the_independently_computed_figures(dd: DiscordDouble, frontend: DiscordFrontend) -> None:
     res = await ask(dd, "basis", {"asset": "btc"})
     assert res["type"] == 4 and not res["data"].get("flags")
     (embed,) = res["data"]["embeds"]
@@ -157,8 +196,9 @@ async def test_funding_status_help(dd: DiscordDouble, frontend: DiscordFrontend)
 
 
 @pytest.mark.parametrize(("asset", "fragment"), [("b$c", "is not an asset ticker"), ("doge", "No venue lists DOGE")])
-async def test_bad_input_gets_a_short_ephemeral_error(dd: DiscordDouble, frontend: DiscordFrontend, asset: str,
-                                                      fragment: str) -> None:
+async def test_bad_input_gets_a_short_ephemeral_error(
+    dd: DiscordDouble, frontend: DiscordFrontend, asset: str, fragment: str
+) -> None:
     res = await ask(dd, "funding", {"asset": asset})
     assert res["data"]["flags"] == 64
     (embed,) = res["data"]["embeds"]
@@ -174,12 +214,17 @@ async def test_threshold_set_rights(dd: DiscordDouble, frontend: DiscordFrontend
 
     chat = await ask(dd, "threshold", rule, sub="set", user=MANAGER)  # Manage Server in this guild
     assert not chat["data"].get("flags") and "Rule r1 set: funding BTC above +0.0500%/8h" in text_of(chat)
-    forced = await dd.interact("threshold", {"metric": "basis", "asset": "eth", "condition": "below",
-                                             "value": "-5%", "venue": "okx"}, subcommand="set", user_id=MEMBER,
-                               guild_id=GUILD, channel_id=CHAN2, permissions=MANAGE_GUILD)
+    forced = await dd.interact(
+        "threshold",
+        {"metric": "basis", "asset": "eth", "condition": "below", "value": "-5%", "venue": "okx"},
+        subcommand="set",
+        user_id=MEMBER,
+        guild_id=GUILD,
+        channel_id=CHAN2,
+        permissions=MANAGE_GUILD,
+    )
     assert "Rule r2 set: basis ETH below -5.0% (okx)" in text_of(forced)
-    glob = await ask(dd, "threshold", {"rule": "set basis btc above 40%", "cooldown": "2h"}, sub="set",
-                     user=BOT_ADMIN)
+    glob = await ask(dd, "threshold", {"rule": "set basis btc above 40%", "cooldown": "2h"}, sub="set", user=BOT_ADMIN)
     assert "Global: every chat subscribed to basis BTC" in text_of(glob)
 
     rules = {r.id: r for r in (await store.load_rules())[1]}
@@ -199,12 +244,12 @@ async def test_mute_and_admin_rights(dd: DiscordDouble, frontend: DiscordFronten
     refused = await ask(dd, "mute", {"duration": "2h"}, user=MEMBER)
     assert refused["data"]["flags"] == 64 and "administrators" in text_of(refused)
     assert "Muted for 2h" in text_of(await ask(dd, "mute", {"duration": "2h"}, user=MANAGER))
-    assert "Muted for 1d" in text_of(await ask(dd, "mute", {"duration": "1d"}, user=MEMBER, guild=None,
-                                               channel=556))  # a DM is the user's own chat
+    assert "Muted for 1d" in text_of(
+        await ask(dd, "mute", {"duration": "1d"}, user=MEMBER, guild=None, channel=556)
+    )  # a DM is the user's own chat
     manager_admin = await ask(dd, "admin", {"user_id": "42"}, sub="add", user=MANAGER)
     assert manager_admin["data"]["flags"] == 64  # Manage Server does not make bot admins
-    assert "User 42 is now a bot admin" in text_of(await ask(dd, "admin", {"user_id": "42"}, sub="add",
-                                                             user=BOT_ADMIN))
+    assert "User 42 is now a bot admin" in text_of(await ask(dd, "admin", {"user_id": "42"}, sub="add", user=BOT_ADMIN))
     assert "Added by command: 42" in text_of(await ask(dd, "admin", sub="list", user=42))
 
 
@@ -215,14 +260,22 @@ async def test_subscribe_unsubscribe_alerts(dd: DiscordDouble, frontend: Discord
     want = "This group will receive basis BTC, funding BTC, oi BTC, flows BTC, gamma BTC, liqs BTC alerts"
     assert want in text_of(res)
     store = AlertStore(core.store.redis, core.store.keys)
-    assert await store.topics_of(f"dc:{CHAN}") == ["basis:BTC", "flows:BTC", "funding:BTC", "gamma:BTC", "liqs:BTC",
-                                                   "oi:BTC"]
+    assert await store.topics_of(f"dc:{CHAN}") == [
+        "basis:BTC",
+        "flows:BTC",
+        "funding:BTC",
+        "gamma:BTC",
+        "liqs:BTC",
+        "oi:BTC",
+    ]
     listing = text_of(await ask(dd, "alerts"))
     assert "Subscribed: basis BTC, flows BTC, funding BTC, gamma BTC, liqs BTC, oi BTC" in listing
-    assert "Unsubscribed from basis BTC" in text_of(await ask(dd, "unsubscribe", {"metric": "basis", "asset": "btc"},
-                                                              user=MANAGER))
+    assert "Unsubscribed from basis BTC" in text_of(
+        await ask(dd, "unsubscribe", {"metric": "basis", "asset": "btc"}, user=MANAGER)
+    )
     assert "Unsubscribed from flows BTC, funding BTC, gamma BTC, liqs BTC, oi BTC" in text_of(
-        await ask(dd, "unsubscribe", {"metric": "all"}, user=MANAGER))
+        await ask(dd, "unsubscribe", {"metric": "all"}, user=MANAGER)
+    )
     assert await store.topics_of(f"dc:{CHAN}") == []
 
 
@@ -235,7 +288,8 @@ async def test_asset_autocomplete_from_known_assets(dd: DiscordDouble, frontend:
     assert await ac("basis", "") == [{"name": "BTC", "value": "BTC"}]  # assets with dated futures
     assert await ac("subscribe", "", options={"metric": "basis"}) == [{"name": "BTC", "value": "BTC"}]
     assert await ac("threshold", "s", options={"metric": "funding"}, subcommand="set") == [
-        {"name": "SOL", "value": "SOL"}]
+        {"name": "SOL", "value": "SOL"}
+    ]
 
 
 async def test_slow_answer_is_deferred_then_sent(dd: DiscordDouble, frontend: DiscordFrontend) -> None:
@@ -245,8 +299,9 @@ async def test_slow_answer_is_deferred_then_sent(dd: DiscordDouble, frontend: Di
     assert "ETH funding" in text_of(res)
 
 
-async def test_unexpected_failure_still_answers(dd: DiscordDouble, frontend: DiscordFrontend,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_unexpected_failure_still_answers(
+    dd: DiscordDouble, frontend: DiscordFrontend, monkeypatch: pytest.MonkeyPatch
+) -> None:
     async def boom(*args: Any) -> Any:
         raise ConnectionError("redis went away")
 
@@ -271,8 +326,9 @@ def test_a_new_core_command_gets_a_slash_command() -> None:
     metrics = ("basis", "funding", "oi", "flows")
     extra = (CommandSpec("movers", "<window> [count]", "/movers 1h", "biggest funding changes"),)
     specs = (*command_specs(registry, metrics), *extra)
-    defs = {d.path: d for d in slash_module.slash_definitions(specs, ["oi", "movers", "basis"], registry, metrics,
-                                                               VENUES)}
+    defs = {
+        d.path: d for d in slash_module.slash_definitions(specs, ["oi", "movers", "basis"], registry, metrics, VENUES)
+    }
     assert set(defs) == {("oi",), ("movers",), ("basis",)}
     asset, period = defs[("oi",)].options
     assert asset.name == "asset" and asset.required and asset.assets == ("oi",) and not period.required
@@ -280,6 +336,6 @@ def test_a_new_core_command_gets_a_slash_command() -> None:
     assert defs[("oi",)].args({"asset": "btc", "period": "7d"}) == ["btc", "7d"]
     assert defs[("movers",)].args({"args": " 1h  5 "}) == ["1h", "5"]  # free text for other shapes
     threshold = slash_module.slash_definitions(specs, ["threshold"], registry, metrics, VENUES)[0]
-    assert threshold.args({"metric": "funding", "asset": "btc", "condition": "above", "value": "0.05%",
-                           "venue": "okx", "cooldown": "2h"}) == ["set", "funding", "btc", "above", "0.05%",
-                                                                 "venue", "okx", "cooldown", "2h"]
+    assert threshold.args(
+        {"metric": "funding", "asset": "btc", "condition": "above", "value": "0.05%", "venue": "okx", "cooldown": "2h"}
+    ) == ["set", "funding", "btc", "above", "0.05%", "venue", "okx", "cooldown", "2h"]

@@ -22,18 +22,35 @@ from tests.handlers.test_discord_bot import CHAN, CHAN2, MANAGER, NOW, ask, core
 
 __all__ = ["core", "dd", "frontend"]  # fixtures shared with the front-end tests
 
-RULE = Rule(id="r1", metric="funding", asset="BTC", kind="above", threshold=0.0005, venue="max", cooldown_s=3600,
-            hysteresis=0.0001, selector="max")
-ALERT = Reply(title="BTC funding above +0.0500%/8h",
-              blocks=(Table(header=("venue", "rate"), rows=(("binance", "+0.0600%"),), align="lr"),),
-              footer="rule r1")
+RULE = Rule(
+    id="r1",
+    metric="funding",
+    asset="BTC",
+    kind="above",
+    threshold=0.0005,
+    venue="max",
+    cooldown_s=3600,
+    hysteresis=0.0001,
+    selector="max",
+)
+ALERT = Reply(
+    title="BTC funding above +0.0500%/8h",
+    blocks=(Table(header=("venue", "rate"), rows=(("binance", "+0.0600%"),), align="lr"),),
+    footer="rule r1",
+)
 
 
 @pytest.fixture
 async def worker(frontend: DiscordFrontend, core: CommandCore) -> AsyncIterator[DeliveryWorker]:
     store = AlertStore(core.store.redis, core.store.keys)
-    w = DeliveryWorker(store, DiscordSender(frontend.client, frontend.pacer), group="discord", consumer="test",
-                       max_backoff_s=0.2, render=lambda e: ALERT)
+    w = DeliveryWorker(
+        store,
+        DiscordSender(frontend.client, frontend.pacer),
+        group="discord",
+        consumer="test",
+        max_backoff_s=0.2,
+        render=lambda e: ALERT,
+    )
     await w.ensure_group()  # before anything fires
     stop = asyncio.Event()
     task = asyncio.create_task(w.run(stop))
@@ -90,8 +107,9 @@ async def test_429_without_via_is_retried_by_the_worker(dd: DiscordDouble, worke
 
 
 @pytest.mark.parametrize("status", [403, 404])
-async def test_forbidden_or_missing_channel_is_unsubscribed(dd: DiscordDouble, worker: DeliveryWorker,
-                                                            status: int) -> None:
+async def test_forbidden_or_missing_channel_is_unsubscribed(
+    dd: DiscordDouble, worker: DeliveryWorker, status: int
+) -> None:
     await ask(dd, "subscribe", {"metric": "all", "asset": "btc"}, channel=CHAN, user=MANAGER)
     await ask(dd, "subscribe", {"metric": "funding", "asset": "btc"}, channel=CHAN2, user=MANAGER)
     dd.fail_next(CHAN, status)
@@ -118,8 +136,9 @@ async def test_sender_outcomes(dd: DiscordDouble, frontend: DiscordFrontend) -> 
     assert [m["embeds"][0]["title"] for m in dd.channel_messages[CHAN]] == [ALERT.title]
 
 
-async def test_a_limited_channel_waits_in_its_own_lane(dd: DiscordDouble, frontend: DiscordFrontend,
-                                                       worker: DeliveryWorker) -> None:
+async def test_a_limited_channel_waits_in_its_own_lane(
+    dd: DiscordDouble, frontend: DiscordFrontend, worker: DeliveryWorker
+) -> None:
     """A 429 for one channel holds that channel in the pacer; the next alerts reach the other one meanwhile."""
     await ask(dd, "subscribe", {"metric": "funding", "asset": "btc"}, channel=CHAN, user=MANAGER)
     await ask(dd, "subscribe", {"metric": "funding", "asset": "btc"}, channel=CHAN2, user=MANAGER)
@@ -145,14 +164,20 @@ async def test_a_broadcast_to_many_channels_stays_under_the_global_limit(dd: Dis
             await store.subscribe(f"dc:{chan}", ["funding:BTC"])
         for chan in channels[:5]:
             await store.subscribe(f"dc:{chan}", ["basis:BTC"])
-        w = DeliveryWorker(store, DiscordSender(fe.client, fe.pacer), group="discord", consumer="many",
-                           render=lambda e: Reply(title=f"alert [{e.rule_id}]"))
+        w = DeliveryWorker(
+            store,
+            DiscordSender(fe.client, fe.pacer),
+            group="discord",
+            consumer="many",
+            render=lambda e: Reply(title=f"alert [{e.rule_id}]"),
+        )
         await w.ensure_group()
         stop = asyncio.Event()
         task = asyncio.create_task(w.run(stop))
         try:
-            await store.commit([], [event_for(RULE, ts_ms=NOW),
-                                    event_for(replace(RULE, id="r2", metric="basis"), ts_ms=NOW)])
+            await store.commit(
+                [], [event_for(RULE, ts_ms=NOW), event_for(replace(RULE, id="r2", metric="basis"), ts_ms=NOW)]
+            )
             await until(lambda: w.stats.sent == len(channels) + 5)
         finally:
             stop.set()

@@ -27,15 +27,20 @@ def _within_limits(messages: list) -> None:  # type: ignore[type-arg]
 
 
 def test_title_table_text_footer() -> None:
-    table = Table(header=("venue", "rate"), rows=(("binance", "+0.0100%"), ("okx", "+0.0300%")), align="lr",
-                  caption="Perpetual premium")
+    table = Table(
+        header=("venue", "rate"),
+        rows=(("binance", "+0.0100%"), ("okx", "+0.0300%")),
+        align="lr",
+        caption="Perpetual premium",
+    )
     reply = Reply(title="BTC funding", blocks=(table, "Mean +0.0200%/8h"), footer="Data age 3s–5s")
     (embeds,) = render_embeds(reply)
     (embed,) = embeds
     assert embed.title == "BTC funding" and embed.colour is not None and embed.colour.value == COLOUR
     assert embed.footer.text == "Data age 3s–5s"
-    assert embed.description == ("**Perpetual premium**\n```\nvenue       rate\nbinance +0.0100%\nokx     +0.0300%\n```"
-                                 "\n\nMean +0.0200%/8h")
+    assert embed.description == (
+        "**Perpetual premium**\n```\nvenue       rate\nbinance +0.0100%\nokx     +0.0300%\n```\n\nMean +0.0200%/8h"
+    )
 
 
 def test_markdown_escaped_outside_code_blocks_only() -> None:
@@ -55,8 +60,9 @@ def test_error_is_a_short_red_embed() -> None:
 
 def test_long_table_split_between_rows_with_header_repeated() -> None:
     rows = tuple((f"venue{i}", f"{i:,}") for i in range(900))
-    reply = Reply(title="x" * 400, blocks=(Table(header=("v", "n"), rows=rows, align="lr", caption="big"),),
-                  footer="f" * 300)
+    reply = Reply(
+        title="x" * 400, blocks=(Table(header=("v", "n"), rows=rows, align="lr", caption="big"),), footer="f" * 300
+    )
     messages = render_embeds(reply)
     assert len(messages) > 1
     _within_limits(messages)

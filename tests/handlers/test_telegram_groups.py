@@ -37,11 +37,18 @@ def store(redis: Redis, keys: Keys) -> AlertStore:
 
 
 @pytest.fixture
-async def frontend(redis: Redis, keys: Keys, store: AlertStore, telegram: BotApiDouble
-                   ) -> AsyncIterator[TelegramFrontend]:
+async def frontend(
+    redis: Redis, keys: Keys, store: AlertStore, telegram: BotApiDouble
+) -> AsyncIterator[TelegramFrontend]:
     core = command_core(MarketStore(redis, keys, retention_ms=1), VENUES, admins={"tg": frozenset({str(BOT_ADMIN)})})
-    fe = TelegramFrontend(core, token=TOKEN, base_url=telegram.base_url, base_file_url=telegram.base_file_url,
-                          poll_timeout_s=1, limits=FAST)
+    fe = TelegramFrontend(
+        core,
+        token=TOKEN,
+        base_url=telegram.base_url,
+        base_file_url=telegram.base_file_url,
+        poll_timeout_s=1,
+        limits=FAST,
+    )
     telegram.set_admins(GROUP, [GROUP_ADMIN])
     await fe.start()
     try:
@@ -69,7 +76,8 @@ async def quiet(tg: BotApiDouble, chat_id: int, seconds: float = 0.6) -> None:
 
 
 async def test_commands_for_another_bot_are_ignored_ours_are_answered(
-        telegram: BotApiDouble, frontend: TelegramFrontend, store: AlertStore) -> None:
+    telegram: BotApiDouble, frontend: TelegramFrontend, store: AlertStore
+) -> None:
     telegram.push_message(GROUP, "/subscribe@OtherBot funding btc", user_id=GROUP_ADMIN, chat_type="supergroup")
     telegram.push_message(GROUP, "/nosuchcommand@OtherBot", user_id=GROUP_ADMIN, chat_type="supergroup")
     await quiet(telegram, GROUP)
@@ -81,7 +89,8 @@ async def test_commands_for_another_bot_are_ignored_ours_are_answered(
 
 
 async def test_an_edited_command_does_not_run_again(
-        telegram: BotApiDouble, frontend: TelegramFrontend, store: AlertStore) -> None:
+    telegram: BotApiDouble, frontend: TelegramFrontend, store: AlertStore
+) -> None:
     first = await say(telegram, BOT_ADMIN, "/threshold set funding btc above 0.05%", user=BOT_ADMIN)
     assert "Rule r1 set" in first.plain
     user_msg = max(m for m, v in telegram._messages[BOT_ADMIN].items() if v["from"]["id"] == BOT_ADMIN)
@@ -92,11 +101,14 @@ async def test_an_edited_command_does_not_run_again(
 
 
 async def test_anonymous_admin_manages_the_group_a_channel_never_does(
-        telegram: BotApiDouble, frontend: TelegramFrontend, store: AlertStore) -> None:
+    telegram: BotApiDouble, frontend: TelegramFrontend, store: AlertStore
+) -> None:
     anon = await say(telegram, GROUP, "/subscribe funding btc", user=0, sender_chat=GROUP)
     assert "This group will receive funding BTC" in anon.plain
-    assert "Only this chat receives it" in (await say(telegram, GROUP, "/threshold set funding btc above 0.07%",
-                                                      user=0, sender_chat=GROUP)).plain
+    assert (
+        "Only this chat receives it"
+        in (await say(telegram, GROUP, "/threshold set funding btc above 0.07%", user=0, sender_chat=GROUP)).plain
+    )
     # a post on behalf of a channel: not an administrator of the group, and never a bot admin
     for text in ("/unsubscribe all", "/mute 2h", "/threshold set funding btc above 0.08%", "/admin add 5"):
         refused = await say(telegram, GROUP, text, user=0, sender_chat=CHANNEL)
@@ -106,7 +118,8 @@ async def test_anonymous_admin_manages_the_group_a_channel_never_does(
 
 
 async def test_members_may_not_unsubscribe_or_mute_a_group(
-        telegram: BotApiDouble, frontend: TelegramFrontend, store: AlertStore) -> None:
+    telegram: BotApiDouble, frontend: TelegramFrontend, store: AlertStore
+) -> None:
     await say(telegram, GROUP, "/subscribe all btc", user=GROUP_ADMIN)
     for text in ("/unsubscribe all", "/subscribe basis eth", "/mute 1h"):
         refused = await say(telegram, GROUP, text, user=MEMBER)
@@ -118,7 +131,8 @@ async def test_members_may_not_unsubscribe_or_mute_a_group(
 
 
 async def test_topic_subscription_is_delivered_into_its_topic_and_replies_stay_in_their_topic(
-        telegram: BotApiDouble, frontend: TelegramFrontend, store: AlertStore) -> None:
+    telegram: BotApiDouble, frontend: TelegramFrontend, store: AlertStore
+) -> None:
     reply = await say(telegram, GROUP, "/subscribe funding btc", user=GROUP_ADMIN, thread_id=17)
     assert reply.thread_id == 17 and "This group will receive" in reply.plain
     assert (await say(telegram, GROUP, "/alerts", thread_id=17)).thread_id == 17
@@ -126,11 +140,21 @@ async def test_topic_subscription_is_delivered_into_its_topic_and_replies_stay_i
     assert (await say(telegram, GROUP, "/help")).thread_id is None  # General
     assert await store.subscribers("funding:BTC") == {f"tg:{GROUP}/17"}
 
-    worker = DeliveryWorker(store, TelegramSender(frontend.app.bot), group="telegram", consumer="t", claim_idle_ms=500,
-                            render=tagged())
+    worker = DeliveryWorker(
+        store, TelegramSender(frontend.app.bot), group="telegram", consumer="t", claim_idle_ms=500, render=tagged()
+    )
     await worker.ensure_group()
-    rule = Rule(id="r1", metric="funding", asset="BTC", kind="above", threshold=0.0005, venue="max", cooldown_s=0,
-                hysteresis=0.0, selector="max")
+    rule = Rule(
+        id="r1",
+        metric="funding",
+        asset="BTC",
+        kind="above",
+        threshold=0.0005,
+        venue="max",
+        cooldown_s=0,
+        hysteresis=0.0,
+        selector="max",
+    )
     seen = len(telegram.sent_to(GROUP))
     await store.commit([], [event_for(rule)])
     stop = asyncio.Event()
@@ -143,8 +167,7 @@ async def test_topic_subscription_is_delivered_into_its_topic_and_replies_stay_i
     assert alert.thread_id == 17 and "BTC funding above" in alert.plain
 
 
-async def test_over_long_reply_is_accepted_by_the_bot_api(
-        telegram: BotApiDouble, frontend: TelegramFrontend) -> None:
+async def test_over_long_reply_is_accepted_by_the_bot_api(telegram: BotApiDouble, frontend: TelegramFrontend) -> None:
     """A title longer than a message (the user id echoed back) is cut into parts Telegram accepts."""
     parts_before = len(telegram.sent_to(BOT_ADMIN))
     reply = await say(telegram, BOT_ADMIN, "/admin add " + "9" * 5000, user=BOT_ADMIN)
@@ -155,7 +178,8 @@ async def test_over_long_reply_is_accepted_by_the_bot_api(
 
 
 async def test_long_alerts_has_a_next_button_that_pages_in_place(
-        telegram: BotApiDouble, frontend: TelegramFrontend) -> None:
+    telegram: BotApiDouble, frontend: TelegramFrontend
+) -> None:
     await say(telegram, BOT_ADMIN, "/subscribe funding btc", user=BOT_ADMIN)
     for i in range(25):
         await say(telegram, BOT_ADMIN, f"/threshold set funding btc above {0.01 + i / 1000:.3f}%", user=BOT_ADMIN)

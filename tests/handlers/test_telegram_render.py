@@ -51,8 +51,11 @@ def test_long_text_split_never_inside_entity() -> None:
 def test_over_long_title_and_line_are_cut_never_empty() -> None:
     """A first part over the limit (a long /admin add argument) used to be sent as an empty message."""
     word = "x" * 9000
-    for reply in (Reply(title=f"Unknown user {word}", error=True), Reply(title=word, blocks=(word + " " + word,)),
-                  Reply(title="t", blocks=(Table(header=("a",), rows=((word,),), align="l", caption=word),))):
+    for reply in (
+        Reply(title=f"Unknown user {word}", error=True),
+        Reply(title=word, blocks=(word + " " + word,)),
+        Reply(title="t", blocks=(Table(header=("a",), rows=((word,),), align="l", caption=word),)),
+    ):
         msgs = render_html(reply)
         assert msgs and all(0 < len(m) <= TELEGRAM_LIMIT and m.strip() for m in msgs), [len(m) for m in msgs]
         for m in msgs:

@@ -42,8 +42,9 @@ def iso_day(ms: int) -> str:
 
 
 async def command(*argv: str) -> tuple[bytes, bytes, int | None]:
-    proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-                                                stdin=asyncio.subprocess.DEVNULL)
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL
+    )
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     return out, err, proc.returncode
 
@@ -63,8 +64,9 @@ def expected_members(exchanges: ExchangeDouble, venue: str) -> dict[str, set[str
             if venue == "deribit":  # an hourly row of the 8h accrual, stored per 8h
                 out[sym] = {f"{t}|{sym}|{funding_at(p, t)!r}|28800" for t in settlements(p, START, END, NOW, step_h=1)}
             else:
-                out[sym] = {f"{t}|{sym}|{funding_at(p, t)!r}|{p.interval_h * 3600}"
-                            for t in settlements(p, START, END, NOW)}
+                out[sym] = {
+                    f"{t}|{sym}|{funding_at(p, t)!r}|{p.interval_h * 3600}" for t in settlements(p, START, END, NOW)
+                }
     return out
 
 
@@ -88,25 +90,45 @@ async def clients(exchanges: ExchangeDouble) -> AsyncIterator[dict[str, VenueCli
             await c.close()
 
 
-def job(redis: Redis, keys: Keys, clients: dict[str, VenueClient], *, min_interval_s: float = 0.0,
-        providers: tuple[CoinMetricsProvider, ...] = (), progress: list[tuple[int, int, str]] | None = None,
-        max_retries: int = 5) -> Backfill:
+def job(
+    redis: Redis,
+    keys: Keys,
+    clients: dict[str, VenueClient],
+    *,
+    min_interval_s: float = 0.0,
+    providers: tuple[CoinMetricsProvider, ...] = (),
+    progress: list[tuple[int, int, str]] | None = None,
+    max_retries: int = 5,
+) -> Backfill:
     store = MarketStore(redis, keys, retention_ms=90 * DAY)
     hcs = [HistoryClient(clients[v], min_interval_s=min_interval_s) for v in VENUES]
-    return Backfill(store, keys, REGISTRY, hcs, providers, asset="btc", start_ms=START, end_ms=END,
-                    progress=(lambda d, t, w: progress.append((d, t, w))) if progress is not None else
-                    (lambda d, t, w: None), max_retries=max_retries, retry_base_s=0.05)
+    return Backfill(
+        store,
+        keys,
+        REGISTRY,
+        hcs,
+        providers,
+        asset="btc",
+        start_ms=START,
+        end_ms=END,
+        progress=(lambda d, t, w: progress.append((d, t, w))) if progress is not None else (lambda d, t, w: None),
+        max_retries=max_retries,
+        retry_base_s=0.05,
+    )
 
 
-async def test_paging_within_rate_limits_and_flows(exchanges: ExchangeDouble, clients: dict[str, VenueClient],
-                                                   redis: Redis, keys: Keys) -> None:
+async def test_paging_within_rate_limits_and_flows(
+    exchanges: ExchangeDouble, clients: dict[str, VenueClient], redis: Redis, keys: Keys
+) -> None:
     for v in VENUES:
         history_of(exchanges.venues[v]).min_interval_s = 0.03
     progress: list[tuple[int, int, str]] = []
     async with FlowProvidersDouble() as flows, aiohttp.ClientSession() as session:
         today = dt.datetime.now(dt.UTC).date()
-        flows.days["BTC"] = [DaySpec((today - dt.timedelta(days=i)).isoformat(), inflow=1000.0 + i, outflow=900.0,
-                                     balance=2e6) for i in range(70, 0, -1)]
+        flows.days["BTC"] = [
+            DaySpec((today - dt.timedelta(days=i)).isoformat(), inflow=1000.0 + i, outflow=900.0, balance=2e6)
+            for i in range(70, 0, -1)
+        ]
         cm = CoinMetricsProvider(session, base_url=flows.url("coinmetrics"), min_interval_s=0)
         report = await job(redis, keys, clients, min_interval_s=0.04, providers=(cm,), progress=progress).run()
     for v in VENUES:
@@ -121,8 +143,9 @@ async def test_paging_within_rate_limits_and_flows(exchanges: ExchangeDouble, cl
     basis: dict[str, set[str]] = {}
     for f in futures:
         sym = f"BTC/USDT:USDT-{f.expiry:%y%m%d}"
-        basis[sym] = {f"{t + HOUR}|{sym}|{mark_at(f, t)!r}|{f.index!r}|{expiry_ms(f)}"
-                      for t in range(START, END + 1, HOUR)}
+        basis[sym] = {
+            f"{t + HOUR}|{sym}|{mark_at(f, t)!r}|{f.index!r}|{expiry_ms(f)}" for t in range(START, END + 1, HOUR)
+        }
     assert await stored(redis, keys, "binanceusdm", "basis") == basis
     kline_pages = [q for p, q in binance if "Klines" in p]
     assert len(kline_pages) == 2 * 2 * len(futures)  # mark and index, two pages each
@@ -135,17 +158,21 @@ async def test_paging_within_rate_limits_and_flows(exchanges: ExchangeDouble, cl
     assert len(okx_pages) == 15 * len(expected_members(exchanges, "okx"))
     pages = len(binance_pages) + len(kline_pages) // 2 + len(bybit_pages) + len(deribit_pages) + len(okx_pages)
     assert progress[-1][0] == progress[-1][1] == pages + 1
-    first, last = dt.datetime.fromtimestamp(START / 1000, dt.UTC).date(), dt.datetime.fromtimestamp(END / 1000,
-                                                                                                       dt.UTC).date()
-    days = await MarketStore(redis, keys, retention_ms=90 * DAY).read_latest(REGISTRY.get("flows"), "BTC",
-                                                                             ("coinmetrics",))
+    first, last = (
+        dt.datetime.fromtimestamp(START / 1000, dt.UTC).date(),
+        dt.datetime.fromtimestamp(END / 1000, dt.UTC).date(),
+    )
+    days = await MarketStore(redis, keys, retention_ms=90 * DAY).read_latest(
+        REGISTRY.get("flows"), "BTC", ("coinmetrics",)
+    )
     want = [d.day for d in flows.days["BTC"] if first.isoformat() <= d.day <= last.isoformat()]
     assert sorted(r.day for r in days[0]["coinmetrics"]) == want
     assert report.stored["flows|coinmetrics"] == len(want)
 
 
-async def test_rate_limited_answers_are_retried(exchanges: ExchangeDouble, clients: dict[str, VenueClient],
-                                                redis: Redis, keys: Keys) -> None:
+async def test_rate_limited_answers_are_retried(
+    exchanges: ExchangeDouble, clients: dict[str, VenueClient], redis: Redis, keys: Keys
+) -> None:
     h = history_of(exchanges.venues["binanceusdm"])
     h.min_interval_s = 0.2  # the client does not pace at all here: the venue answers 429
     await job(redis, keys, clients).run()
@@ -153,8 +180,9 @@ async def test_rate_limited_answers_are_retried(exchanges: ExchangeDouble, clien
     assert await stored(redis, keys, "binanceusdm") == expected_members(exchanges, "binanceusdm")
 
 
-async def test_resume_after_interruption_then_idempotent(exchanges: ExchangeDouble, clients: dict[str, VenueClient],
-                                                         redis: Redis, keys: Keys) -> None:
+async def test_resume_after_interruption_then_idempotent(
+    exchanges: ExchangeDouble, clients: dict[str, VenueClient], redis: Redis, keys: Keys
+) -> None:
     bybit = history_of(exchanges.venues["bybit"])
     bybit.fail_after = 5  # bybit goes down after 5 pages: the first perp done, the second started
     with pytest.raises(SourceUnavailable):
@@ -167,7 +195,7 @@ async def test_resume_after_interruption_then_idempotent(exchanges: ExchangeDoub
     bybit.fail_after = None
     report = await job(redis, keys, clients).run()
     assert any(p.startswith("funding|bybit|") for p in report.resumed)
-    resumed = bybit.served[len(first_run):]
+    resumed = bybit.served[len(first_run) :]
     # no page fetched twice: the second run starts where the checkpoint stopped
     windows = [(q["symbol"], q["startTime"]) for _p, q in bybit.served]
     assert len(windows) == len(set(windows)) == 8 * len(expected_members(exchanges, "bybit"))
@@ -185,16 +213,36 @@ async def test_resume_after_interruption_then_idempotent(exchanges: ExchangeDoub
         assert await stored(redis, keys, v) == expected_members(exchanges, v)
 
 
-async def test_command_plain_progress_then_resume(exchanges: ExchangeDouble, redis_url: str, redis: Redis,
-                                                  keys: Keys, tmp_path: Path) -> None:
+async def test_command_plain_progress_then_resume(
+    exchanges: ExchangeDouble, redis_url: str, redis: Redis, keys: Keys, tmp_path: Path
+) -> None:
     """``python -m bot backfill`` against the double: progress lines off a terminal, a second run resumes."""
     config = tmp_path / "config.toml"
     urls = "\n".join(f'{v} = "{exchanges.url(v)}"' for v in VENUES)
-    config.write_text(f'[redis]\nurl = "{redis_url}"\nkey_prefix = "{keys.prefix}"\n[history]\nretention_days = 90\n'
-                      f'[watchers]\nvenues = {list(VENUES)!r}\nrequest_timeout_s = 2\n[watchers.rest_base_urls]\n'
-                      f'{urls}\n'.replace("'", '"'))
-    argv = [sys.executable, "-m", "bot", "--config", str(config), "backfill", "--asset", "btc",
-            "--from", iso_day(START), "--to", iso_day(END), "--no-flows", "--min-interval", "0.01", "--venues", "bybit"]
+    config.write_text(
+        f'[redis]\nurl = "{redis_url}"\nkey_prefix = "{keys.prefix}"\n[history]\nretention_days = 90\n'
+        f"[watchers]\nvenues = {list(VENUES)!r}\nrequest_timeout_s = 2\n[watchers.rest_base_urls]\n"
+        f"{urls}\n".replace("'", '"')
+    )
+    argv = [
+        sys.executable,
+        "-m",
+        "bot",
+        "--config",
+        str(config),
+        "backfill",
+        "--asset",
+        "btc",
+        "--from",
+        iso_day(START),
+        "--to",
+        iso_day(END),
+        "--no-flows",
+        "--min-interval",
+        "0.01",
+        "--venues",
+        "bybit",
+    ]
     history_of(exchanges.venues["bybit"]).fail_after = 3
     out, err, code = await command(*argv, "--retries", "0")
     assert code == 1, err.decode()

@@ -30,8 +30,11 @@ START = (NOW // DAY - 33) * DAY  # binance keeps 30 days: the first 3 are not th
 STEP = 300_000
 END = (NOW // DAY - 1) * DAY - 1
 VENUES = ("binanceusdm", "binancecoinm", "bybit", "deribit", "okx")
-OI_PATHS = ("/futures/data/openInterestHist", "/api/v5/rubik/stat/contracts/open-interest-history",
-            "/v5/market/open-interest")
+OI_PATHS = (
+    "/futures/data/openInterestHist",
+    "/api/v5/rubik/stat/contracts/open-interest-history",
+    "/v5/market/open-interest",
+)
 
 
 @pytest.fixture
@@ -49,12 +52,30 @@ async def clients(exchanges: ExchangeDouble) -> AsyncIterator[dict[str, VenueCli
             await c.close()
 
 
-def job(redis: Redis, keys: Keys, clients: dict[str, VenueClient], *, start: int = START, end: int = END,
-        venues: tuple[str, ...] = VENUES, max_retries: int = 3) -> Backfill:
+def job(
+    redis: Redis,
+    keys: Keys,
+    clients: dict[str, VenueClient],
+    *,
+    start: int = START,
+    end: int = END,
+    venues: tuple[str, ...] = VENUES,
+    max_retries: int = 3,
+) -> Backfill:
     store = MarketStore(redis, keys, retention_ms=90 * DAY)
     hcs = [HistoryClient(clients[v], min_interval_s=0, clock_ms=lambda: NOW) for v in venues]
-    return Backfill(store, keys, REGISTRY, hcs, (),
-                    asset="btc", start_ms=start, end_ms=end, max_retries=max_retries, retry_base_s=0.05)
+    return Backfill(
+        store,
+        keys,
+        REGISTRY,
+        hcs,
+        (),
+        asset="btc",
+        start_ms=start,
+        end_ms=end,
+        max_retries=max_retries,
+        retry_base_s=0.05,
+    )
 
 
 def units(venue: str, p: Perp, t: int) -> tuple[float, float]:
@@ -64,13 +85,17 @@ def units(venue: str, p: Perp, t: int) -> tuple[float, float]:
         return contracts * inverse_contract_usd(p.asset) / p.mark, contracts * inverse_contract_usd(p.asset)
     if venue == "bybit":  # one unit from the venue, the other at the 5m mark
         mark = bybit_mark_at(p, t)
-        return (oi_at(p, t), oi_at(p, t) * mark) if p.linear else (round(oi_at(p, t) * mark) / mark,
-                                                                     float(round(oi_at(p, t) * mark)))
+        return (
+            (oi_at(p, t), oi_at(p, t) * mark)
+            if p.linear
+            else (round(oi_at(p, t) * mark) / mark, float(round(oi_at(p, t) * mark)))
+        )
     return oi_at(p, t), oi_at(p, t) * p.mark
 
 
-def expected(exchanges: ExchangeDouble, venue: str, start: int = START,
-             end: int = END) -> dict[int, tuple[float, float]]:
+def expected(
+    exchanges: ExchangeDouble, venue: str, start: int = START, end: int = END
+) -> dict[int, tuple[float, float]]:
     perps = [p for p in listed_perps(venue, exchanges.venues[venue]) if p.asset == "BTC"]
     # binance refuses a start before its last 30 days: the backfill asks from an hour after that
     first = max(start, NOW - BINANCE_OI_DAYS * DAY + HOUR) if venue.startswith("binance") else start
@@ -92,9 +117,9 @@ def assert_same(got: dict[int, tuple[float, float]], want: dict[int, tuple[float
         assert got[t] == (pytest.approx(coins, rel=1e-9), pytest.approx(usd, rel=1e-9)), t
 
 
-async def test_oi_history_paged_per_venue_in_coins_and_usd(exchanges: ExchangeDouble,
-                                                            clients: dict[str, VenueClient], redis: Redis,
-                                                            keys: Keys) -> None:
+async def test_oi_history_paged_per_venue_in_coins_and_usd(
+    exchanges: ExchangeDouble, clients: dict[str, VenueClient], redis: Redis, keys: Keys
+) -> None:
     report = await job(redis, keys, clients).run()
     for v in ("binanceusdm", "binancecoinm", "bybit", "okx"):
         assert_same(await stored(redis, keys, v), expected(exchanges, v))
@@ -105,13 +130,17 @@ async def test_oi_history_paged_per_venue_in_coins_and_usd(exchanges: ExchangeDo
     pages = {v: [q for p, q in history_of(exchanges.venues[v]).served if p in OI_PATHS] for v in VENUES}
     steps = (END - START + 1) // STEP
     # windows wholly older than binance keeps are not asked for (binance would answer 400)
-    kept = [k for k in range(-(-steps // 500)) if min(END, START + (k + 1) * 500 * STEP - 1)
-            >= NOW - BINANCE_OI_DAYS * DAY + HOUR]
+    kept = [
+        k
+        for k in range(-(-steps // 500))
+        if min(END, START + (k + 1) * 500 * STEP - 1) >= NOW - BINANCE_OI_DAYS * DAY + HOUR
+    ]
     assert 0 < len(kept) < -(-steps // 500)
     assert len(pages["binanceusdm"]) == len(kept) * n_perps["binanceusdm"]
     assert len(pages["binancecoinm"]) == len(kept) * n_perps["binancecoinm"]
-    assert all(int(q["startTime"]) >= NOW - BINANCE_OI_DAYS * DAY for v in ("binanceusdm", "binancecoinm")
-               for q in pages[v])
+    assert all(
+        int(q["startTime"]) >= NOW - BINANCE_OI_DAYS * DAY for v in ("binanceusdm", "binancecoinm") for q in pages[v]
+    )
     assert len(pages["okx"]) == -(-steps // 100) * n_perps["okx"] and n_perps["okx"] >= 2
     assert len(pages["bybit"]) == -(-steps // 200) * n_perps["bybit"] and n_perps["bybit"] >= 2
     marks = [q for p, q in history_of(exchanges.venues["bybit"]).served if p == "/v5/market/mark-price-kline"]
@@ -119,8 +148,9 @@ async def test_oi_history_paged_per_venue_in_coins_and_usd(exchanges: ExchangeDo
     assert all(q["period"] == "5m" for v in ("binanceusdm", "binancecoinm", "okx") for q in pages[v])
 
 
-async def test_oi_skipped_where_dated_futures_count_in_the_live_total(exchanges: ExchangeDouble, redis: Redis,
-                                                                      keys: Keys) -> None:
+async def test_oi_skipped_where_dated_futures_count_in_the_live_total(
+    exchanges: ExchangeDouble, redis: Redis, keys: Keys
+) -> None:
     okx = VenueClient("okx", timeout_s=2, rest_base_url=exchanges.url("okx"))  # the double lists okx futures here
     okx.exchange.enableRateLimit = False
     try:
@@ -132,8 +162,9 @@ async def test_oi_skipped_where_dated_futures_count_in_the_live_total(exchanges:
     assert not [p for p, _q in history_of(exchanges.venues["okx"]).served if p in OI_PATHS]
 
 
-async def test_oi_resume_then_idempotent(exchanges: ExchangeDouble, clients: dict[str, VenueClient], redis: Redis,
-                                         keys: Keys) -> None:
+async def test_oi_resume_then_idempotent(
+    exchanges: ExchangeDouble, clients: dict[str, VenueClient], redis: Redis, keys: Keys
+) -> None:
     okx = history_of(exchanges.venues["okx"])
     perps = len([p for p in listed_perps("okx", exchanges.venues["okx"]) if p.asset == "BTC"])
     funding_pages = -(-(END - START + 1) // (100 * HOUR))
@@ -157,19 +188,33 @@ async def test_oi_resume_then_idempotent(exchanges: ExchangeDouble, clients: dic
     assert_same(await stored(redis, keys, "okx"), expected(exchanges, "okx"))
 
 
-async def test_oi_command_shows_24h_change_from_backfilled_history(exchanges: ExchangeDouble,
-                                                                   clients: dict[str, VenueClient], redis: Redis,
-                                                                   keys: Keys) -> None:
+async def test_oi_command_shows_24h_change_from_backfilled_history(
+    exchanges: ExchangeDouble, clients: dict[str, VenueClient], redis: Redis, keys: Keys
+) -> None:
     start = (NOW // DAY - 2) * DAY
     await job(redis, keys, clients, start=start, end=NOW, venues=("okx",)).run()
     then = expected(exchanges, "okx", start, NOW)
     at = max(t for t in then if t <= NOW - DAY)  # the newest total at or before 24h ago: within 5 minutes
     live_usd = then[at][1] * 1.1
     store = MarketStore(redis, keys, retention_ms=90 * DAY)
-    await write_venue(store, "okx", oi=[OpenInterestSample(venue="okx", symbol="BTC/USDT:USDT", asset="BTC",
-                                                           settle="USDT", inverse=False, kind="swap",
-                                                           coins=live_usd / 60_000, usd=live_usd, ts_ms=NOW)],
-                      now_ms=NOW)
+    await write_venue(
+        store,
+        "okx",
+        oi=[
+            OpenInterestSample(
+                venue="okx",
+                symbol="BTC/USDT:USDT",
+                asset="BTC",
+                settle="USDT",
+                inverse=False,
+                kind="swap",
+                coins=live_usd / 60_000,
+                usd=live_usd,
+                ts_ms=NOW,
+            )
+        ],
+        now_ms=NOW,
+    )
     core = command_core(store, ("okx",), clock_ms=lambda: NOW)
     text = to_plain(await core.run("oi", ["btc"]))
     assert "24h +10.0%" in text, text

@@ -28,9 +28,20 @@ def stamp(ms: int) -> str:
 
 
 def funding(venue: str, rate: float, ts_ms: int) -> FundingSample:
-    return FundingSample(venue=venue, symbol="BTC/USDT:USDT", asset="BTC", settle="USDT", inverse=False,
-                         rate_per_interval=rate, interval_s=28_800, next_funding_ms=None, predicted_rate=None,
-                         mark_usd=50_000.0, index_usd=50_000.0, ts_ms=ts_ms)
+    return FundingSample(
+        venue=venue,
+        symbol="BTC/USDT:USDT",
+        asset="BTC",
+        settle="USDT",
+        inverse=False,
+        rate_per_interval=rate,
+        interval_s=28_800,
+        next_funding_ms=None,
+        predicted_rate=None,
+        mark_usd=50_000.0,
+        index_usd=50_000.0,
+        ts_ms=ts_ms,
+    )
 
 
 def hourly_rates() -> list[float]:
@@ -47,8 +58,14 @@ def hourly_rates() -> list[float]:
 async def seed_funding(store: MarketStore, venue: str, first_ms: int, now_ms: int) -> list[int]:
     m = REGISTRY.get("funding")
     times = [first_ms + h * HOUR for h in range(96)]
-    await store.write_samples(m, venue, [], now_ms=now_ms, replace=False,
-                              history=[funding(venue, r, t) for r, t in zip(hourly_rates(), times, strict=True)])
+    await store.write_samples(
+        m,
+        venue,
+        [],
+        now_ms=now_ms,
+        replace=False,
+        history=[funding(venue, r, t) for r, t in zip(hourly_rates(), times, strict=True)],
+    )
     return times
 
 
@@ -94,8 +111,11 @@ async def test_backtest_flows_each_day_once_and_bad_input(redis: Redis, keys: Ke
     for i, net in enumerate(nets):
         day = today - dt.timedelta(days=len(nets) - i)
         published = int(dt.datetime.combine(day + dt.timedelta(days=1), dt.time(4, 0), dt.UTC).timestamp() * 1000)
-        days.append(FlowDay("coinmetrics", "BTC", day.isoformat(), published, 10_000.0 + net, 10_000.0, float(net),
-                            2e6, 40_000.0))
+        days.append(
+            FlowDay(
+                "coinmetrics", "BTC", day.isoformat(), published, 10_000.0 + net, 10_000.0, float(net), 2e6, 40_000.0
+            )
+        )
     await store.write_samples(REGISTRY.get("flows"), "coinmetrics", days, now_ms=now, replace=False)
     core = command_core(store, ("okx",), clock_ms=lambda: now)
     text = to_plain(await core.run("backtest", ["flows", "btc", "netflow", "above", "3000", "30d"]))
@@ -115,8 +135,9 @@ async def test_backtest_flows_each_day_once_and_bad_input(redis: Redis, keys: Ke
     assert not [k async for k in redis.scan_iter(match=f"{keys.prefix}:backtest:*")]
 
 
-async def test_backtest_on_telegram(exchanges: ExchangeDouble, telegram: BotApiDouble, redis_url: str, redis: Redis,
-                                    keys: Keys) -> None:
+async def test_backtest_on_telegram(
+    exchanges: ExchangeDouble, telegram: BotApiDouble, redis_url: str, redis: Redis, keys: Keys
+) -> None:
     for v in ExchangeDouble.VENUES:
         for p in exchanges.venues[v].perps:
             p.funding_rate = 0.0001
@@ -148,9 +169,17 @@ async def test_backtest_open_interest_totals(redis: Redis, keys: Keys) -> None:
     for h in range(20, 26):
         totals["bybit"][h] = 21e9  # the sum crosses 30b for six hours
     for venue, usd in totals.items():
-        await store.write_samples(oi, venue, [], now_ms=now, replace=False, history=[
-            OpenInterestSample(venue, "*total*", "BTC", "USD", False, "total", u / 50_000, u, t)
-            for u, t in zip(usd, times, strict=True)])
+        await store.write_samples(
+            oi,
+            venue,
+            [],
+            now_ms=now,
+            replace=False,
+            history=[
+                OpenInterestSample(venue, "*total*", "BTC", "USD", False, "total", u / 50_000, u, t)
+                for u, t in zip(usd, times, strict=True)
+            ],
+        )
     core = command_core(store, ("okx", "bybit"), clock_ms=lambda: now)
     text = to_plain(await core.run("backtest", ["oi", "btc", "above", "30b", "3d"]))
     assert "Would have fired 1 time over" in text, text

@@ -38,7 +38,8 @@ def write(path: Path, header: list[str], rows: list[list[object]]) -> None:
 def small_dataset(folder: Path) -> None:
     """Two venues' 8h funding over 3 days, three flow days (one published late), an hourly price."""
     funding = [
-        ("2024-01-01T00:00:00Z", "binance", 0.0003), ("2024-01-01T00:00:00Z", "okx", 0.0009),
+        ("2024-01-01T00:00:00Z", "binance", 0.0003),
+        ("2024-01-01T00:00:00Z", "okx", 0.0009),
         ("2024-01-01T08:00:00Z", "binance", 0.0006),  # crosses 0.05%: fires
         ("2024-01-01T08:00:00Z", "okx", 0.0001),
         ("2024-01-01T16:00:00Z", "binance", 0.00045),  # below 0.05% but inside the 0.01% band: still fired
@@ -47,23 +48,33 @@ def small_dataset(folder: Path) -> None:
         ("2024-01-02T16:00:00Z", "binance", 0.00051),  # fires again
         ("2024-01-03T00:00:00Z", "binance", 0.00042),  # inside the band: still in alert at the end
     ]
-    write(folder / "funding_8h.csv", ["ts_utc", "venue", "symbol", "rate_per_8h"],
-          [[t, v, "BTC/USDT:USDT", r] for t, v, r in funding])
-    write(folder / "exchange_flows_1d.csv",
-          ["date", "available_at_utc", "inflow_btc", "outflow_btc", "netflow_btc", "exchange_balance_btc",
-           "price_usd"],
-          [["2024-01-01", "2024-01-02T04:00:00Z", 10_000, 9_000, 1_000, 2e6, 42_000],
-           ["2024-01-02", "2024-01-03T06:30:00Z", 15_000, 9_500, 5_500, 2e6, 43_000],  # published late
-           ["2024-01-03", "2024-01-04T03:00:00Z", 12_000, 8_000, 4_000, 2e6, 43_500]])
-    write(folder / "spot_btcusdt_1h.csv", ["ts_utc", "open", "high", "low", "close", "volume_btc"],
-          [[iso(ms("2024-01-01T00:00:00Z") + h * 3_600_000), 1, 1, 1, 42_000 + 10 * h, 1] for h in range(96)])
+    write(
+        folder / "funding_8h.csv",
+        ["ts_utc", "venue", "symbol", "rate_per_8h"],
+        [[t, v, "BTC/USDT:USDT", r] for t, v, r in funding],
+    )
+    write(
+        folder / "exchange_flows_1d.csv",
+        ["date", "available_at_utc", "inflow_btc", "outflow_btc", "netflow_btc", "exchange_balance_btc", "price_usd"],
+        [
+            ["2024-01-01", "2024-01-02T04:00:00Z", 10_000, 9_000, 1_000, 2e6, 42_000],
+            ["2024-01-02", "2024-01-03T06:30:00Z", 15_000, 9_500, 5_500, 2e6, 43_000],  # published late
+            ["2024-01-03", "2024-01-04T03:00:00Z", 12_000, 8_000, 4_000, 2e6, 43_500],
+        ],
+    )
+    write(
+        folder / "spot_btcusdt_1h.csv",
+        ["ts_utc", "open", "high", "low", "close", "volume_btc"],
+        [[iso(ms("2024-01-01T00:00:00Z") + h * 3_600_000), 1, 1, 1, 42_000 + 10 * h, 1] for h in range(96)],
+    )
 
 
 RULES = 'rules = [\n  "funding btc above 0.05% venue binance",\n  "flows btc netflow above 3000",\n]\n'
 
 
-def args(data: Path, rules: Path, start: str, end: str, redis_url: str | None, chart: Path | None = None
-         ) -> argparse.Namespace:
+def args(
+    data: Path, rules: Path, start: str, end: str, redis_url: str | None, chart: Path | None = None
+) -> argparse.Namespace:
     return argparse.Namespace(data=data, start=start, end=end, rules=rules, chart=chart, redis_url=redis_url)
 
 
@@ -72,8 +83,9 @@ def settings(keys: Keys) -> Settings:
     return Settings(redis=RedisSettings(key_prefix=keys.prefix))
 
 
-async def test_small_dataset_exact_times(tmp_path: Path, redis_url: str, redis: Redis, keys: Keys,
-                                         settings: Settings) -> None:
+async def test_small_dataset_exact_times(
+    tmp_path: Path, redis_url: str, redis: Redis, keys: Keys, settings: Settings
+) -> None:
     small_dataset(tmp_path)
     rules = tmp_path / "rules.toml"
     rules.write_text(RULES)
@@ -84,14 +96,16 @@ async def test_small_dataset_exact_times(tmp_path: Path, redis_url: str, redis: 
     # 00:00 is no new alert; 01-02 08:00 (0.035% < 0.04%) re-arms; 01-02 16:00 fires again.
     # flows: day 01-02 (net 5,500) exists only from its publication, 01-03 06:30; 01-01 is below 3,000;
     # day 01-03 is published on 01-04, outside the window.
-    assert fired == [("2024-01-01T08:00:00Z", "r1"), ("2024-01-02T16:00:00Z", "r1"),
-                     ("2024-01-03T06:30:00Z", "r2")]
-    assert out[0].startswith("2024-01-01T08:00:00Z  r1 funding btc above 0.05% venue binance  value +0.0600%/8h  "
-                             "threshold +0.0500%/8h")
+    assert fired == [("2024-01-01T08:00:00Z", "r1"), ("2024-01-02T16:00:00Z", "r1"), ("2024-01-03T06:30:00Z", "r2")]
+    assert out[0].startswith(
+        "2024-01-01T08:00:00Z  r1 funding btc above 0.05% venue binance  value +0.0600%/8h  threshold +0.0500%/8h"
+    )
     assert "value +5,500/day  threshold +3,000/day  coinmetrics 2024-01-02" in out[2]
     # in alert from the first firing until the re-arm, then from the second firing to the end of the window
-    assert result.periods["r1"] == [(ms("2024-01-01T08:00:00Z"), ms("2024-01-02T08:00:00Z")),
-                                    (ms("2024-01-02T16:00:00Z"), ms("2024-01-04T00:00:00Z"))]
+    assert result.periods["r1"] == [
+        (ms("2024-01-01T08:00:00Z"), ms("2024-01-02T08:00:00Z")),
+        (ms("2024-01-02T16:00:00Z"), ms("2024-01-04T00:00:00Z")),
+    ]
     # the scratch prefix is gone
     assert [k async for k in redis.scan_iter(match=f"{keys.prefix}:*")] == []
 
@@ -104,8 +118,10 @@ async def test_flow_day_not_seen_before_publication(tmp_path: Path, redis_url: s
     # up to the end of 01-02: day 01-02 (published 01-03 06:30) is not known yet
     assert (await run_replay(args(tmp_path, rules, "2024-01-01", "2024-01-02", redis_url), settings, out)).events == []
     result = await run_replay(args(tmp_path, rules, "2024-01-01", "2024-01-04", redis_url), settings, out)
-    assert [(iso(e.ts_ms), e.extra["day"]) for e in result.events] == [("2024-01-03T06:30:00Z", "2024-01-02"),
-                                                                        ("2024-01-04T03:00:00Z", "2024-01-03")]
+    assert [(iso(e.ts_ms), e.extra["day"]) for e in result.events] == [
+        ("2024-01-03T06:30:00Z", "2024-01-02"),
+        ("2024-01-04T03:00:00Z", "2024-01-03"),
+    ]
 
 
 def test_cli_prints_lines_and_draws_chart(tmp_path: Path) -> None:
@@ -113,21 +129,60 @@ def test_cli_prints_lines_and_draws_chart(tmp_path: Path) -> None:
     small_dataset(tmp_path)
     (tmp_path / "rules.toml").write_text(RULES)
     chart = tmp_path / "out.png"
-    proc = subprocess.run([sys.executable, "-m", "bot", "replay", "--data", str(tmp_path), "--from", "2024-01-01",
-                           "--to", "2024-01-03", "--rules", str(tmp_path / "rules.toml"), "--chart", str(chart)],
-                          capture_output=True, text=True, timeout=60, cwd=ROOT)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bot",
+            "replay",
+            "--data",
+            str(tmp_path),
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-01-03",
+            "--rules",
+            str(tmp_path / "rules.toml"),
+            "--chart",
+            str(chart),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stderr
     assert [line.split("  ")[0] for line in proc.stdout.splitlines()] == [
-        "2024-01-01T08:00:00Z", "2024-01-02T16:00:00Z", "2024-01-03T06:30:00Z"]
+        "2024-01-01T08:00:00Z",
+        "2024-01-02T16:00:00Z",
+        "2024-01-03T06:30:00Z",
+    ]
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_cli_bad_input_one_line(tmp_path: Path) -> None:
     small_dataset(tmp_path)
     (tmp_path / "rules.toml").write_text('rules = ["funding btc above 0.05 venue binance"]\n')
-    proc = subprocess.run([sys.executable, "-m", "bot", "replay", "--data", str(tmp_path), "--from", "2024-01-01",
-                           "--to", "2024-01-03", "--rules", str(tmp_path / "rules.toml")],
-                          capture_output=True, text=True, timeout=60, cwd=ROOT)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bot",
+            "replay",
+            "--data",
+            str(tmp_path),
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-01-03",
+            "--rules",
+            str(tmp_path / "rules.toml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "rule 1" in proc.stderr and "needs a % sign" in proc.stderr
 
@@ -167,8 +222,11 @@ async def test_april_2021(redis_url: str, settings: Settings, tmp_path: Path) ->
 
     with (APRIL / "exchange_flows_1d.csv").open(newline="") as f:
         days = list(csv.DictReader(f))
-    expected_flows = [(ms(d["available_at_utc"]), d["date"]) for d in days
-                      if float(d["netflow_btc"]) > 3000 and start <= ms(d["available_at_utc"]) < end]
+    expected_flows = [
+        (ms(d["available_at_utc"]), d["date"])
+        for d in days
+        if float(d["netflow_btc"]) > 3000 and start <= ms(d["available_at_utc"]) < end
+    ]
     fired_flows = [(e.ts_ms, e.extra["day"]) for e in result.events if e.rule_id == "r2"]
     assert fired_flows == expected_flows
     assert len({day for _, day in fired_flows}) == len(fired_flows)  # each day once
@@ -180,7 +238,8 @@ async def test_april_2021(redis_url: str, settings: Settings, tmp_path: Path) ->
 
 @pytest.mark.replay
 async def test_april_2021_combined_funding_and_netflow_warns_five_days_before_the_crash(
-        redis_url: str, settings: Settings, tmp_path: Path) -> None:
+    redis_url: str, settings: Settings, tmp_path: Path
+) -> None:
     if not APRIL.is_dir():
         pytest.skip(f"replay data not found at {APRIL} (the shared replay folder sits beside the repository)")
     rules = tmp_path / "rules.toml"
@@ -188,8 +247,9 @@ async def test_april_2021_combined_funding_and_netflow_warns_five_days_before_th
     out: list[str] = []
     result = await run_replay(args(APRIL, rules, "2021-04-01", "2021-04-30", redis_url), settings, out)
     with (APRIL / "funding_8h.csv").open(newline="") as f:
-        binance = sorted((ms(r["ts_utc"]), float(r["rate_per_8h"])) for r in csv.DictReader(f)
-                          if r["venue"] == "binance")
+        binance = sorted(
+            (ms(r["ts_utc"]), float(r["rate_per_8h"])) for r in csv.DictReader(f) if r["venue"] == "binance"
+        )
     with (APRIL / "exchange_flows_1d.csv").open(newline="") as f:
         days = sorted((ms(d["available_at_utc"]), float(d["netflow_btc"])) for d in csv.DictReader(f))
 

@@ -46,16 +46,20 @@ def start_redis(port: int, *args: str) -> subprocess.Popen[bytes]:
     """A redis-server of the test's own (tests that kill, restart or flush Redis must not touch the shared one)."""
     # a folder of its own: a replica writes the RDB it syncs from its master there
     work = tempfile.mkdtemp(prefix="bw-redis-")
-    proc = subprocess.Popen([redis_binary(), "--port", str(port), "--save", "", "--appendonly", "no", "--dir", work,
-                             *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [redis_binary(), "--port", str(port), "--save", "", "--appendonly", "no", "--dir", work, *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     wait_port(port)
     return proc
 
 
 def start_sentinel(conf: Path, port: int) -> subprocess.Popen[bytes]:
     """A real redis-sentinel (redis-server --sentinel) reading ``conf``, listening on ``port``."""
-    proc = subprocess.Popen([redis_binary(), str(conf), "--sentinel"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [redis_binary(), str(conf), "--sentinel"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     wait_port(port)
     return proc
 
@@ -94,17 +98,27 @@ def write_config(path: Path, sections: dict[str, dict[str, Any]]) -> Path:
 
 
 def bot_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("REDIS_URL", "TELEGRAM_BOT_TOKEN", "DISCORD_BOT_TOKEN", "GLASSNODE_API_KEY",
-                        "CRYPTOQUANT_API_KEY")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("REDIS_URL", "TELEGRAM_BOT_TOKEN", "DISCORD_BOT_TOKEN", "GLASSNODE_API_KEY", "CRYPTOQUANT_API_KEY")
+    }
     env.update(extra)
     return env
 
 
 async def spawn_bot(*args: str, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", *args, cwd=ROOT, env=env or bot_env(),
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
+        cwd=ROOT,
+        env=env or bot_env(),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
 
 
 async def read_until(stream: asyncio.StreamReader, needle: bytes, timeout_s: float) -> bytes:

@@ -60,12 +60,28 @@ async def test_second_bot_on_one_data_folder_is_refused_clearly(tmp_path: Path) 
         assert await client.get("k") == b"v"  # the first one's socket and server are untouched
 
         # the same, as an operator sees it: one line, exit 1, no traceback
-        cfg = write_config(tmp_path / "config.toml", {"redis": {"data_dir": str(tmp_path)},
-                                                      "console": {"enabled": "off"}, "flows": {"providers": []},
-                                                      "observability": {"port": 0}})
+        cfg = write_config(
+            tmp_path / "config.toml",
+            {
+                "redis": {"data_dir": str(tmp_path)},
+                "console": {"enabled": "off"},
+                "flows": {"providers": []},
+                "observability": {"port": 0},
+            },
+        )
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "--config", str(cfg), "--role", "chat", cwd=ROOT,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL)
+            sys.executable,
+            "-m",
+            "bot",
+            "--config",
+            str(cfg),
+            "--role",
+            "chat",
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            stdin=asyncio.subprocess.DEVNULL,
+        )
         out, err = await asyncio.wait_for(proc.communicate(), 20)
         printed = (out + err).decode()
         assert proc.returncode == 1 and "is in use by another bot" in printed and "Traceback" not in printed
@@ -79,8 +95,9 @@ async def test_second_bot_on_one_data_folder_is_refused_clearly(tmp_path: Path) 
 
 
 async def test_sigkilled_bot_takes_its_redis_server_along(tmp_path: Path) -> None:
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", HOLDER, str(tmp_path), cwd=ROOT,
-                                                stdout=asyncio.subprocess.PIPE)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", HOLDER, str(tmp_path), cwd=ROOT, stdout=asyncio.subprocess.PIPE
+    )
     assert proc.stdout is not None
     line = await read_until(proc.stdout, b"\n", 15)
     server_pid = int(line.split()[1])

@@ -42,12 +42,19 @@ async def say(tg: BotApiDouble, chat_id: int, text: str, user: int) -> str:
     return (await tg.wait_sent(seen + 1, chat_id=chat_id, timeout=10))[seen].plain
 
 
-async def test_metrics_series_move_while_the_bot_runs(exchanges: ExchangeDouble, telegram: BotApiDouble,
-                                                     redis_url: str, redis: object, keys: Keys) -> None:
+async def test_metrics_series_move_while_the_bot_runs(
+    exchanges: ExchangeDouble, telegram: BotApiDouble, redis_url: str, redis: object, keys: Keys
+) -> None:
     port = free_port()
-    settings = local_settings(exchanges, telegram, redis_url, keys, flows={"providers": []},
-                              alerts={"telegram_admins": [ADMIN], "default_rules": []},
-                              observability={"port": port, "host": "127.0.0.1"})
+    settings = local_settings(
+        exchanges,
+        telegram,
+        redis_url,
+        keys,
+        flows={"providers": []},
+        alerts={"telegram_admins": [ADMIN], "default_rules": []},
+        observability={"port": port, "host": "127.0.0.1"},
+    )
     stop = asyncio.Event()
     app = asyncio.create_task(run(settings, stop))
     try:
@@ -94,16 +101,30 @@ async def test_metrics_series_move_while_the_bot_runs(exchanges: ExchangeDouble,
 
 
 def test_json_log_lines_carry_ids_as_fields() -> None:
-    record = logging.LogRecord("watchers.market", logging.WARNING, __file__, 1,
-                               "venue=%s symbol=%s rejected: %s", ("okx", "BTC/USDT:USDT", "bad"), None)
+    record = logging.LogRecord(
+        "watchers.market",
+        logging.WARNING,
+        __file__,
+        1,
+        "venue=%s symbol=%s rejected: %s",
+        ("okx", "BTC/USDT:USDT", "bad"),
+        None,
+    )
     record.chat = "tg:501"
     record.alert = "1700000000000-0"
     doc = json.loads(JsonFormatter().format(record))
     assert doc["venue"] == "okx" and doc["symbol"] == "BTC/USDT:USDT" and doc["level"] == "WARNING"
     assert doc["chat"] == "tg:501" and doc["alert"] == "1700000000000-0" and doc["logger"] == "watchers.market"
     assert doc["msg"] == "venue=okx symbol=BTC/USDT:USDT rejected: bad"
-    runner = logging.LogRecord("watchers.runner", logging.WARNING, __file__, 1,
-                               "%s: poll failed (%s); retry %d in %.1fs", ("market:bybit", "500", 2, 1.5), None)
+    runner = logging.LogRecord(
+        "watchers.runner",
+        logging.WARNING,
+        __file__,
+        1,
+        "%s: poll failed (%s); retry %d in %.1fs",
+        ("market:bybit", "500", 2, 1.5),
+        None,
+    )
     doc = json.loads(JsonFormatter().format(runner))
     assert doc["source"] == "market:bybit" and doc["venue"] == "bybit"
 

@@ -27,33 +27,69 @@ def ctx(user: int, chat: int | None = None, *, admin_of_chat: bool = False) -> C
     async def chat_admin() -> bool:
         return admin_of_chat
 
-    return ChatContext(platform="tg", chat_id=chat_id, user_id=user, user_name=f"user{user}", is_group=chat_id < 0,
-                       chat_admin=chat_admin)
+    return ChatContext(
+        platform="tg",
+        chat_id=chat_id,
+        user_id=user,
+        user_name=f"user{user}",
+        is_group=chat_id < 0,
+        chat_admin=chat_admin,
+    )
 
 
 def funding(asset: str) -> FundingSample:
-    return FundingSample(venue="okx", symbol=f"{asset}/USDT:USDT", asset=asset, settle="USDT", inverse=False,
-                         rate_per_interval=0.0001, interval_s=28_800, next_funding_ms=None, predicted_rate=None,
-                         mark_usd=100.0, index_usd=100.0, ts_ms=1_000)
+    return FundingSample(
+        venue="okx",
+        symbol=f"{asset}/USDT:USDT",
+        asset=asset,
+        settle="USDT",
+        inverse=False,
+        rate_per_interval=0.0001,
+        interval_s=28_800,
+        next_funding_ms=None,
+        predicted_rate=None,
+        mark_usd=100.0,
+        index_usd=100.0,
+        ts_ms=1_000,
+    )
 
 
 def future(asset: str) -> BasisSample:
-    return BasisSample(venue="okx", symbol=f"{asset}/USDT:USDT-261225", asset=asset, settle="USDT", inverse=False,
-                       expiry_ms=1_800_000_000_000, future_usd=101.0, index_usd=100.0, ts_ms=1_000)
+    return BasisSample(
+        venue="okx",
+        symbol=f"{asset}/USDT:USDT-261225",
+        asset=asset,
+        settle="USDT",
+        inverse=False,
+        expiry_ms=1_800_000_000_000,
+        future_usd=101.0,
+        index_usd=100.0,
+        ts_ms=1_000,
+    )
 
 
 @pytest.fixture
 async def core(redis: Redis, keys: Keys) -> CommandCore:
     market = MarketStore(redis, keys, retention_ms=86_400_000)
-    await write_venue(market, "okx", [funding(a) for a in ("BTC", "ETH", "SOL", "DOGE")],
-                      [future(a) for a in ("BTC", "ETH", "SOL")], now_ms=1_000)
+    await write_venue(
+        market,
+        "okx",
+        [funding(a) for a in ("BTC", "ETH", "SOL", "DOGE")],
+        [future(a) for a in ("BTC", "ETH", "SOL")],
+        now_ms=1_000,
+    )
     quotas = Quotas(market, ["BTC"], QuotaSettings(max_subscriptions_per_chat=3, max_rules_per_chat=2))
     registry = default_registry()
     src = sources(registry, VENUES)
-    alerts = AlertCommands(AlertStore(redis, keys), AlertCommandSettings(
-        sources=src, bot_admins={"tg": frozenset({str(BOT_ADMIN)})}), registry, quotas=quotas)
-    return CommandCore(market, CoreSettings(venues=VENUES, providers=("coinmetrics",), sources=src), registry,
-                       alerts=alerts)
+    alerts = AlertCommands(
+        AlertStore(redis, keys),
+        AlertCommandSettings(sources=src, bot_admins={"tg": frozenset({str(BOT_ADMIN)})}),
+        registry,
+        quotas=quotas,
+    )
+    return CommandCore(
+        market, CoreSettings(venues=VENUES, providers=("coinmetrics",), sources=src), registry, alerts=alerts
+    )
 
 
 async def test_only_listed_assets_can_be_subscribed_or_ruled(core: CommandCore, redis: Redis, keys: Keys) -> None:
@@ -92,7 +128,11 @@ async def test_threshold_history_shows_admin_identities_to_admins_only(core: Com
     await core.run("threshold", ["set", "funding", "eth", "above", "0.05%"], ctx(9, -100, admin_of_chat=True))
     member = to_plain(await core.run("threshold", ["history"], ctx(11, -100)))
     assert "bot admin" in member and "chat admin" in member
-    assert str(BOT_ADMIN) not in member and "user987654321" not in member and "user9" not in member \
+    assert (
+        str(BOT_ADMIN) not in member
+        and "user987654321" not in member
+        and "user9" not in member
         and "tg:9" not in member
+    )
     admin = to_plain(await core.run("threshold", ["history"], ctx(BOT_ADMIN, -100)))
     assert "tg:987654321 (user987654321)" in admin and "tg:9 (user9)" in admin

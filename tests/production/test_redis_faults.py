@@ -32,10 +32,15 @@ async def test_unreachable_at_start_waits_with_one_line_then_runs(tmp_path: Path
     """No traceback and no restart loop: one line per attempt, then the bot runs once Redis is up."""
     port = free_port()
     url = f"redis://:{PASSWORD}@127.0.0.1:{port}/0"
-    cfg = write_config(tmp_path / "config.toml", {
-        "redis": {"url": url, "key_prefix": "faultstart"}, "console": {"enabled": "off"},
-        "flows": {"providers": []}, "observability": {"port": 0},
-    })
+    cfg = write_config(
+        tmp_path / "config.toml",
+        {
+            "redis": {"url": url, "key_prefix": "faultstart"},
+            "console": {"enabled": "off"},
+            "flows": {"providers": []},
+            "observability": {"port": 0},
+        },
+    )
     proc = await spawn_bot("--config", str(cfg), "--role", "chat")
     server = None
     try:
@@ -78,13 +83,15 @@ async def test_healthcheck_reports_plainly(tmp_path: Path) -> None:
 
 
 async def test_redis_restarted_empty_then_frozen_while_running(
-        exchanges: ExchangeDouble, telegram: BotApiDouble, keys: Keys) -> None:
+    exchanges: ExchangeDouble, telegram: BotApiDouble, keys: Keys
+) -> None:
     """Restarted empty: heartbeat, source lease and market data are back within seconds; frozen: it carries on."""
     port = free_port()
     url = f"redis://127.0.0.1:{port}/0"
     server = start_redis(port)
-    settings = local_settings(exchanges, telegram, url, keys, flows={"providers": []},
-                              observability={"port": 0}, alerts={"default_rules": []})
+    settings = local_settings(
+        exchanges, telegram, url, keys, flows={"providers": []}, observability={"port": 0}, alerts={"default_rules": []}
+    )
     probe = Redis.from_url(url)
     stop_event = asyncio.Event()
     app = asyncio.create_task(run(settings, stop_event, role="data"))
@@ -144,8 +151,11 @@ async def test_sentinel_url_follows_a_failover(tmp_path: Path) -> None:
     master = start_redis(p1)
     replica = start_redis(p2, "--replicaof", "127.0.0.1", str(p1))
     conf = tmp_path / "sentinel.conf"
-    conf.write_text(f"port {ps}\nsentinel monitor bw 127.0.0.1 {p1} 1\nsentinel down-after-milliseconds bw 1000\n"
-                    "sentinel failover-timeout bw 3000\n", encoding="utf-8")
+    conf.write_text(
+        f"port {ps}\nsentinel monitor bw 127.0.0.1 {p1} 1\nsentinel down-after-milliseconds bw 1000\n"
+        "sentinel failover-timeout bw 3000\n",
+        encoding="utf-8",
+    )
     sentinel = start_sentinel(conf, ps)
     client = None
     try:

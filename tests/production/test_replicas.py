@@ -33,21 +33,31 @@ async def holders(redis: Redis, keys: Keys) -> set[bytes | None]:
 
 
 async def test_standby_takes_over_when_the_active_data_process_dies(
-        exchanges: ExchangeDouble, redis_url: str, redis: Redis, keys: Keys, tmp_path: Path) -> None:
+    exchanges: ExchangeDouble, redis_url: str, redis: Redis, keys: Keys, tmp_path: Path
+) -> None:
     for p in exchanges.venues["okx"].perps:
         if p.asset == "BTC":
             p.funding_rate = 0.0007  # above the rule from the first poll: it fires exactly once
     ports = [free_port(), free_port()]
 
     def config(i: int) -> Path:
-        return write_config(tmp_path / f"data{i}.toml", {
-            "redis": {"url": redis_url, "key_prefix": keys.prefix}, "console": {"enabled": "off"},
-            "flows": {"providers": []}, "observability": {"port": ports[i], "host": "127.0.0.1"},
-            "replicas": {"lease_ttl_s": 2},
-            "alerts": {"default_rules": ["funding btc above 0.05% venue okx"]},
-            "watchers": {"poll_interval_s": 0.3, "request_timeout_s": 1.0, "max_backoff_s": 0.5,
-                         "rest_base_urls": {v: exchanges.url(v) for v in ExchangeDouble.VENUES}},
-        })
+        return write_config(
+            tmp_path / f"data{i}.toml",
+            {
+                "redis": {"url": redis_url, "key_prefix": keys.prefix},
+                "console": {"enabled": "off"},
+                "flows": {"providers": []},
+                "observability": {"port": ports[i], "host": "127.0.0.1"},
+                "replicas": {"lease_ttl_s": 2},
+                "alerts": {"default_rules": ["funding btc above 0.05% venue okx"]},
+                "watchers": {
+                    "poll_interval_s": 0.3,
+                    "request_timeout_s": 1.0,
+                    "max_backoff_s": 0.5,
+                    "rest_base_urls": {v: exchanges.url(v) for v in ExchangeDouble.VENUES},
+                },
+            },
+        )
 
     active = await spawn_bot("--config", str(config(0)), "--role", "data")
     standby = None
@@ -95,14 +105,21 @@ async def test_standby_takes_over_when_the_active_data_process_dies(
 
 
 async def test_chat_replicas_one_telegram_poller_standby_takes_over(
-        telegram: BotApiDouble, redis_url: str, redis: Redis, keys: Keys, tmp_path: Path) -> None:
+    telegram: BotApiDouble, redis_url: str, redis: Redis, keys: Keys, tmp_path: Path
+) -> None:
     """Two --role chat processes on one token: one polls (no 409), the other answers once the first is killed."""
-    cfg = write_config(tmp_path / "chat.toml", {
-        "redis": {"url": redis_url, "key_prefix": keys.prefix}, "console": {"enabled": "off"},
-        "flows": {"providers": []}, "observability": {"port": 0}, "alerts": {"default_rules": []},
-        "replicas": {"lease_ttl_s": 2},
-        "telegram": {"base_url": telegram.base_url, "base_file_url": telegram.base_file_url, "poll_timeout_s": 1},
-    })
+    cfg = write_config(
+        tmp_path / "chat.toml",
+        {
+            "redis": {"url": redis_url, "key_prefix": keys.prefix},
+            "console": {"enabled": "off"},
+            "flows": {"providers": []},
+            "observability": {"port": 0},
+            "alerts": {"default_rules": []},
+            "replicas": {"lease_ttl_s": 2},
+            "telegram": {"base_url": telegram.base_url, "base_file_url": telegram.base_file_url, "poll_timeout_s": 1},
+        },
+    )
     env = bot_env(TELEGRAM_BOT_TOKEN=TOKEN)
     procs = [await spawn_bot("--config", str(cfg), "--role", "chat", env=env)]
     try:
@@ -151,11 +168,18 @@ async def test_leases_are_taken_all_or_nothing(redis: Redis, keys: Keys) -> None
 
 async def test_discord_gateway_one_replica_at_a_time(redis_url: str, redis: Redis, keys: Keys) -> None:
     """Two chat processes on one Discord token: one gateway session; the other connects once the first stops."""
-    settings = parse_settings({
-        "redis": {"url": redis_url, "key_prefix": keys.prefix}, "discord": {"token": "discord-test-token-0123456789"},
-        "console": {"enabled": "off"}, "flows": {"providers": []}, "observability": {"port": 0},
-        "alerts": {"default_rules": []}, "replicas": {"lease_ttl_s": 2},
-    }, env={})
+    settings = parse_settings(
+        {
+            "redis": {"url": redis_url, "key_prefix": keys.prefix},
+            "discord": {"token": "discord-test-token-0123456789"},
+            "console": {"enabled": "off"},
+            "flows": {"providers": []},
+            "observability": {"port": 0},
+            "alerts": {"default_rules": []},
+            "replicas": {"lease_ttl_s": 2},
+        },
+        env={},
+    )
     async with DiscordDouble() as dd:
         dd.add_guild(9001, channel_ids=[9101])
         with dd.patch_discord():

@@ -32,16 +32,22 @@ URL_PASSWORD = "relay-PaSsWoRd-42"
 
 @pytest.mark.parametrize("path", ["/bot", "/no-such-api/bot"])  # 401 for a wrong token, 404 for a wrong base path
 async def test_rejected_telegram_token_is_one_line_without_the_token(
-        telegram: BotApiDouble, redis_url: str, keys: Keys, tmp_path: Path, path: str) -> None:
+    telegram: BotApiDouble, redis_url: str, keys: Keys, tmp_path: Path, path: str
+) -> None:
     base = telegram.base_url.rsplit("/bot", 1)[0]
-    cfg = write_config(tmp_path / "config.toml", {
-        "redis": {"url": redis_url, "key_prefix": keys.prefix},
-        "telegram": {"base_url": base + path, "base_file_url": base + "/file" + path},
-        "console": {"enabled": "off"}, "flows": {"providers": []},
-        "observability": {"port": 0},
-    })
-    proc = await spawn_bot("--config", str(cfg), "--role", "chat", "--log-level", "DEBUG",
-                           env=bot_env(TELEGRAM_BOT_TOKEN=WRONG_TOKEN))
+    cfg = write_config(
+        tmp_path / "config.toml",
+        {
+            "redis": {"url": redis_url, "key_prefix": keys.prefix},
+            "telegram": {"base_url": base + path, "base_file_url": base + "/file" + path},
+            "console": {"enabled": "off"},
+            "flows": {"providers": []},
+            "observability": {"port": 0},
+        },
+    )
+    proc = await spawn_bot(
+        "--config", str(cfg), "--role", "chat", "--log-level", "DEBUG", env=bot_env(TELEGRAM_BOT_TOKEN=WRONG_TOKEN)
+    )
     out, err = await asyncio.wait_for(proc.communicate(), 30)
     printed = (out + err).decode()
     assert proc.returncode == 1, printed[-2000:]
@@ -53,11 +59,19 @@ async def test_rejected_telegram_token_is_one_line_without_the_token(
 
 
 async def test_rejected_discord_token_is_one_line_without_the_token(
-        redis_url: str, redis: object, keys: Keys, caplog: pytest.LogCaptureFixture) -> None:
+    redis_url: str, redis: object, keys: Keys, caplog: pytest.LogCaptureFixture
+) -> None:
     token = "discord-WRONG-token-0123456789-SeCrEt"
-    settings = parse_settings({"redis": {"url": redis_url, "key_prefix": keys.prefix}, "discord": {"token": token},
-                               "console": {"enabled": "off"}, "flows": {"providers": []},
-                               "observability": {"port": 0}}, env={})
+    settings = parse_settings(
+        {
+            "redis": {"url": redis_url, "key_prefix": keys.prefix},
+            "discord": {"token": token},
+            "console": {"enabled": "off"},
+            "flows": {"providers": []},
+            "observability": {"port": 0},
+        },
+        env={},
+    )
     caplog.handler.addFilter(SecretFilter(configured_secrets(settings)))
     caplog.set_level(logging.DEBUG)
     async with DiscordDouble() as dd:
@@ -70,7 +84,8 @@ async def test_rejected_discord_token_is_one_line_without_the_token(
 
 
 async def test_url_credentials_never_reach_errors_status_or_logs(
-        exchanges: ExchangeDouble, redis: object, keys: Keys, caplog: pytest.LogCaptureFixture) -> None:
+    exchanges: ExchangeDouble, redis: object, keys: Keys, caplog: pytest.LogCaptureFixture
+) -> None:
     """A relay URL with user:password works (sent as a header) and its password appears nowhere, even at DEBUG."""
     caplog.set_level(logging.DEBUG)  # no filter installed: the URL must be clean at the source
     from redis.asyncio import Redis
@@ -125,14 +140,20 @@ async def test_flow_provider_url_credentials_and_key_never_printed(caplog: pytes
 
 def test_log_filter_masks_every_configured_secret(caplog: pytest.LogCaptureFixture) -> None:
     """Whatever a library logs (message, args, traceback), the configured secrets come out masked."""
-    settings = parse_settings({
-        "redis": {"url": "redis://:redis-PW-secret@127.0.0.1:6379/0"},
-        "telegram": {"token": "123456:TOKEN-secret-part"},
-        "discord": {"token": "discord-token-secret-0123456789"},
-        "flows": {"providers": ["glassnode"], "glassnode_api_key": "glassnode-key-secret",
-                  "base_urls": {"glassnode": "https://user:gn-url-pass@relay.example/gn"}},
-        "watchers": {"rest_base_urls": {"okx": "http://u:okx-url-pass@relay.example:8443"}},
-    }, env={})
+    settings = parse_settings(
+        {
+            "redis": {"url": "redis://:redis-PW-secret@127.0.0.1:6379/0"},
+            "telegram": {"token": "123456:TOKEN-secret-part"},
+            "discord": {"token": "discord-token-secret-0123456789"},
+            "flows": {
+                "providers": ["glassnode"],
+                "glassnode_api_key": "glassnode-key-secret",
+                "base_urls": {"glassnode": "https://user:gn-url-pass@relay.example/gn"},
+            },
+            "watchers": {"rest_base_urls": {"okx": "http://u:okx-url-pass@relay.example:8443"}},
+        },
+        env={},
+    )
     secrets = configured_secrets(settings)
     caplog.handler.addFilter(SecretFilter(secrets))
     caplog.set_level(logging.DEBUG)
@@ -147,7 +168,14 @@ def test_log_filter_masks_every_configured_secret(caplog: pytest.LogCaptureFixtu
     logging.getLogger("redis").warning("cannot reach redis://:redis-PW-secret@127.0.0.1:6379/0")
     logging.getLogger("ccxt").debug("GET /api, Request: {'Authorization': '%s'}", basic_auth(("u", "okx-url-pass")))
     text = caplog.text
-    for s in ("TOKEN-secret-part", "discord-token-secret", "glassnode-key-secret", "gn-url-pass", "okx-url-pass",
-              "redis-PW-secret", basic_auth(("u", "okx-url-pass")).split()[1]):
+    for s in (
+        "TOKEN-secret-part",
+        "discord-token-secret",
+        "glassnode-key-secret",
+        "gn-url-pass",
+        "okx-url-pass",
+        "redis-PW-secret",
+        basic_auth(("u", "okx-url-pass")).split()[1],
+    ):
         assert s not in text, s
     assert text.count("***") >= 7 and "Traceback" in text

@@ -44,8 +44,9 @@ async def test_retry_after_holds_the_next_poll(exchanges: ExchangeDouble, store:
         assert info.value.retry_after_s == 1.0 and "retry after 1s" in str(info.value)
         state.requests.clear()
         stop = asyncio.Event()
-        loop = asyncio.create_task(run_periodic(watcher.name, watcher.poll_once, interval_s=0.05, max_backoff_s=0.1,
-                                                stop=stop))
+        loop = asyncio.create_task(
+            run_periodic(watcher.name, watcher.poll_once, interval_s=0.05, max_backoff_s=0.1, stop=stop)
+        )
         await asyncio.sleep(0.8)
         assert state.requests == []  # held: not one request reaches the venue during its Retry-After
         state.fault = None
@@ -60,14 +61,16 @@ async def test_retry_after_holds_the_next_poll(exchanges: ExchangeDouble, store:
 def test_retry_after_forms() -> None:
     now = time.time()
     assert retry_after_s({"retry-after": "7"}) == 7.0
-    assert retry_after_s({"Retry-After": email.utils.formatdate(now + 30, usegmt=True)}, now_s=now) == \
-        pytest.approx(30, abs=1)
+    assert retry_after_s({"Retry-After": email.utils.formatdate(now + 30, usegmt=True)}, now_s=now) == pytest.approx(
+        30, abs=1
+    )
     assert retry_after_s({"Retry-After": "999999"}) == 3600.0  # capped
     assert retry_after_s({"Retry-After": "soon"}) is None and retry_after_s({}) is None
 
 
-async def test_fifty_megabyte_answer_is_refused_without_buffering_it(exchanges: ExchangeDouble,
-                                                                     store: MarketStore) -> None:
+async def test_fifty_megabyte_answer_is_refused_without_buffering_it(
+    exchanges: ExchangeDouble, store: MarketStore
+) -> None:
     venue = "okx"
     client = VenueClient(venue, timeout_s=5.0, rest_base_url=exchanges.url(venue))
     watcher = MarketWatcher(client, store, default_registry(), MarketWatcherConfig())
@@ -116,13 +119,34 @@ async def test_timestamps_from_the_future_are_clamped(exchanges: ExchangeDouble,
 
 
 async def test_absurd_prices_are_rejected_even_when_mark_and_index_agree(
-        exchanges: ExchangeDouble, store: MarketStore, caplog: pytest.LogCaptureFixture) -> None:
-    s = FundingSample(venue="okx", symbol="BTC/USDT:USDT", asset="BTC", settle="USDT", inverse=False,
-                      rate_per_interval=0.0001, interval_s=28_800, next_funding_ms=None, predicted_rate=None,
-                      mark_usd=1e308, index_usd=1e308, ts_ms=1)
+    exchanges: ExchangeDouble, store: MarketStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    s = FundingSample(
+        venue="okx",
+        symbol="BTC/USDT:USDT",
+        asset="BTC",
+        settle="USDT",
+        inverse=False,
+        rate_per_interval=0.0001,
+        interval_s=28_800,
+        next_funding_ms=None,
+        predicted_rate=None,
+        mark_usd=1e308,
+        index_usd=1e308,
+        ts_ms=1,
+    )
     assert "outside the possible range" in (default_registry().get("funding").problem(s) or "")
-    b = BasisSample(venue="okx", symbol="BTC/USDT:USDT-261225", asset="BTC", settle="USDT", inverse=False,
-                    expiry_ms=1_800_000_000_000, future_usd=1e308, index_usd=1e308, ts_ms=1)
+    b = BasisSample(
+        venue="okx",
+        symbol="BTC/USDT:USDT-261225",
+        asset="BTC",
+        settle="USDT",
+        inverse=False,
+        expiry_ms=1_800_000_000_000,
+        future_usd=1e308,
+        index_usd=1e308,
+        ts_ms=1,
+    )
     assert "outside the possible range" in (default_registry().get("basis").problem(b) or "")
     assert out_of_bounds("price_usd", float("inf")) is not None and out_of_bounds("price_usd", 100_000.0) is None
 
@@ -142,8 +166,9 @@ async def test_absurd_prices_are_rejected_even_when_mark_and_index_agree(
     assert "outside the possible range" in caplog.text
 
 
-async def test_retry_after_on_one_endpoint_holds_every_request_to_the_venue(exchanges: ExchangeDouble,
-                                                                            store: MarketStore) -> None:
+async def test_retry_after_on_one_endpoint_holds_every_request_to_the_venue(
+    exchanges: ExchangeDouble, store: MarketStore
+) -> None:
     """okx rate-limits open interest only: that poll still stores funding, then nothing is asked for 1 s."""
     venue = "okx"
     state = exchanges.venues[venue]

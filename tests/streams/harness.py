@@ -64,16 +64,24 @@ class Harness:
         self.alerts = AlertStore(self.redis, self.keys)
         self.events = LiquidationStore(self.redis, self.keys)
         self.health = StreamHealthStore(self.redis, self.keys)
-        self.svc = AlertService(self.alerts, self.store, self.keys, self.registry,
-                                AlertSettings(sources=sources(self.registry, VENUES)))
+        self.svc = AlertService(
+            self.alerts, self.store, self.keys, self.registry, AlertSettings(sources=sources(self.registry, VENUES))
+        )
 
     async def rule(self, text: str) -> None:
         rule = rule_from(text, rule_id=await self.alerts.next_rule_id(), venues=VENUES, now_ms=now_ms())
         await self.alerts.save_rule(rule, who="t", action="set", now_ms=now_ms())
 
     def client(self, venue: str, ping_interval_s: float = 0.2, rest: VenueClient | None = None) -> StreamClient:
-        c = StreamClient(venue, timeout_s=2.0, ping_interval_s=ping_interval_s, rest_base_url=self.rest.url(venue),
-                         ws_base_url=self.ws.ws_url(venue), symbol_assets=("BTC",), rest=rest)
+        c = StreamClient(
+            venue,
+            timeout_s=2.0,
+            ping_interval_s=ping_interval_s,
+            rest_base_url=self.rest.url(venue),
+            ws_base_url=self.ws.ws_url(venue),
+            symbol_assets=("BTC",),
+            rest=rest,
+        )
         self.clients.append(c)
         return c
 
@@ -83,8 +91,15 @@ class Harness:
     def funding_sink(self, venue: str, **kw: Any) -> FundingSink:
         return FundingSink(venue, self.store, self.registry.get("funding"), self.svc.on_samples, **kw)
 
-    def start(self, venue: str, feed: str, sink: Sink, config: StreamConfig = FAST,
-              ping_interval_s: float = 0.2, rest: VenueClient | None = None) -> StreamWatcher:
+    def start(
+        self,
+        venue: str,
+        feed: str,
+        sink: Sink,
+        config: StreamConfig = FAST,
+        ping_interval_s: float = 0.2,
+        rest: VenueClient | None = None,
+    ) -> StreamWatcher:
         w = StreamWatcher(self.client(venue, ping_interval_s, rest), feed, sink, self.health, config)
         self.tasks.append(asyncio.create_task(w.run(stop=self.stop)))
         return w

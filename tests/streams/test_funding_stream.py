@@ -32,9 +32,14 @@ async def ticking(h: Harness, rate: list[float], every_s: float = 0.05) -> Async
     async def tick() -> None:
         while True:
             t = now_ms()
-            await h.ws.push("binanceusdm", TOPIC, [
-                binance_mark_price("BTCUSDT", 100_020.0, 100_000.0, rate[0], next_ms, t),
-                binance_mark_price("ETHUSDT", 3_500.5, 3_500.0, 0.0001, next_ms, t)])
+            await h.ws.push(
+                "binanceusdm",
+                TOPIC,
+                [
+                    binance_mark_price("BTCUSDT", 100_020.0, 100_000.0, rate[0], next_ms, t),
+                    binance_mark_price("ETHUSDT", 3_500.5, 3_500.0, 0.0001, next_ms, t),
+                ],
+            )
             await asyncio.sleep(every_s)
 
     task = asyncio.create_task(tick())
@@ -60,8 +65,13 @@ async def test_rest_fallback_takes_over_and_hands_back(redis: Redis, keys: Keys)
         rest_rate = next(p.funding_rate for p in h.rest.venues["binanceusdm"].perps if p.asset == "BTC")
         stream: list[StreamWatcher] = []
         client = VenueClient("binanceusdm", timeout_s=2.0, rest_base_url=h.rest.url("binanceusdm"))
-        poll = MarketWatcher(client, h.store, h.registry, MarketWatcherConfig(history_step_s=0),
-                             stream_owns=lambda metric: any(s.owns(metric) for s in stream))
+        poll = MarketWatcher(
+            client,
+            h.store,
+            h.registry,
+            MarketWatcherConfig(history_step_s=0),
+            stream_owns=lambda metric: any(s.owns(metric) for s in stream),
+        )
         try:
             await poll.poll_once()
             assert await btc_rate(h) == rest_rate
@@ -114,9 +124,14 @@ async def test_bybit_tickers_own_their_symbols_and_the_poll_keeps_the_rest(redis
             h.ws.bybit_tickers[sym] = bybit_ticker(sym, mark=100_010.0, index=100_000.0, rate=0.0002, next_ms=nf)
         client = VenueClient("bybit", timeout_s=2.0, rest_base_url=h.rest.url("bybit"))
         stream: list[StreamWatcher] = []
-        poll = MarketWatcher(client, h.store, h.registry, MarketWatcherConfig(history_step_s=0),
-                             listeners=[h.svc.on_samples],
-                             stream_owns=lambda metric: stream[0].owns(metric) if stream else False)
+        poll = MarketWatcher(
+            client,
+            h.store,
+            h.registry,
+            MarketWatcherConfig(history_step_s=0),
+            listeners=[h.svc.on_samples],
+            stream_owns=lambda metric: stream[0].owns(metric) if stream else False,
+        )
         try:
             await poll.poll_once()
             stream.append(h.start("bybit", "funding", h.funding_sink("bybit")))
@@ -147,13 +162,17 @@ async def test_bybit_tickers_own_their_symbols_and_the_poll_keeps_the_rest(redis
             await client.close()
 
 
-
 async def test_streamed_rows_stay_current_while_the_rest_poll_fails(redis: Redis, keys: Keys) -> None:
     async with harness(redis, keys) as h:
         client = VenueClient("binanceusdm", timeout_s=2.0, rest_base_url=h.rest.url("binanceusdm"))
         stream: list[StreamWatcher] = []
-        poll = MarketWatcher(client, h.store, h.registry, MarketWatcherConfig(history_step_s=0),
-                             stream_owns=lambda metric: stream[0].owns(metric) if stream else False)
+        poll = MarketWatcher(
+            client,
+            h.store,
+            h.registry,
+            MarketWatcherConfig(history_step_s=0),
+            stream_owns=lambda metric: stream[0].owns(metric) if stream else False,
+        )
         core = command_core(h.store, ["binanceusdm"], alerts=False)
         try:
             await poll.poll_once()

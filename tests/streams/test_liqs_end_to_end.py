@@ -22,13 +22,24 @@ async def say(tg: BotApiDouble, chat_id: int, text: str) -> str:
     return sent[seen].plain
 
 
-async def test_liquidation_alert_reaches_telegram(exchanges: ExchangeDouble, telegram: BotApiDouble, redis_url: str,
-                                                  redis: object, keys: Keys) -> None:
+async def test_liquidation_alert_reaches_telegram(
+    exchanges: ExchangeDouble, telegram: BotApiDouble, redis_url: str, redis: object, keys: Keys
+) -> None:
     async with WsExchangeDouble() as ws:
         settings = local_settings(
-            exchanges, telegram, redis_url, keys, alerts={"telegram_admins": [ADMIN], "default_rules": []},
-            streams={"venues": ["binanceusdm", "okx"], "funding": False, "stall_after_s": 2, "ping_interval_s": 0.5,
-                     "ws_base_urls": {v: ws.ws_url(v) for v in ("binanceusdm", "okx")}})
+            exchanges,
+            telegram,
+            redis_url,
+            keys,
+            alerts={"telegram_admins": [ADMIN], "default_rules": []},
+            streams={
+                "venues": ["binanceusdm", "okx"],
+                "funding": False,
+                "stall_after_s": 2,
+                "ping_interval_s": 0.5,
+                "ws_base_urls": {v: ws.ws_url(v) for v in ("binanceusdm", "okx")},
+            },
+        )
         stop = asyncio.Event()
         app = asyncio.create_task(run(settings, stop))
         try:

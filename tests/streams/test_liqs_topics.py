@@ -22,13 +22,21 @@ VENUES = ("binanceusdm", "okx")
 async def test_subscribe_liqs_before_the_first_liquidation(redis: Redis, keys: Keys) -> None:
     store = MarketStore(redis, keys, retention_ms=86_400_000)
     t = now_ms()
-    await write_venue(store, "okx", funding=[FundingSample("okx", "BTC/USDT:USDT", "BTC", "USDT", False, 0.0001,
-                                                           28_800, None, None, 100.0, 100.0, t)], now_ms=t)
+    await write_venue(
+        store,
+        "okx",
+        funding=[
+            FundingSample("okx", "BTC/USDT:USDT", "BTC", "USDT", False, 0.0001, 28_800, None, None, 100.0, 100.0, t)
+        ],
+        now_ms=t,
+    )
     registry = default_registry()
-    quotas = Quotas(store, [], QuotaSettings(), market_metrics=["funding", "basis", "oi", "liqs"],
-                    listed_as={"liqs": "funding"})
-    alerts = AlertCommands(AlertStore(redis, keys), AlertCommandSettings(sources=sources(registry, VENUES)), registry,
-                           quotas=quotas)
+    quotas = Quotas(
+        store, [], QuotaSettings(), market_metrics=["funding", "basis", "oi", "liqs"], listed_as={"liqs": "funding"}
+    )
+    alerts = AlertCommands(
+        AlertStore(redis, keys), AlertCommandSettings(sources=sources(registry, VENUES)), registry, quotas=quotas
+    )
     ctx = ChatContext(platform="tg", chat_id=7, user_id=7)
     ok = await alerts.subscribe(["liqs", "btc"], ctx)
     assert "liqs BTC" in to_plain(ok)

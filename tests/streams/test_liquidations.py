@@ -14,8 +14,12 @@ from tests.streams.harness import VENUES, Harness, harness, now_ms, until
 
 BTC = 100_000.0
 H = 3_600_000
-TOPICS = {"binanceusdm": "!forceOrder@arr", "binancecoinm": "!forceOrder@arr", "bybit": "allLiquidation.BTCUSDT",
-          "okx": "liquidation-orders:SWAP"}
+TOPICS = {
+    "binanceusdm": "!forceOrder@arr",
+    "binancecoinm": "!forceOrder@arr",
+    "bybit": "allLiquidation.BTCUSDT",
+    "okx": "liquidation-orders:SWAP",
+}
 OKX_BTC_CT = 0.01  # coins per BTC-USDT-SWAP contract, as okx lists it
 
 
@@ -28,6 +32,7 @@ async def stored(h: Harness, n: int) -> None:
     async def count() -> bool:
         got = await h.events.since("BTC", VENUES, 0)
         return sum(len(v) for v in got.values()) >= n
+
     await until(count, what=f"{n} stored liquidations")
 
 
@@ -43,8 +48,9 @@ async def test_windows_summed_per_venue_and_threshold_fires_once(redis: Redis, k
         binance = TOPICS["binanceusdm"]
         await h.ws.push("binanceusdm", binance, binance_force_order("BTCUSDT", "SELL", 0.5, BTC, t - 60_000))
         await h.ws.push("binanceusdm", binance, binance_force_order("BTCUSDT", "BUY", 0.3, BTC, t - 2 * H))
-        await h.ws.push("binancecoinm", TOPICS["binancecoinm"],
-                        binance_force_order("BTCUSD_PERP", "BUY", 10, BTC, t - 10 * H))
+        await h.ws.push(
+            "binancecoinm", TOPICS["binancecoinm"], binance_force_order("BTCUSD_PERP", "BUY", 10, BTC, t - 10 * H)
+        )
         await h.ws.push("bybit", TOPICS["bybit"], bybit_liquidation("BTCUSDT", "Sell", 0.2, BTC, t - 30_000))
         await h.ws.push("okx", TOPICS["okx"], okx_liquidation("BTC-USDT-SWAP", "long", 50, BTC, t - 10_000))
         await stored(h, 5)
@@ -83,8 +89,14 @@ async def test_windows_summed_per_venue_and_threshold_fires_once(redis: Redis, k
         total = next(line for line in lines if line.lstrip().startswith("total"))
         long_1h, short_1h = 90_000 + 50_000, 20_000 + 1_000  # bybit's marker is 0.01 BTC short
         short_24h = 30_000 + 10 * inverse_contract_usd("BTC") + 20_000 + 1_000
-        assert total.split()[1:] == [k(long_1h), k(short_1h), k(long_1h), k(short_1h + 30_000), k(long_1h),
-                                     k(short_24h)]
+        assert total.split()[1:] == [
+            k(long_1h),
+            k(short_1h),
+            k(long_1h),
+            k(short_1h + 30_000),
+            k(long_1h),
+            k(short_24h),
+        ]
         assert "lower bounds" in reply and "at most one liquidation per symbol per second" in reply
         largest = reply.split("Largest single liquidations")[1]
         rows = [line.split() for line in largest.splitlines() if "$" in line]
@@ -122,12 +134,15 @@ async def test_two_processes_agree_on_one_set_of_events(redis: Redis, keys: Keys
         a, b = h.liq_sink("binanceusdm"), h.liq_sink("binanceusdm")
         h.start("binanceusdm", "liqs", a)
         h.start("binanceusdm", "liqs", b)
-        await until(lambda: sum(TOPICS["binanceusdm"] in c.topics for c in h.ws.live["binanceusdm"]) == 2,
-                    what="two subscriptions")
+        await until(
+            lambda: sum(TOPICS["binanceusdm"] in c.topics for c in h.ws.live["binanceusdm"]) == 2,
+            what="two subscriptions",
+        )
         t = now_ms()
         for i in range(3):
-            sent = await h.ws.push("binanceusdm", TOPICS["binanceusdm"],
-                                   binance_force_order("BTCUSDT", "SELL", 0.1 * (i + 1), BTC, t + i))
+            sent = await h.ws.push(
+                "binanceusdm", TOPICS["binanceusdm"], binance_force_order("BTCUSDT", "SELL", 0.1 * (i + 1), BTC, t + i)
+            )
             assert sent == 2
         await until(lambda: a.dropped_duplicate + b.dropped_duplicate == 3, what="each event seen twice")
         (events,) = (await h.events.since("BTC", ["binanceusdm"], 0)).values()

@@ -12,13 +12,16 @@ from bot.settings import ConfigError, parse_settings
 from bot.streams import streamed_venues
 
 
-@pytest.mark.parametrize(("section", "needle"), [
-    ({"venues": ["deribit"]}, "streams.venues"),
-    ({"stall_after_s": 0}, "streams.stall_after_s"),
-    ({"enabled": "yes"}, "true or false"),
-    ({"ws_base_urls": {"okx": "https://x"}}, "streams.ws_base_urls.okx"),
-    ({"colour": 1}, "keys from"),
-])
+@pytest.mark.parametrize(
+    ("section", "needle"),
+    [
+        ({"venues": ["deribit"]}, "streams.venues"),
+        ({"stall_after_s": 0}, "streams.stall_after_s"),
+        ({"enabled": "yes"}, "true or false"),
+        ({"ws_base_urls": {"okx": "https://x"}}, "streams.ws_base_urls.okx"),
+        ({"colour": 1}, "keys from"),
+    ],
+)
 def test_bad_stream_settings_name_the_key(section: dict[str, Any], needle: str) -> None:
     with pytest.raises(ConfigError) as e:
         parse_settings({"streams": section}, env={})
@@ -34,8 +37,10 @@ def _wiring(raw: dict[str, Any]) -> Wiring:
 
 def test_a_venue_with_an_overridden_rest_host_streams_only_with_its_ws_host() -> None:
     assert streamed_venues(_wiring({})) == ["binanceusdm", "binancecoinm", "okx", "bybit"]
-    local = {"watchers": {"rest_base_urls": {"okx": "http://127.0.0.1:1", "bybit": "http://127.0.0.1:1"}},
-             "streams": {"ws_base_urls": {"okx": "ws://127.0.0.1:2/okx"}}}
+    local = {
+        "watchers": {"rest_base_urls": {"okx": "http://127.0.0.1:1", "bybit": "http://127.0.0.1:1"}},
+        "streams": {"ws_base_urls": {"okx": "ws://127.0.0.1:2/okx"}},
+    }
     assert streamed_venues(_wiring(local)) == ["binanceusdm", "binancecoinm", "okx"]
     assert streamed_venues(_wiring({"streams": {"enabled": False}})) == []
 

@@ -73,16 +73,32 @@ async def bot(exchanges: ExchangeDouble, redis: Redis, keys: Keys) -> AsyncItera
     clock = Clock()
     store = MarketStore(redis, keys, retention_ms=30 * MS_PER_DAY)
     alerts = AlertStore(redis, keys)
-    service = AlertService(alerts, store, keys, REGISTRY,
-                           AlertSettings(sources=sources(REGISTRY, VENUES), history_step_s=60,
-                                         stale_after_ms=4 * 3_600_000), clock_ms=clock)
+    service = AlertService(
+        alerts,
+        store,
+        keys,
+        REGISTRY,
+        AlertSettings(sources=sources(REGISTRY, VENUES), history_step_s=60, stale_after_ms=4 * 3_600_000),
+        clock_ms=clock,
+    )
     await service.start()
     watchers = {}
     for v in VENUES:
-        client = VenueClient(v, timeout_s=2.0, rest_base_url=exchanges.url(v), oi_assets=("BTC", "ETH", "SOL"),
-                             funding_info_refresh_s=3600)
-        watchers[v] = MarketWatcher(client, store, REGISTRY, MarketWatcherConfig(history_step_s=0),
-                                    listeners=[service.on_samples], clock_ms=clock)
+        client = VenueClient(
+            v,
+            timeout_s=2.0,
+            rest_base_url=exchanges.url(v),
+            oi_assets=("BTC", "ETH", "SOL"),
+            funding_info_refresh_s=3600,
+        )
+        watchers[v] = MarketWatcher(
+            client,
+            store,
+            REGISTRY,
+            MarketWatcherConfig(history_step_s=0),
+            listeners=[service.on_samples],
+            clock_ms=clock,
+        )
     try:
         yield Bot(watchers, service, command_core(store, VENUES, clock_ms=clock), alerts, clock)
     finally:
@@ -181,12 +197,15 @@ async def test_funding_interval_switch_is_seen_within_one_poll(bot: Bot, exchang
 
 
 async def test_contracts_not_trading_or_coin_quoted_are_never_shown_averaged_or_alerted(
-        bot: Bot, exchanges: ExchangeDouble) -> None:
+    bot: Bot, exchanges: ExchangeDouble
+) -> None:
     now = int(time.time() * 1000) + 3_600_000
     usdm = exchanges.venues["binanceusdm"]
-    usdm.perps += [Perp("XRP", 0.6, 0.6, 0.004, now, status="settling"),  # delisted, still in premiumIndex
-                   Perp("DOGE", 0.1, 0.1, 0.004, now, status="pending"),  # not trading yet
-                   Perp("ETH", 0.05, 0.05, 0.004, now, quote="BTC", open_interest_base=4e13)]  # ETH/BTC
+    usdm.perps += [
+        Perp("XRP", 0.6, 0.6, 0.004, now, status="settling"),  # delisted, still in premiumIndex
+        Perp("DOGE", 0.1, 0.1, 0.004, now, status="pending"),  # not trading yet
+        Perp("ETH", 0.05, 0.05, 0.004, now, quote="BTC", open_interest_base=4e13),
+    ]  # ETH/BTC
     exchanges.venues["bybit"].perps.append(Perp("XRP", 0.6, 0.6, 0.004, now, status="pending"))
     await bot.rule("funding eth above 0.1%")
     await bot.rule("funding xrp above 0.1%")

@@ -50,9 +50,9 @@ def core_for(store: MarketStore) -> CommandCore:
     return command_core(store, VENUES, alerts=False)
 
 
-async def test_every_venue_polls_and_basis_figures_match(exchanges: ExchangeDouble,
-                                                          watchers: dict[str, MarketWatcher],
-                                                          store: MarketStore) -> None:
+async def test_every_venue_polls_and_basis_figures_match(
+    exchanges: ExchangeDouble, watchers: dict[str, MarketWatcher], store: MarketStore
+) -> None:
     expiry = dt.date.today() + dt.timedelta(days=60)
     for v, state in exchanges.venues.items():
         linear = v != "binancecoinm" and v != "deribit"
@@ -78,9 +78,9 @@ async def test_every_venue_polls_and_basis_figures_match(exchanges: ExchangeDoub
     assert "5 futures on 5 venues" in text
 
 
-async def test_funding_interval_predicted_and_annualized(exchanges: ExchangeDouble,
-                                                         watchers: dict[str, MarketWatcher],
-                                                         store: MarketStore) -> None:
+async def test_funding_interval_predicted_and_annualized(
+    exchanges: ExchangeDouble, watchers: dict[str, MarketWatcher], store: MarketStore
+) -> None:
     nf = int(time.time() * 1000) + 2 * 3600_000
     exchanges.venues["binanceusdm"].perps = [Perp("SOL", 151.0, 150.0, 0.0002, nf, interval_h=4)]
     exchanges.venues["okx"].perps = [Perp("SOL", 151.0, 150.0, 0.0003, nf, predicted_rate=0.00035)]
@@ -92,8 +92,11 @@ async def test_funding_interval_predicted_and_annualized(exchanges: ExchangeDoub
     assert (b.rate_per_interval, b.interval_s, b.next_funding_ms) == (pytest.approx(0.0002), 14_400, nf)
     assert b.rate_annualized == pytest.approx(0.0002 * 6 * 365)
     (o,) = funding["okx"]
-    assert (o.rate_per_interval, o.interval_s, o.predicted_rate) == (pytest.approx(0.0003), 28_800,
-                                                                      pytest.approx(0.00035))
+    assert (o.rate_per_interval, o.interval_s, o.predicted_rate) == (
+        pytest.approx(0.0003),
+        28_800,
+        pytest.approx(0.00035),
+    )
     assert o.mark_usd == pytest.approx(151.0) and o.index_usd == pytest.approx(150.0)
     (y,) = funding["bybit"]
     assert (y.rate_per_interval, y.interval_s) == (pytest.approx(-0.0001), 3600)
@@ -117,14 +120,24 @@ async def test_bulk_endpoints_only(exchanges: ExchangeDouble, watchers: dict[str
     # fundingInfo only when due (every funding_info_refresh_s) or when a next funding time jumps
     for v, prefix in (("binanceusdm", "/fapi/v1"), ("binancecoinm", "/dapi/v1")):
         contracts = [r for r in exchanges.venues[v].requests if "openInterest" in r]
-        n_btc_eth = sum(1 for x in [*exchanges.venues[v].perps, *exchanges.venues[v].futures]
-                        if x.asset in ("BTC", "ETH") and x.linear == (v == "binanceusdm"))
+        n_btc_eth = sum(
+            1
+            for x in [*exchanges.venues[v].perps, *exchanges.venues[v].futures]
+            if x.asset in ("BTC", "ETH") and x.linear == (v == "binanceusdm")
+        )
         assert paths[v] == [f"GET {prefix}/premiumIndex"] + [f"GET {prefix}/openInterest"] * n_btc_eth
         assert len(set(contracts)) == n_btc_eth  # each contract once
-    assert sorted(paths["okx"]) == sorted(["GET /api/v5/public/funding-rate", "GET /api/v5/public/mark-price",
-                                           "GET /api/v5/public/mark-price", "GET /api/v5/market/index-tickers",
-                                           "GET /api/v5/market/index-tickers", "GET /api/v5/public/open-interest",
-                                           "GET /api/v5/public/open-interest"])
+    assert sorted(paths["okx"]) == sorted(
+        [
+            "GET /api/v5/public/funding-rate",
+            "GET /api/v5/public/mark-price",
+            "GET /api/v5/public/mark-price",
+            "GET /api/v5/market/index-tickers",
+            "GET /api/v5/market/index-tickers",
+            "GET /api/v5/public/open-interest",
+            "GET /api/v5/public/open-interest",
+        ]
+    )
     assert paths["bybit"] == ["GET /v5/market/tickers"] * 2
     assert set(paths["deribit"]) == {"GET /api/v2/public/get_book_summary_by_currency"}
     # okx and bybit load only swap/future (linear/inverse) markets
@@ -133,8 +146,9 @@ async def test_bulk_endpoints_only(exchanges: ExchangeDouble, watchers: dict[str
 
 
 @pytest.mark.parametrize("fault", ["500", "timeout", "malformed", "garbage"])
-async def test_failing_venue_isolated_and_reported(fault: str, exchanges: ExchangeDouble,
-                                                   watchers: dict[str, MarketWatcher], store: MarketStore) -> None:
+async def test_failing_venue_isolated_and_reported(
+    fault: str, exchanges: ExchangeDouble, watchers: dict[str, MarketWatcher], store: MarketStore
+) -> None:
     for w in watchers.values():
         await w.poll_once()
     okx = exchanges.venues["okx"]
@@ -157,8 +171,9 @@ async def test_failing_venue_isolated_and_reported(fault: str, exchanges: Exchan
     assert "Data age" in basis and "okx" in basis
 
 
-async def test_insane_values_rejected_not_stored(exchanges: ExchangeDouble, watchers: dict[str, MarketWatcher],
-                                                 store: MarketStore) -> None:
+async def test_insane_values_rejected_not_stored(
+    exchanges: ExchangeDouble, watchers: dict[str, MarketWatcher], store: MarketStore
+) -> None:
     expiry = dt.date.today() + dt.timedelta(days=40)
     nf = int(time.time() * 1000) + 3600_000
     exchanges.venues["binanceusdm"].futures = [
@@ -166,8 +181,10 @@ async def test_insane_values_rejected_not_stored(exchanges: ExchangeDouble, watc
         Future("ETH", expiry, mark=-3.0, index=3_000.0),
         Future("SOL", expiry, mark=1500.0, index=150.0),  # 10x the index: absurd
     ]
-    exchanges.venues["binanceusdm"].perps = [Perp("BTC", 60_000.0, 60_000.0, 0.0001, nf),
-                                             Perp("ETH", 3_000.0, 3_000.0, 0.9, nf)]  # 90% per interval
+    exchanges.venues["binanceusdm"].perps = [
+        Perp("BTC", 60_000.0, 60_000.0, 0.0001, nf),
+        Perp("ETH", 3_000.0, 3_000.0, 0.9, nf),
+    ]  # 90% per interval
     await watchers["binanceusdm"].poll_once()
     basis = {a: await read(store, "basis", a, ("binanceusdm",)) for a in ("BTC", "ETH", "SOL")}
     funding = {a: await read(store, "funding", a, ("binanceusdm",)) for a in ("BTC", "ETH")}
@@ -179,8 +196,9 @@ async def test_insane_values_rejected_not_stored(exchanges: ExchangeDouble, watc
 async def test_new_contracts_appear_after_market_refresh(exchanges: ExchangeDouble, store: MarketStore) -> None:
     client = VenueClient("deribit", timeout_s=1.0, rest_base_url=exchanges.url("deribit"))
     clock = [int(time.time() * 1000)]
-    watcher = MarketWatcher(client, store, default_registry(), MarketWatcherConfig(markets_refresh_s=3600),
-                            clock_ms=lambda: clock[0])
+    watcher = MarketWatcher(
+        client, store, default_registry(), MarketWatcherConfig(markets_refresh_s=3600), clock_ms=lambda: clock[0]
+    )
     try:
         await watcher.poll_once()
         before = {s.symbol for s in (await read(store, "basis", "BTC", ("deribit",)))["deribit"]}

@@ -49,12 +49,22 @@ class Clock:
 
 
 class Deployment:
-    def __init__(self, store: MarketStore, watchers: dict[str, MarketWatcher], service: AlertService,
-                 alerts: AlertStore, clock: Clock) -> None:
+    def __init__(
+        self,
+        store: MarketStore,
+        watchers: dict[str, MarketWatcher],
+        service: AlertService,
+        alerts: AlertStore,
+        clock: Clock,
+    ) -> None:
         self.store, self.watchers, self.service, self.alerts, self.clock = store, watchers, service, alerts, clock
         notes = {v: w.client.adapter.summary() for v, w in watchers.items()} | {"kraken": "unknown venue, not polled"}
-        self.core = CommandCore(store, CoreSettings(venues=tuple(watchers), sources=self.sources,
-                                                    venue_notes=notes), REGISTRY, clock_ms=clock)
+        self.core = CommandCore(
+            store,
+            CoreSettings(venues=tuple(watchers), sources=self.sources, venue_notes=notes),
+            REGISTRY,
+            clock_ms=clock,
+        )
 
     @property
     def sources(self) -> dict[str, tuple[str, ...]]:
@@ -79,8 +89,9 @@ async def deployment(exchanges: ExchangeDouble, redis: Redis, keys: Keys) -> Asy
         client = VenueClient(v, timeout_s=2.0, rest_base_url=exchanges.url(v))
         watchers[v] = MarketWatcher(client, store, REGISTRY, MarketWatcherConfig(history_step_s=0), clock_ms=clock)
     dep = Deployment(store, watchers, None, alerts, clock)  # type: ignore[arg-type]
-    dep.service = AlertService(alerts, store, keys, REGISTRY, AlertSettings(sources=dep.sources, history_step_s=60),
-                               clock_ms=clock)
+    dep.service = AlertService(
+        alerts, store, keys, REGISTRY, AlertSettings(sources=dep.sources, history_step_s=60), clock_ms=clock
+    )
     for w in watchers.values():
         w.listeners.append(dep.service.on_samples)
     await dep.service.start()
@@ -115,8 +126,9 @@ def expected_oi(exchanges: ExchangeDouble, venue: str, asset: str) -> tuple[floa
     return coins, usd
 
 
-async def test_each_new_venue_serves_funding_oi_and_basis_where_listed(deployment: Deployment,
-                                                                       exchanges: ExchangeDouble) -> None:
+async def test_each_new_venue_serves_funding_oi_and_basis_where_listed(
+    deployment: Deployment, exchanges: ExchangeDouble
+) -> None:
     results = await deployment.poll()
     assert all(isinstance(r, int) and r > 0 for r in results), results
     assert not exchanges.unknown
@@ -186,15 +198,25 @@ async def _fired(dep: Deployment) -> list[AlertEvent]:
     return [AlertEvent.from_json(f[b"event"]) for _id, f in entries]
 
 
-@pytest.mark.parametrize(("venue", "path", "fault", "down", "failed", "kept"), [
-    ("hyperliquid", "/info", "500", True, (), ()),
-    ("bitget", "/api/v2/mix/market/tickers", "malformed", True, (), ()),
-    ("gate", "/api/v4/futures/btc/contracts", "429", False, ("funding", "oi"), ("basis",)),
-    ("kucoinfutures", "/api/ua/v2/market/funding-rate", "garbage", False, ("funding",), ("basis", "oi")),
-])
-async def test_each_new_venue_survives_a_failure(deployment: Deployment, exchanges: ExchangeDouble, venue: str,
-                                                 path: str, fault: str, down: bool, failed: tuple[str, ...],
-                                                 kept: tuple[str, ...]) -> None:
+@pytest.mark.parametrize(
+    ("venue", "path", "fault", "down", "failed", "kept"),
+    [
+        ("hyperliquid", "/info", "500", True, (), ()),
+        ("bitget", "/api/v2/mix/market/tickers", "malformed", True, (), ()),
+        ("gate", "/api/v4/futures/btc/contracts", "429", False, ("funding", "oi"), ("basis",)),
+        ("kucoinfutures", "/api/ua/v2/market/funding-rate", "garbage", False, ("funding",), ("basis", "oi")),
+    ],
+)
+async def test_each_new_venue_survives_a_failure(
+    deployment: Deployment,
+    exchanges: ExchangeDouble,
+    venue: str,
+    path: str,
+    fault: str,
+    down: bool,
+    failed: tuple[str, ...],
+    kept: tuple[str, ...],
+) -> None:
     await deployment.poll()
     before = {m: await read(deployment.store, m, "BTC", (venue,)) for m in ("funding", "oi")}
     exchanges.venues[venue].path_faults[path] = fault
@@ -223,8 +245,9 @@ async def test_per_symbol_calls_only_for_watched_assets(exchanges: ExchangeDoubl
     await alerts.subscribe("tg:1", ["oi:ETH"])
     rule = rule_from("oi sol above 1000000", rule_id="r9")
     await alerts.save_rule(rule, who="t", action="set", now_ms=0)
-    client = VenueClient("binanceusdm", timeout_s=2.0, rest_base_url=exchanges.url("binanceusdm"),
-                         watched=WatchedAssets(redis, keys))
+    client = VenueClient(
+        "binanceusdm", timeout_s=2.0, rest_base_url=exchanges.url("binanceusdm"), watched=WatchedAssets(redis, keys)
+    )
     try:
         snap = await client.snapshot()
     finally:

@@ -15,5 +15,4 @@ from watchers.flows.glassnode import GlassnodeProvider
 from watchers.flows.http import MinInterval
 from watchers.flows.models import FlowDay, FlowProvider
 
-__all__ = ["CoinMetricsProvider", "CryptoQuantProvider", "FlowDay", "FlowProvider", "GlassnodeProvider",
-           "MinInterval"]
+__all__ = ["CoinMetricsProvider", "CryptoQuantProvider", "FlowDay", "FlowProvider", "GlassnodeProvider", "MinInterval"]

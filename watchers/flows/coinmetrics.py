@@ -59,7 +59,12 @@ log = logging.getLogger(__name__)
 
 COINMETRICS_ASSETS = {"BTC": "btc", "ETH": "eth"}
 INFLOW, OUTFLOW, BALANCE, PRICE, COMPLETION = (
-    "FlowInExNtv", "FlowOutExNtv", "SplyExNtv", "PriceUSD", "AssetEODCompletionTime")
+    "FlowInExNtv",
+    "FlowOutExNtv",
+    "SplyExNtv",
+    "PriceUSD",
+    "AssetEODCompletionTime",
+)
 METRICS = (INFLOW, OUTFLOW, BALANCE, PRICE, COMPLETION)
 PATH = "/v4/timeseries/asset-metrics"
 MAX_PAGE_SIZE = 10_000  # the API's cap
@@ -125,15 +130,19 @@ class CoinMetricsProvider:
         check_days(days)
         url: str = self.base_url + PATH
         params: dict[str, str] | None = {
-            "assets": code, "metrics": ",".join(METRICS), "frequency": "1d",
+            "assets": code,
+            "metrics": ",".join(METRICS),
+            "frequency": "1d",
             # one spare row, in case the newest day is listed before it has ended
-            "paging_from": "end", "page_size": str(min(days + 1, MAX_PAGE_SIZE)),
+            "paging_from": "end",
+            "page_size": str(min(days + 1, MAX_PAGE_SIZE)),
         }
         rows: dict[str, FlowDay] = {}
         for _page in range(self.max_pages):
             self.requests += 1
-            body = await get_json(self.session, self.name, url, params=params,
-                                  timeout_s=self.timeout_s, limiter=self.limiter)
+            body = await get_json(
+                self.session, self.name, url, params=params, timeout_s=self.timeout_s, limiter=self.limiter
+            )
             if not isinstance(body, dict) or not isinstance(body.get("data"), list):
                 raise MalformedResponse(f"{self.name}: answer has no 'data' list")
             received_ms = self.clock()
@@ -176,5 +185,14 @@ class CoinMetricsProvider:
         else:
             available_ms = min(completion_ms, received_ms)
         inflow, outflow = values[INFLOW], values[OUTFLOW]
-        return FlowDay(provider=name, asset=asset, day=day, available_ms=available_ms, inflow=inflow,
-                       outflow=outflow, netflow=inflow - outflow, balance=values[BALANCE], price_usd=price)
+        return FlowDay(
+            provider=name,
+            asset=asset,
+            day=day,
+            available_ms=available_ms,
+            inflow=inflow,
+            outflow=outflow,
+            netflow=inflow - outflow,
+            balance=values[BALANCE],
+            price_usd=price,
+        )

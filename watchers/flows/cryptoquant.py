@@ -58,8 +58,13 @@ class CryptoQuantProvider(KeyedProvider):
 
     name = "cryptoquant"
 
-    def __init__(self, session: aiohttp.ClientSession, api_key: str | None, base_url: str = "https://api.cryptoquant.com",
-                 **kwargs: Any) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        api_key: str | None,
+        base_url: str = "https://api.cryptoquant.com",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(session, api_key, base_url, **kwargs)
 
     async def fetch_days(self, asset: str, days: int) -> list[FlowDay]:
@@ -72,12 +77,20 @@ class CryptoQuantProvider(KeyedProvider):
         series: dict[str, dict[str, float]] = {}
         for name, (endpoint, field) in SERIES.items():
             self.requests += 1
-            body = await get_json(self.session, self.name, f"{self.base_url}/v1/{code}/exchange-flows/{endpoint}",
-                                  params=params, headers={"Authorization": f"Bearer {key}"},
-                                  timeout_s=self.timeout_s, secret=key, limiter=self.limiter)
+            body = await get_json(
+                self.session,
+                self.name,
+                f"{self.base_url}/v1/{code}/exchange-flows/{endpoint}",
+                params=params,
+                headers={"Authorization": f"Bearer {key}"},
+                timeout_s=self.timeout_s,
+                secret=key,
+                limiter=self.limiter,
+            )
             series[name] = self._series(name, field, body, self.clock())
-        return assemble(self.name, asset.strip().upper(), series, received_ms=self.clock(),
-                        lag_s=self.publication_lag_s, days=days)
+        return assemble(
+            self.name, asset.strip().upper(), series, received_ms=self.clock(), lag_s=self.publication_lag_s, days=days
+        )
 
     def _series(self, name: str, field: str, body: Any, received_ms: int) -> dict[str, float]:
         if not isinstance(body, dict):
@@ -103,6 +116,7 @@ class CryptoQuantProvider(KeyedProvider):
             if field not in row:
                 raise MalformedResponse(f"{self.name}: {name} row {day} has no {field!r}")
             what = f"{day} {field}"
-            out[day] = number(self.name, row[field], what) if name == "netflow" else \
-                non_negative(self.name, row[field], what)
+            out[day] = (
+                number(self.name, row[field], what) if name == "netflow" else non_negative(self.name, row[field], what)
+            )
         return out

@@ -54,8 +54,13 @@ class GlassnodeProvider(KeyedProvider):
 
     name = "glassnode"
 
-    def __init__(self, session: aiohttp.ClientSession, api_key: str | None, base_url: str = "https://api.glassnode.com",
-                 **kwargs: Any) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        api_key: str | None,
+        base_url: str = "https://api.glassnode.com",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(session, api_key, base_url, **kwargs)
 
     async def fetch_days(self, asset: str, days: int) -> list[FlowDay]:
@@ -65,17 +70,24 @@ class GlassnodeProvider(KeyedProvider):
         check_days(days)
         today_s = self.clock() // 1000 // DAY_S * DAY_S
         # one spare day at the old end; the unfinished current day is dropped after the fetch
-        params = {"a": code, "i": "24h", "e": "aggregated",
-                  "s": str(today_s - (days + 1) * DAY_S), "u": str(today_s)}
+        params = {"a": code, "i": "24h", "e": "aggregated", "s": str(today_s - (days + 1) * DAY_S), "u": str(today_s)}
         series: dict[str, dict[str, float]] = {}
         for name, path in SERIES.items():
             self.requests += 1
-            body = await get_json(self.session, self.name, self.base_url + path, params=params,
-                                  headers={"X-Api-Key": key}, timeout_s=self.timeout_s, secret=key,
-                                  limiter=self.limiter)
+            body = await get_json(
+                self.session,
+                self.name,
+                self.base_url + path,
+                params=params,
+                headers={"X-Api-Key": key},
+                timeout_s=self.timeout_s,
+                secret=key,
+                limiter=self.limiter,
+            )
             series[name] = self._series(name, body, self.clock())
-        return assemble(self.name, asset.strip().upper(), series, received_ms=self.clock(),
-                        lag_s=self.publication_lag_s, days=days)
+        return assemble(
+            self.name, asset.strip().upper(), series, received_ms=self.clock(), lag_s=self.publication_lag_s, days=days
+        )
 
     def _series(self, name: str, body: Any, received_ms: int) -> dict[str, float]:
         if not isinstance(body, list):
@@ -91,6 +103,9 @@ class GlassnodeProvider(KeyedProvider):
             if not complete(day, received_ms):
                 continue  # the running day: its values may be unfinished (or null)
             what = f"{name} {day}"
-            out[day] = number(self.name, point.get("v"), what) if name == "netflow" else \
-                non_negative(self.name, point.get("v"), what)
+            out[day] = (
+                number(self.name, point.get("v"), what)
+                if name == "netflow"
+                else non_negative(self.name, point.get("v"), what)
+            )
         return out

@@ -36,8 +36,13 @@ _SNIPPET = 160  # characters of a provider's error text we are willing to show i
 class MinInterval:
     """Spaces request starts at least ``interval_s`` apart; share one between clients of one rate limit."""
 
-    def __init__(self, interval_s: float, *, monotonic: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+    def __init__(
+        self,
+        interval_s: float,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         if interval_s < 0:
             raise ValueError("interval_s must be >= 0")
         self.interval_s = interval_s
@@ -103,8 +108,9 @@ def _error_detail(body: bytes) -> str:
     return ""
 
 
-def status_error(provider: str, status: int, *, retry_after: str | None, detail: str,
-                 keyed: bool) -> SourceUnavailable | SourceRejected:
+def status_error(
+    provider: str, status: int, *, retry_after: str | None, detail: str, keyed: bool
+) -> SourceUnavailable | SourceRejected:
     """The source error for a non-2xx HTTP status (``detail`` must already be scrubbed)."""
     suffix = f": {detail}" if detail else ""
     if status in (401, 403):
@@ -144,8 +150,9 @@ async def get_json(
     path = urlsplit(url).path
     log.debug("provider=%s GET %s", provider, path)
     try:
-        async with session.get(url, params=params, headers=headers,
-                               timeout=aiohttp.ClientTimeout(total=timeout_s), allow_redirects=False) as resp:
+        async with session.get(
+            url, params=params, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout_s), allow_redirects=False
+        ) as resp:
             status = resp.status
             retry_after = resp.headers.get("Retry-After")
             body = await read_capped(resp, max_body_bytes)

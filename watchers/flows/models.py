@@ -39,12 +39,14 @@ class FlowProvider(Protocol):
 
 # parsing helpers shared by the providers ----------------------------------------------------------
 
+
 def check_asset(provider: str, asset: str, supported: Mapping[str, str]) -> str:
     """The provider's own code for ``asset`` ("BTC" -> "btc"); SourceRejected naming what is supported."""
     code = supported.get(asset.strip().upper())
     if code is None:
         raise SourceRejected(
-            f"{provider}: asset {asset!r} is not supported (supported: {', '.join(sorted(supported))})")
+            f"{provider}: asset {asset!r} is not supported (supported: {', '.join(sorted(supported))})"
+        )
     return code
 
 
@@ -158,8 +160,9 @@ def require_key(provider: str, api_key: str | None) -> str:
     return key
 
 
-def assemble(provider: str, asset: str, series: Mapping[str, Mapping[str, float]], *, received_ms: int,
-             lag_s: float, days: int) -> list[FlowDay]:
+def assemble(
+    provider: str, asset: str, series: Mapping[str, Mapping[str, float]], *, received_ms: int, lag_s: float, days: int
+) -> list[FlowDay]:
     """Rows from per-day series named inflow, outflow, balance and netflow (all required).
 
     netflow is recomputed as inflow - outflow (the provider's own figure is only cross-checked);
@@ -171,11 +174,25 @@ def assemble(provider: str, asset: str, series: Mapping[str, Mapping[str, float]
         netflow = inflow - outflow
         theirs = series["netflow"][day]
         if abs(theirs - netflow) > 1e-6 * max(1.0, inflow + outflow):
-            log.warning("provider=%s asset=%s day=%s netflow %.8f differs from inflow - outflow %.8f",
-                        provider, asset, day, theirs, netflow)
-        rows.append(FlowDay(
-            provider=provider, asset=asset, day=day,
-            available_ms=estimated_available_ms(day, lag_s, received_ms),
-            inflow=inflow, outflow=outflow, netflow=netflow, balance=series["balance"][day], price_usd=None,
-        ))
+            log.warning(
+                "provider=%s asset=%s day=%s netflow %.8f differs from inflow - outflow %.8f",
+                provider,
+                asset,
+                day,
+                theirs,
+                netflow,
+            )
+        rows.append(
+            FlowDay(
+                provider=provider,
+                asset=asset,
+                day=day,
+                available_ms=estimated_available_ms(day, lag_s, received_ms),
+                inflow=inflow,
+                outflow=outflow,
+                netflow=netflow,
+                balance=series["balance"][day],
+                price_usd=None,
+            )
+        )
     return last_days(provider, rows, days)

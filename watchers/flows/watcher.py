@@ -26,9 +26,19 @@ def _now_ms() -> int:
 class FlowWatcher:
     """Polls one provider for each configured asset; one asset's failure does not hide the others'."""
 
-    def __init__(self, provider: FlowProvider, store: MarketStore, metric: Metric, assets: Sequence[str], *,
-                 days: int = 45, retention_days: int = 400, listeners: Sequence[FlowListener] = (),
-                 on_rejected: RejectedListener | None = None, clock_ms: Callable[[], int] = _now_ms) -> None:
+    def __init__(
+        self,
+        provider: FlowProvider,
+        store: MarketStore,
+        metric: Metric,
+        assets: Sequence[str],
+        *,
+        days: int = 45,
+        retention_days: int = 400,
+        listeners: Sequence[FlowListener] = (),
+        on_rejected: RejectedListener | None = None,
+        clock_ms: Callable[[], int] = _now_ms,
+    ) -> None:
         self.provider = provider
         self.store = store
         self.metric = metric
@@ -91,14 +101,16 @@ class FlowWatcher:
         if failure is not None and ok:  # some assets answered: their data is fresh, the error still shows
             await self.store.record_success(name, now_ms=self.clock_ms(), latency_ms=latency_ms, requests=0)
         if failure is not None:
-            await self.store.record_failure(name, f"{type(failure).__name__}: {failure}", now_ms=self.clock_ms(),
-                                            requests=self.requests - start)
+            await self.store.record_failure(
+                name, f"{type(failure).__name__}: {failure}", now_ms=self.clock_ms(), requests=self.requests - start
+            )
             if isinstance(failure, SourceRejected) and not self._rejected:
                 self._rejected = True  # tell the admins once, not on every retry
                 if self.on_rejected is not None:
                     await self.on_rejected(name, str(failure))
             raise failure
         self._rejected = False
-        await self.store.record_success(name, now_ms=self.clock_ms(), latency_ms=latency_ms,
-                                        requests=self.requests - start)
+        await self.store.record_success(
+            name, now_ms=self.clock_ms(), latency_ms=latency_ms, requests=self.requests - start
+        )
         return new_total

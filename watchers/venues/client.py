@@ -41,8 +41,18 @@ from watchers.venues.common import (
 )
 from watchers.venues.urls import rewrite_rest_urls
 
-__all__ = ["BASIS", "FUNDING", "FUNDING_INFO", "OI", "PARTS", "Part", "Snapshot", "UnknownVenue", "VenueClient",
-           "translate"]
+__all__ = [
+    "BASIS",
+    "FUNDING",
+    "FUNDING_INFO",
+    "OI",
+    "PARTS",
+    "Part",
+    "Snapshot",
+    "UnknownVenue",
+    "VenueClient",
+    "translate",
+]
 
 log = logging.getLogger(__name__)
 
@@ -53,16 +63,26 @@ WatchedAssets = Callable[[str], Awaitable[frozenset[str]]]
 class VenueClient:
     """A ccxt exchange for one venue; shared by every watcher of that venue."""
 
-    def __init__(self, venue: str, *, timeout_s: float, rest_base_url: str | None = None,
-                 oi_assets: tuple[str, ...] = (), funding_info_refresh_s: float = 300.0,
-                 watched: WatchedAssets | None = None) -> None:
+    def __init__(
+        self,
+        venue: str,
+        *,
+        timeout_s: float,
+        rest_base_url: str | None = None,
+        oi_assets: tuple[str, ...] = (),
+        funding_info_refresh_s: float = 300.0,
+        watched: WatchedAssets | None = None,
+    ) -> None:
         cls = ADAPTERS.get(venue)
         if cls is None:
             raise UnknownVenue(venue)
         self.venue = venue
         self.adapter: Adapter = cls(self)
-        config: dict[str, Any] = {"timeout": int(timeout_s * 1000), "enableRateLimit": True,
-                                  "options": dict(cls.ccxt_options)}
+        config: dict[str, Any] = {
+            "timeout": int(timeout_s * 1000),
+            "enableRateLimit": True,
+            "options": dict(cls.ccxt_options),
+        }
         self.exchange: Any = getattr(ccxt, venue)(config)
         if cls.skip_currencies:
             self.exchange.has["fetchCurrencies"] = False
@@ -100,8 +120,9 @@ class VenueClient:
         """One ccxt call, counted; its exceptions translated into source errors."""
         held_s = self._hold_until - time.monotonic()
         if held_s > 0:  # the venue asked for a pause (Retry-After): no request of any part until it is over
-            raise RateLimited(f"{self.venue}: holding requests {held_s:.0f}s more, as its Retry-After asked",
-                              retry_after_s=held_s)
+            raise RateLimited(
+                f"{self.venue}: holding requests {held_s:.0f}s more, as its Retry-After asked", retry_after_s=held_s
+            )
         self.requests += 1
         self._last_status = None
         if self.exchange.session is None:  # ccxt keeps (and closes) a session it finds; ours caps answer sizes
@@ -111,9 +132,12 @@ class VenueClient:
         except SourceError:
             raise
         except Exception as e:
-            limited = limit_error(self.venue, e, self.exchange.last_response_headers,
-                                  isinstance(e, ccxt.DDoSProtection | ccxt.RateLimitExceeded)
-                                  or self._last_status in (418, 429))
+            limited = limit_error(
+                self.venue,
+                e,
+                self.exchange.last_response_headers,
+                isinstance(e, ccxt.DDoSProtection | ccxt.RateLimitExceeded) or self._last_status in (418, 429),
+            )
             if limited is not None and limited.retry_after_s > 0:
                 self._hold_until = time.monotonic() + limited.retry_after_s
             raise (limited or translate(self.venue, e)) from e
@@ -126,12 +150,20 @@ class VenueClient:
         if not isinstance(markets, dict) or not markets:
             raise MalformedResponse("market list is empty")
         live = self.adapter.live_status
-        self.instruments = {s: i for s, m in markets.items()
-                            if isinstance(m, dict) and (i := _instrument(self.venue, m, live)) is not None}
+        self.instruments = {
+            s: i
+            for s, m in markets.items()
+            if isinstance(m, dict) and (i := _instrument(self.venue, m, live)) is not None
+        }
         self.markets_loaded_ms = int(time.time() * 1000)
         # ccxt counts its own market calls as one; we count what we issued
-        log.info("venue=%s markets loaded: %d live USD-priced derivatives of %d listed (%d requests)", self.venue,
-                 len(self.derivatives()), len(self.instruments), self.requests - before)
+        log.info(
+            "venue=%s markets loaded: %d live USD-priced derivatives of %d listed (%d requests)",
+            self.venue,
+            len(self.derivatives()),
+            len(self.instruments),
+            self.requests - before,
+        )
         return len(self.derivatives())
 
     def derivatives(self) -> dict[str, Instrument]:
@@ -165,8 +197,13 @@ class VenueClient:
         chosen = [(s, i) for s, i in sorted(self.derivatives().items()) if i.asset in assets]
         cap = self.adapter.per_symbol_cap
         if len(chosen) > cap:
-            log.warning("venue=%s %s: %d contracts of the watched assets, polling the first %d this time",
-                        self.venue, metric, len(chosen), cap)
+            log.warning(
+                "venue=%s %s: %d contracts of the watched assets, polling the first %d this time",
+                self.venue,
+                metric,
+                len(chosen),
+                cap,
+            )
         return chosen[:cap]
 
     # samples --------------------------------------------------------------------------
@@ -176,27 +213,59 @@ class VenueClient:
         if expiry is None or f is None or i is None:
             snap.dropped.append(str(m["symbol"]))
             return
-        snap.add(BASIS, BasisSample(
-            venue=self.venue, symbol=m["symbol"], asset=m["base"], settle=m.get("settle") or m["quote"],
-            inverse=bool(m.get("inverse")), expiry_ms=expiry, future_usd=f, index_usd=i,
-            ts_ms=clamp_ts_ms(integer(ts), int(time.time() * 1000)),
-        ))
+        snap.add(
+            BASIS,
+            BasisSample(
+                venue=self.venue,
+                symbol=m["symbol"],
+                asset=m["base"],
+                settle=m.get("settle") or m["quote"],
+                inverse=bool(m.get("inverse")),
+                expiry_ms=expiry,
+                future_usd=f,
+                index_usd=i,
+                ts_ms=clamp_ts_ms(integer(ts), int(time.time() * 1000)),
+            ),
+        )
 
-    def perp(self, m: dict[str, Any], *, rate: Any, interval_s: int | None, next_ms: Any, predicted: Any,
-             mark: Any, index: Any, ts: Any, snap: Snapshot) -> None:
+    def perp(
+        self,
+        m: dict[str, Any],
+        *,
+        rate: Any,
+        interval_s: int | None,
+        next_ms: Any,
+        predicted: Any,
+        mark: Any,
+        index: Any,
+        ts: Any,
+        snap: Snapshot,
+    ) -> None:
         r = num(rate)
         if r is None:
             snap.dropped.append(str(m["symbol"]))
             return
-        snap.add(FUNDING, FundingSample(
-            venue=self.venue, symbol=m["symbol"], asset=m["base"], settle=m.get("settle") or m["quote"],
-            inverse=bool(m.get("inverse")), rate_per_interval=r, interval_s=interval_s or EIGHT_HOURS_S,
-            next_funding_ms=integer(next_ms), predicted_rate=num(predicted), mark_usd=num(mark),
-            index_usd=num(index), ts_ms=clamp_ts_ms(integer(ts), int(time.time() * 1000)),
-        ))
+        snap.add(
+            FUNDING,
+            FundingSample(
+                venue=self.venue,
+                symbol=m["symbol"],
+                asset=m["base"],
+                settle=m.get("settle") or m["quote"],
+                inverse=bool(m.get("inverse")),
+                rate_per_interval=r,
+                interval_s=interval_s or EIGHT_HOURS_S,
+                next_funding_ms=integer(next_ms),
+                predicted_rate=num(predicted),
+                mark_usd=num(mark),
+                index_usd=num(index),
+                ts_ms=clamp_ts_ms(integer(ts), int(time.time() * 1000)),
+            ),
+        )
 
-    def oi(self, m: dict[str, Any], *, coins: float | None, usd: float | None, mark: float | None, ts: Any,
-           snap: Snapshot) -> None:
+    def oi(
+        self, m: dict[str, Any], *, coins: float | None, usd: float | None, mark: float | None, ts: Any, snap: Snapshot
+    ) -> None:
         """One contract's open interest; the missing unit is derived from the mark price."""
         if coins is None and usd is not None and mark:
             coins = usd / mark
@@ -205,11 +274,20 @@ class VenueClient:
         if coins is None or usd is None:
             snap.dropped.append(str(m["symbol"]))
             return
-        snap.add(OI, OpenInterestSample(
-            venue=self.venue, symbol=m["symbol"], asset=m["base"], settle=m.get("settle") or m["quote"],
-            inverse=bool(m.get("inverse")), kind="swap" if m.get("swap") else "future", coins=coins, usd=usd,
-            ts_ms=clamp_ts_ms(integer(ts), int(time.time() * 1000)),
-        ))
+        snap.add(
+            OI,
+            OpenInterestSample(
+                venue=self.venue,
+                symbol=m["symbol"],
+                asset=m["base"],
+                settle=m.get("settle") or m["quote"],
+                inverse=bool(m.get("inverse")),
+                kind="swap" if m.get("swap") else "future",
+                coins=coins,
+                usd=usd,
+                ts_ms=clamp_ts_ms(integer(ts), int(time.time() * 1000)),
+            ),
+        )
 
     # one poll -------------------------------------------------------------------------
     async def snapshot(self) -> Snapshot:
@@ -227,9 +305,12 @@ class VenueClient:
             if part.error is None and not part.samples and expected.get(name, 0 if name != OI else 1):
                 what = {FUNDING: "perpetuals' funding", BASIS: "dated futures' prices", OI: "open interest"}[name]
                 n = expected.get(name)
-                snap.parts[name] = Part(error=MalformedResponse(
-                    f"no usable {what} ({'of ' + str(n) + ' listed; ' if n else ''}"
-                    f"{len(snap.dropped)} entries incomplete)"))
+                snap.parts[name] = Part(
+                    error=MalformedResponse(
+                        f"no usable {what} ({'of ' + str(n) + ' listed; ' if n else ''}"
+                        f"{len(snap.dropped)} entries incomplete)"
+                    )
+                )
         errors = [p.error for p in snap.parts.values() if p.error is not None]
         if errors and len(errors) == len(snap.parts):
             raise errors[0]
@@ -253,9 +334,15 @@ def _instrument(venue: str, m: dict[str, Any], live: frozenset[str]) -> Instrume
     info = m.get("info") or {}
     status = str(info.get("status") or info.get("contractStatus") or info.get("state") or "")
     return Instrument(
-        venue=venue, symbol=str(m["symbol"]), asset=str(m["base"]), kind=kind, quote=str(m.get("quote") or ""),
-        settle=str(m.get("settle") or m.get("quote") or ""), inverse=bool(m.get("inverse")),
-        contract_size=num(m.get("contractSize")), status=status,
+        venue=venue,
+        symbol=str(m["symbol"]),
+        asset=str(m["base"]),
+        kind=kind,
+        quote=str(m.get("quote") or ""),
+        settle=str(m.get("settle") or m.get("quote") or ""),
+        inverse=bool(m.get("inverse")),
+        contract_size=num(m.get("contractSize")),
+        status=status,
         active=m.get("active") is not False and status in live,
         expiry_ms=integer(m.get("expiry")) if kind == "future" else None,
     )

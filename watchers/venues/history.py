@@ -70,8 +70,13 @@ class Page:
 class HistoryClient:
     """Paged history of one venue; shares the live client's ccxt exchange, market list and error mapping."""
 
-    def __init__(self, client: VenueClient, *, min_interval_s: float = 0.25,
-                 clock_ms: Callable[[], int] = lambda: int(time.time() * 1000)) -> None:
+    def __init__(
+        self,
+        client: VenueClient,
+        *,
+        min_interval_s: float = 0.25,
+        clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+    ) -> None:
         self.client = client
         self.clock_ms = clock_ms
         self.venue = client.venue
@@ -98,8 +103,7 @@ class HistoryClient:
         except SourceUnavailable as e:
             if isinstance(e.__cause__, ccxt.DDoSProtection):  # RateLimitExceeded is one
                 self.min_interval_s = min(MAX_INTERVAL_S, max(0.1, 2 * self.min_interval_s))
-                log.warning("venue=%s rate limited: history requests now every %.2fs", self.venue,
-                            self.min_interval_s)
+                log.warning("venue=%s rate limited: history requests now every %.2fs", self.venue, self.min_interval_s)
             raise
 
     async def _pace(self) -> None:
@@ -136,13 +140,32 @@ class HistoryClient:
             rows: Any = await self._get(fetch, symbol, "1h", since_ms, limit, {"until": window_end})
             if not isinstance(rows, list):
                 raise MalformedResponse(f"{self.venue} klines for {symbol} are not a list")
-            closes.append({t: c for row in rows if isinstance(row, list) and len(row) > 4
-                           and (t := integer(row[0])) is not None and (c := num(row[4])) is not None})
+            closes.append(
+                {
+                    t: c
+                    for row in rows
+                    if isinstance(row, list)
+                    and len(row) > 4
+                    and (t := integer(row[0])) is not None
+                    and (c := num(row[4])) is not None
+                }
+            )
         mark, index = closes
-        samples = [BasisSample(venue=self.venue, symbol=symbol, asset=inst.asset, settle=inst.settle,
-                               inverse=inst.inverse, expiry_ms=inst.expiry_ms, future_usd=mark[t],
-                               index_usd=index[t], ts_ms=t + HOUR_MS)
-                   for t in sorted(mark.keys() & index.keys()) if since_ms <= t <= window_end]
+        samples = [
+            BasisSample(
+                venue=self.venue,
+                symbol=symbol,
+                asset=inst.asset,
+                settle=inst.settle,
+                inverse=inst.inverse,
+                expiry_ms=inst.expiry_ms,
+                future_usd=mark[t],
+                index_usd=index[t],
+                ts_ms=t + HOUR_MS,
+            )
+            for t in sorted(mark.keys() & index.keys())
+            if since_ms <= t <= window_end
+        ]
         return Page(samples, window_end)
 
     async def funding_page(self, symbol: str, since_ms: int, end_ms: int) -> Page:
@@ -152,8 +175,9 @@ class HistoryClient:
         await self._pace()
         # okx pages by cursors (rows older than ``after``); ccxt sends ``since`` as ``before`` (newer than)
         until = {"after": window_end + 1} if self.venue == "okx" else {"until": window_end}
-        rows: Any = await self.client.call(self.client.exchange.fetch_funding_rate_history, symbol, since_ms, limit,
-                                            until)
+        rows: Any = await self.client.call(
+            self.client.exchange.fetch_funding_rate_history, symbol, since_ms, limit, until
+        )
         if not isinstance(rows, list):
             raise MalformedResponse(f"{self.venue} funding history for {symbol} is not a list")
         inst = self.client.instruments.get(symbol)
@@ -167,10 +191,23 @@ class HistoryClient:
         settled = sorted(by_time.items())
         gaps = [b[0] - a[0] for a, b in itertools.pairwise(settled)]
         interval_s = EIGHT_HOURS_S if self.venue in ACCRUED_8H or not gaps else int(statistics.median(gaps) / 1000)
-        samples = [FundingSample(venue=self.venue, symbol=symbol, asset=inst.asset if inst else symbol.split("/")[0],
-                                 settle=inst.settle if inst else "", inverse=bool(inst and inst.inverse),
-                                 rate_per_interval=r, interval_s=interval_s, next_funding_ms=None,
-                                 predicted_rate=None, mark_usd=None, index_usd=None, ts_ms=t) for t, r in settled]
+        samples = [
+            FundingSample(
+                venue=self.venue,
+                symbol=symbol,
+                asset=inst.asset if inst else symbol.split("/")[0],
+                settle=inst.settle if inst else "",
+                inverse=bool(inst and inst.inverse),
+                rate_per_interval=r,
+                interval_s=interval_s,
+                next_funding_ms=None,
+                predicted_rate=None,
+                mark_usd=None,
+                index_usd=None,
+                ts_ms=t,
+            )
+            for t, r in settled
+        ]
         return Page(samples, window_end)
 
     def _oi_units(self, symbol: str, row: dict[str, Any], mark: float | None) -> tuple[float, float] | None:
@@ -210,29 +247,51 @@ class HistoryClient:
             since_ms = max(since_ms, kept_from)
         by_symbol: list[dict[int, tuple[float, float]]] = []
         for symbol in symbols:
-            rows: Any = await self._get(self.client.exchange.fetch_open_interest_history, symbol, "5m", since_ms,
-                                        limit, {"until": window_end})
+            rows: Any = await self._get(
+                self.client.exchange.fetch_open_interest_history, symbol, "5m", since_ms, limit, {"until": window_end}
+            )
             if not isinstance(rows, list):
                 raise MalformedResponse(f"{self.venue} open interest history for {symbol} is not a list")
             marks = await self._mark_opens(symbol, since_ms, limit, window_end) if self.venue in ONE_UNIT_OI else {}
             got: dict[int, tuple[float, float]] = {}
             for row in rows:
-                if isinstance(row, dict) and (t := integer(row.get("timestamp"))) is not None \
-                        and since_ms <= t <= window_end \
-                        and (units := self._oi_units(symbol, row, marks.get(t))) is not None:
+                if (
+                    isinstance(row, dict)
+                    and (t := integer(row.get("timestamp"))) is not None
+                    and since_ms <= t <= window_end
+                    and (units := self._oi_units(symbol, row, marks.get(t))) is not None
+                ):
                     got[t] = units
             by_symbol.append(got)
         common = set.intersection(*(set(g) for g in by_symbol)) if by_symbol else set()
-        samples = [OpenInterestSample(venue=self.venue, symbol=OI_TOTAL, asset=asset, settle="USD", inverse=False,
-                                      kind="total", coins=sum(g[t][0] for g in by_symbol),
-                                      usd=sum(g[t][1] for g in by_symbol), ts_ms=t) for t in sorted(common)]
+        samples = [
+            OpenInterestSample(
+                venue=self.venue,
+                symbol=OI_TOTAL,
+                asset=asset,
+                settle="USD",
+                inverse=False,
+                kind="total",
+                coins=sum(g[t][0] for g in by_symbol),
+                usd=sum(g[t][1] for g in by_symbol),
+                ts_ms=t,
+            )
+            for t in sorted(common)
+        ]
         return Page(samples, window_end)
 
     async def _mark_opens(self, symbol: str, since_ms: int, limit: int, window_end: int) -> dict[int, float]:
         """The mark price at each 5-minute step of the window: the open of the candle starting then."""
-        rows: Any = await self._get(self.client.exchange.fetch_mark_ohlcv, symbol, "5m", since_ms, limit,
-                                    {"until": window_end})
+        rows: Any = await self._get(
+            self.client.exchange.fetch_mark_ohlcv, symbol, "5m", since_ms, limit, {"until": window_end}
+        )
         if not isinstance(rows, list):
             raise MalformedResponse(f"{self.venue} mark klines for {symbol} are not a list")
-        return {t: o for row in rows if isinstance(row, list) and len(row) > 1
-                and (t := integer(row[0])) is not None and (o := num(row[1])) is not None}
+        return {
+            t: o
+            for row in rows
+            if isinstance(row, list)
+            and len(row) > 1
+            and (t := integer(row[0])) is not None
+            and (o := num(row[1])) is not None
+        }

@@ -30,8 +30,9 @@ VENUE = "deribit"
 class OptionChainClient:
     """One ccxt deribit exchange reading option chains; ``chain(currency)`` is one request."""
 
-    def __init__(self, *, timeout_s: float, rest_base_url: str | None = None, markets_refresh_s: float = 3600.0
-                 ) -> None:
+    def __init__(
+        self, *, timeout_s: float, rest_base_url: str | None = None, markets_refresh_s: float = 3600.0
+    ) -> None:
         self.venue = VENUE
         self.exchange: Any = ccxt.deribit({"timeout": int(timeout_s * 1000), "enableRateLimit": True})
         if rest_base_url:
@@ -61,8 +62,11 @@ class OptionChainClient:
         markets = await self._call(self.exchange.load_markets, True)
         if not isinstance(markets, dict) or not markets:
             raise MalformedResponse("market list is empty")
-        options = {str(m.get("id")): m for m in markets.values()
-                   if isinstance(m, dict) and m.get("option") and m.get("strike") and m.get("expiry")}
+        options = {
+            str(m.get("id")): m
+            for m in markets.values()
+            if isinstance(m, dict) and m.get("option") and m.get("strike") and m.get("expiry")
+        }
         if not options and self.options:
             raise MalformedResponse("market list has no options any more")
         self.options, self.loaded_s, self._reload = options, time.monotonic(), False
@@ -71,8 +75,9 @@ class OptionChainClient:
 
     async def chain(self, currency: str) -> tuple[list[OptionSample], int]:
         """Every listed option of ``currency`` with its OI, IV and prices; also how many rows were skipped."""
-        raw = await self._call(self.exchange.publicGetGetBookSummaryByCurrency,
-                               {"currency": currency, "kind": "option"})
+        raw = await self._call(
+            self.exchange.publicGetGetBookSummaryByCurrency, {"currency": currency, "kind": "option"}
+        )
         rows = raw.get("result") if isinstance(raw, dict) else None
         if not isinstance(rows, list):
             raise MalformedResponse(f"{currency} option book summary has no result list")
@@ -89,15 +94,33 @@ class OptionChainClient:
             if oi is None or iv is None or fwd is None or index is None:
                 skipped += 1
                 continue
-            out.append(OptionSample(
-                venue=self.venue, symbol=str(m["symbol"]), asset=str(m["base"]), strike=float(m["strike"]),
-                expiry_ms=int(m["expiry"]), call=m.get("optionType") == "call", open_interest=oi,
-                mark_iv_pct=iv, underlying_usd=fwd, index_usd=index,
-                ts_ms=integer(row.get("creation_timestamp")) or now))
-        unknown = [str(r.get("instrument_name")) for r in rows
-                   if isinstance(r, dict) and str(r.get("instrument_name")) not in self.options]
+            out.append(
+                OptionSample(
+                    venue=self.venue,
+                    symbol=str(m["symbol"]),
+                    asset=str(m["base"]),
+                    strike=float(m["strike"]),
+                    expiry_ms=int(m["expiry"]),
+                    call=m.get("optionType") == "call",
+                    open_interest=oi,
+                    mark_iv_pct=iv,
+                    underlying_usd=fwd,
+                    index_usd=index,
+                    ts_ms=integer(row.get("creation_timestamp")) or now,
+                )
+            )
+        unknown = [
+            str(r.get("instrument_name"))
+            for r in rows
+            if isinstance(r, dict) and str(r.get("instrument_name")) not in self.options
+        ]
         if unknown:
             self._reload = True  # newly listed options: read the instruments again next refresh
-            log.info("venue=%s asset=%s %d options not in the loaded markets (e.g. %s): reloading next refresh",
-                     self.venue, currency, len(unknown), unknown[0])
+            log.info(
+                "venue=%s asset=%s %d options not in the loaded markets (e.g. %s): reloading next refresh",
+                self.venue,
+                currency,
+                len(unknown),
+                unknown[0],
+            )
         return out, skipped

@@ -50,17 +50,27 @@ Feed = Callable[[], Awaitable[list[Any]]]
 class StreamClient:
     """A ccxt.pro exchange for one venue's public streams."""
 
-    def __init__(self, venue: str, *, timeout_s: float, ping_interval_s: float, rest_base_url: str | None = None,
-                 ws_base_url: str | None = None, symbol_assets: tuple[str, ...] = ("BTC", "ETH", "SOL"),
-                 rest: VenueClient | None = None) -> None:
+    def __init__(
+        self,
+        venue: str,
+        *,
+        timeout_s: float,
+        ping_interval_s: float,
+        rest_base_url: str | None = None,
+        ws_base_url: str | None = None,
+        symbol_assets: tuple[str, ...] = ("BTC", "ETH", "SOL"),
+        rest: VenueClient | None = None,
+    ) -> None:
         self.venue = venue
         cls = getattr(ccxtpro, venue)
-        self.exchange: Any = cls({
-            "timeout": int(timeout_s * 1000),
-            "enableRateLimit": True,
-            "options": dict(ADAPTERS[venue].ccxt_options) if venue in ADAPTERS else {},
-            "streaming": {"keepAlive": int(ping_interval_s * 1000)},
-        })
+        self.exchange: Any = cls(
+            {
+                "timeout": int(timeout_s * 1000),
+                "enableRateLimit": True,
+                "options": dict(ADAPTERS[venue].ccxt_options) if venue in ADAPTERS else {},
+                "streaming": {"keepAlive": int(ping_interval_s * 1000)},
+            }
+        )
         if rest_base_url:
             self.exchange.urls["api"] = rewrite_rest_urls(self.exchange.urls["api"], rest_base_url)
         if ws_base_url:
@@ -89,8 +99,11 @@ class StreamClient:
         return frozenset(self._bybit_perps())
 
     def _bybit_perps(self) -> list[str]:
-        return [s for s, m in self.exchange.markets.items()
-                if m.get("swap") and m.get("base") in self.symbol_assets and self._usd_market(m)]
+        return [
+            s
+            for s, m in self.exchange.markets.items()
+            if m.get("swap") and m.get("base") in self.symbol_assets and self._usd_market(m)
+        ]
 
     async def load_markets(self) -> None:
         """The REST client's market list when it has one (a stream then starts while REST is down), else a load."""
@@ -112,8 +125,9 @@ class StreamClient:
 
     def last_message_ms(self) -> int | None:
         """The newest frame (data, ack or pong) on any of this venue's connections, None with none open."""
-        times = [c.last_message_at or c.connectionEstablished or 0 for c in self.exchange.clients.values()
-                 if not c.closed()]
+        times = [
+            c.last_message_at or c.connectionEstablished or 0 for c in self.exchange.clients.values() if not c.closed()
+        ]
         return max(times) if times else None
 
     async def reset(self) -> None:
@@ -242,8 +256,7 @@ class StreamClient:
         m = (self.exchange.markets or {}).get(liq.get("symbol"))
         contracts, price, ts = _f(liq.get("contracts")), _f(liq.get("price")), _i(liq.get("timestamp"))
         side = str(liq.get("side") or "").lower()
-        if not m or not self._usd_market(m) or not contracts or not price or ts is None or contracts <= 0 \
-                or price <= 0:
+        if not m or not self._usd_market(m) or not contracts or not price or ts is None or contracts <= 0 or price <= 0:
             return None
         if self.venue == "bybit":
             position = {"buy": "long", "sell": "short"}.get(side)
@@ -258,8 +271,16 @@ class StreamClient:
         else:
             coins = contracts * size
             usd = coins * price
-        return LiqEvent(venue=self.venue, symbol=str(m["symbol"]), asset=str(m["base"]), side=position,
-                        coins=coins, usd=usd, price=price, ts_ms=ts)
+        return LiqEvent(
+            venue=self.venue,
+            symbol=str(m["symbol"]),
+            asset=str(m["base"]),
+            side=position,
+            coins=coins,
+            usd=usd,
+            price=price,
+            ts_ms=ts,
+        )
 
     # funding ---------------------------------------------------------------------------------
     async def funding(self) -> list[FundingSample]:
@@ -280,12 +301,22 @@ class StreamClient:
             rate = _f(info.get("r"))
             if rate is None or inst is None or not inst.active:
                 continue
-            out.append(FundingSample(
-                venue=self.venue, symbol=str(m["symbol"]), asset=str(m["base"]),
-                settle=str(m.get("settle") or m.get("quote")), inverse=bool(m.get("inverse")),
-                rate_per_interval=rate, interval_s=self.interval_of(str(m["symbol"])) or EIGHT_HOURS_S,
-                next_funding_ms=_i(info.get("T")), predicted_rate=None, mark_usd=_f(info.get("p")),
-                index_usd=_f(info.get("i")), ts_ms=_i(info.get("E")) or int(time.time() * 1000)))
+            out.append(
+                FundingSample(
+                    venue=self.venue,
+                    symbol=str(m["symbol"]),
+                    asset=str(m["base"]),
+                    settle=str(m.get("settle") or m.get("quote")),
+                    inverse=bool(m.get("inverse")),
+                    rate_per_interval=rate,
+                    interval_s=self.interval_of(str(m["symbol"])) or EIGHT_HOURS_S,
+                    next_funding_ms=_i(info.get("T")),
+                    predicted_rate=None,
+                    mark_usd=_f(info.get("p")),
+                    index_usd=_f(info.get("i")),
+                    ts_ms=_i(info.get("E")) or int(time.time() * 1000),
+                )
+            )
         return out
 
     async def _bybit_funding(self) -> list[FundingSample]:
@@ -293,8 +324,10 @@ class StreamClient:
         await self.load_markets()
         if not self._tasks:
             perps = self._bybit_perps()
-            groups = [[s for s in perps if not self.exchange.markets[s].get("inverse")],
-                      [s for s in perps if self.exchange.markets[s].get("inverse")]]
+            groups = [
+                [s for s in perps if not self.exchange.markets[s].get("inverse")],
+                [s for s in perps if self.exchange.markets[s].get("inverse")],
+            ]
             queue = self._queue
             for group in groups:
                 if group:
@@ -330,8 +363,16 @@ class StreamClient:
         minutes = _f((m.get("info") or {}).get("fundingInterval"))
         interval = int(hours * 3600) if hours else int(minutes * 60) if minutes else EIGHT_HOURS_S
         return FundingSample(
-            venue=self.venue, symbol=str(m["symbol"]), asset=str(m["base"]),
-            settle=str(m.get("settle") or m.get("quote")), inverse=bool(m.get("inverse")), rate_per_interval=rate,
-            interval_s=interval, next_funding_ms=_i(info.get("nextFundingTime")), predicted_rate=None,
-            mark_usd=_f(info.get("markPrice")), index_usd=_f(info.get("indexPrice")),
-            ts_ms=_i(t.get("timestamp")) or int(time.time() * 1000))
+            venue=self.venue,
+            symbol=str(m["symbol"]),
+            asset=str(m["base"]),
+            settle=str(m.get("settle") or m.get("quote")),
+            inverse=bool(m.get("inverse")),
+            rate_per_interval=rate,
+            interval_s=interval,
+            next_funding_ms=_i(info.get("nextFundingTime")),
+            predicted_rate=None,
+            mark_usd=_f(info.get("markPrice")),
+            index_usd=_f(info.get("indexPrice")),
+            ts_ms=_i(t.get("timestamp")) or int(time.time() * 1000),
+        )

@@ -12,9 +12,20 @@ from watchers.venues.adapters.hyperliquid import Hyperliquid
 from watchers.venues.adapters.kucoinfutures import KucoinFutures
 from watchers.venues.adapters.okx import Okx
 
-ADAPTERS: dict[str, type[Adapter]] = {a.venue: a for a in (
-    Binance, BinanceCoinM, Okx, Bybit, Deribit, Hyperliquid, Bitget, Gate, KucoinFutures,
-)}
+ADAPTERS: dict[str, type[Adapter]] = {
+    a.venue: a
+    for a in (
+        Binance,
+        BinanceCoinM,
+        Okx,
+        Bybit,
+        Deribit,
+        Hyperliquid,
+        Bitget,
+        Gate,
+        KucoinFutures,
+    )
+}
 
 __all__ = ["ADAPTERS", "Adapter", "Serving", "UnknownVenue", "describe", "summary"]
 

@@ -73,8 +73,9 @@ class Adapter:
     @classmethod
     def summary(cls) -> str:
         """The short form /status shows: 'funding, oi; no basis (no dated futures listed)'."""
-        served = ", ".join(f"{m}" + (" (per-symbol)" if s.how == PER_SYMBOL else "")
-                           for m, s in cls.serves.items() if s.served)
+        served = ", ".join(
+            f"{m}" + (" (per-symbol)" if s.how == PER_SYMBOL else "") for m, s in cls.serves.items() if s.served
+        )
         missing = "; ".join(f"no {m} ({s.detail})" for m, s in cls.serves.items() if not s.served)
         return served + (f"; {missing}" if missing else "")
 

@@ -55,20 +55,28 @@ class Binance(Adapter):
         if not jumped and not due:
             return
         if jumped:
-            log.info("venue=%s next funding time moved off its interval for %s: re-reading intervals", c.venue,
-                     ", ".join(jumped[:5]))
+            log.info(
+                "venue=%s next funding time moved off its interval for %s: re-reading intervals",
+                c.venue,
+                ", ".join(jumped[:5]),
+            )
         self._intervals_read_s = time.monotonic()
         try:
             intervals = mapping(await c.call(c.exchange.fetch_funding_intervals), "funding intervals")
         except SourceError as e:
-            log.warning("venue=%s funding intervals unavailable, keeping the %d known: %s", c.venue,
-                        len(self.funding_intervals_s), e)
+            log.warning(
+                "venue=%s funding intervals unavailable, keeping the %d known: %s",
+                c.venue,
+                len(self.funding_intervals_s),
+                e,
+            )
             snap.aux[FUNDING_INFO] = f"{type(e).__name__}: {e}"
             self._intervals_read_s -= max(0.0, c.funding_info_refresh_s - 60)  # try again in a minute
             return
         # the venue lists only symbols that are not 8h: a symbol missing from the answer is back to 8h
-        self.funding_intervals_s = {sym: s for sym, fi in intervals.items()
-                                    if isinstance(fi, dict) and (s := interval_s(fi.get("interval")))}
+        self.funding_intervals_s = {
+            sym: s for sym, fi in intervals.items() if isinstance(fi, dict) and (s := interval_s(fi.get("interval")))
+        }
         snap.aux[FUNDING_INFO] = None
 
     async def poll(self, snap: Snapshot) -> None:
@@ -85,9 +93,17 @@ class Binance(Adapter):
                 if (mk := num(fr.get("markPrice"))) is not None:
                     marks[symbol] = mk
                 if m.get("swap"):
-                    c.perp(m, rate=fr.get("fundingRate"), interval_s=self.funding_intervals_s.get(symbol),
-                           next_ms=fr.get("fundingTimestamp"), predicted=None, mark=fr.get("markPrice"),
-                           index=fr.get("indexPrice"), ts=fr.get("timestamp"), snap=snap)
+                    c.perp(
+                        m,
+                        rate=fr.get("fundingRate"),
+                        interval_s=self.funding_intervals_s.get(symbol),
+                        next_ms=fr.get("fundingTimestamp"),
+                        predicted=None,
+                        mark=fr.get("markPrice"),
+                        index=fr.get("indexPrice"),
+                        ts=fr.get("timestamp"),
+                        snap=snap,
+                    )
                 else:
                     c.future(m, fr.get("markPrice"), fr.get("indexPrice"), fr.get("timestamp"), snap)
 

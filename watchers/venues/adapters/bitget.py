@@ -62,8 +62,10 @@ class Bitget(Adapter):
         nexts: dict[str, int] = {}
         try:
             for product in PRODUCT_TYPES:
-                found = mapping(await c.call(c.exchange.fetch_funding_intervals, None, {"productType": product}),
-                                f"{product} funding intervals")
+                found = mapping(
+                    await c.call(c.exchange.fetch_funding_intervals, None, {"productType": product}),
+                    f"{product} funding intervals",
+                )
                 for symbol, fi in found.items():
                     if not isinstance(fi, dict):
                         continue
@@ -72,8 +74,9 @@ class Bitget(Adapter):
                     if nxt := integer(fi.get("fundingTimestamp")):
                         nexts[symbol] = nxt
         except SourceError as e:
-            log.warning("venue=%s funding intervals unavailable, keeping the %d known: %s", c.venue,
-                        len(self.intervals_s), e)
+            log.warning(
+                "venue=%s funding intervals unavailable, keeping the %d known: %s", c.venue, len(self.intervals_s), e
+            )
             snap.aux[FUNDING_INFO] = f"{type(e).__name__}: {e}"
             self._read_s -= max(0.0, c.funding_info_refresh_s - 60)  # try again in a minute
             return
@@ -96,8 +99,9 @@ class Bitget(Adapter):
 
         async def tickers() -> None:
             for product in PRODUCT_TYPES:
-                rates = mapping(await c.call(c.exchange.fetch_funding_rates, None, {"productType": product}),
-                                f"{product} tickers")
+                rates = mapping(
+                    await c.call(c.exchange.fetch_funding_rates, None, {"productType": product}), f"{product} tickers"
+                )
                 for symbol, fr in rates.items():
                     m = c.market(symbol)
                     if m is None or not isinstance(fr, dict):
@@ -107,9 +111,17 @@ class Bitget(Adapter):
                     if m.get("swap"):
                         hours = num((m.get("info") or {}).get("fundInterval"))
                         interval = self.intervals_s.get(symbol) or (int(hours * 3600) if hours else None)
-                        c.perp(m, rate=fr.get("fundingRate"), interval_s=interval,
-                               next_ms=self._next(symbol, interval), predicted=None, mark=mark,
-                               index=fr.get("indexPrice"), ts=fr.get("timestamp") or info.get("ts"), snap=snap)
+                        c.perp(
+                            m,
+                            rate=fr.get("fundingRate"),
+                            interval_s=interval,
+                            next_ms=self._next(symbol, interval),
+                            predicted=None,
+                            mark=mark,
+                            index=fr.get("indexPrice"),
+                            ts=fr.get("timestamp") or info.get("ts"),
+                            snap=snap,
+                        )
                     else:
                         c.future(m, mark, fr.get("indexPrice"), info.get("ts"), snap)
                     c.oi(m, coins=num(info.get("holdingAmount")), usd=None, mark=mark, ts=info.get("ts"), snap=snap)

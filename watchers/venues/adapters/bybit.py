@@ -25,8 +25,9 @@ class Bybit(Adapter):
 
         async def tickers() -> None:
             for category in ("linear", "inverse"):
-                found = mapping(await c.call(c.exchange.fetch_tickers, None, {"category": category}),
-                                f"{category} tickers")
+                found = mapping(
+                    await c.call(c.exchange.fetch_tickers, None, {"category": category}), f"{category} tickers"
+                )
                 for symbol, t in found.items():
                     m = c.market(symbol)
                     if m is None or not isinstance(t, dict):
@@ -39,16 +40,30 @@ class Bybit(Adapter):
                         hours = num(info.get("fundingIntervalHour"))
                         minutes = num((m.get("info") or {}).get("fundingInterval"))
                         interval = int(hours * 3600) if hours else int(minutes * 60) if minutes else None
-                        c.perp(m, rate=info.get("fundingRate"), interval_s=interval,
-                               next_ms=info.get("nextFundingTime"), predicted=None, mark=mark, index=index,
-                               ts=t.get("timestamp"), snap=snap)
+                        c.perp(
+                            m,
+                            rate=info.get("fundingRate"),
+                            interval_s=interval,
+                            next_ms=info.get("nextFundingTime"),
+                            predicted=None,
+                            mark=mark,
+                            index=index,
+                            ts=t.get("timestamp"),
+                            snap=snap,
+                        )
                     else:
                         c.future(m, mark, index, t.get("timestamp"), snap)
                     oi = num(info.get("openInterest"))
                     if m.get("inverse"):  # inverse contracts are 1 USD each
                         c.oi(m, coins=None, usd=oi, mark=num(mark), ts=t.get("timestamp"), snap=snap)
                     else:
-                        c.oi(m, coins=oi, usd=num(info.get("openInterestValue")), mark=num(mark),
-                             ts=t.get("timestamp"), snap=snap)
+                        c.oi(
+                            m,
+                            coins=oi,
+                            usd=num(info.get("openInterestValue")),
+                            mark=num(mark),
+                            ts=t.get("timestamp"),
+                            snap=snap,
+                        )
 
         await c.part(snap, PARTS, tickers)

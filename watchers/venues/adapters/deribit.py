@@ -28,8 +28,10 @@ class Deribit(Adapter):
         async def book() -> None:
             codes = sorted({i.settle for i in c.derivatives().values() if i.settle})
             for code in codes:
-                found = mapping(await c.call(c.exchange.fetch_tickers, None, {"code": code, "kind": "future"}),
-                                f"{code} book summary")
+                found = mapping(
+                    await c.call(c.exchange.fetch_tickers, None, {"code": code, "kind": "future"}),
+                    f"{code} book summary",
+                )
                 for symbol, t in found.items():
                     m = c.market(symbol)
                     if m is None or not isinstance(t, dict):
@@ -38,8 +40,17 @@ class Deribit(Adapter):
                     index = info.get("estimated_delivery_price") or info.get("index_price")
                     mark = num(info.get("mark_price"))
                     if m.get("swap"):
-                        c.perp(m, rate=info.get("funding_8h"), interval_s=EIGHT_HOURS_S, next_ms=None,
-                               predicted=None, mark=mark, index=index, ts=t.get("timestamp"), snap=snap)
+                        c.perp(
+                            m,
+                            rate=info.get("funding_8h"),
+                            interval_s=EIGHT_HOURS_S,
+                            next_ms=None,
+                            predicted=None,
+                            mark=mark,
+                            index=index,
+                            ts=t.get("timestamp"),
+                            snap=snap,
+                        )
                     else:
                         c.future(m, mark, index, t.get("timestamp"), snap)
                     oi = num(info.get("open_interest"))

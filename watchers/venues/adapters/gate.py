@@ -26,9 +26,13 @@ class Gate(Adapter):
         OI: Serving(BULK, "futures contracts position_size"),
     }
     units = "position_size in contracts: USDT-settled x quanto_multiplier coins, BTC-settled 1 USD each"
-    ccxt_options: ClassVar[dict[str, Any]] = {"fetchMarkets": {
-        "types": ["swap", "future"], "swap": {"settlementCurrencies": list(SETTLES)},
-        "future": {"settlementCurrencies": ["usdt"]}}}
+    ccxt_options: ClassVar[dict[str, Any]] = {
+        "fetchMarkets": {
+            "types": ["swap", "future"],
+            "swap": {"settlementCurrencies": list(SETTLES)},
+            "future": {"settlementCurrencies": ["usdt"]},
+        }
+    }
     skip_currencies = True
     live_status = frozenset({"trading", ""})
 
@@ -37,8 +41,9 @@ class Gate(Adapter):
 
         async def contracts() -> None:
             for settle in SETTLES:
-                rates = mapping(await c.call(c.exchange.fetch_funding_rates, None, {"settle": settle}),
-                                f"{settle} contracts")
+                rates = mapping(
+                    await c.call(c.exchange.fetch_funding_rates, None, {"settle": settle}), f"{settle} contracts"
+                )
                 for symbol, fr in rates.items():
                     m = c.market(symbol)
                     if m is None or not m.get("swap") or not isinstance(fr, dict):
@@ -46,9 +51,17 @@ class Gate(Adapter):
                     info = fr.get("info") or {}
                     mark = num(fr.get("markPrice"))
                     nxt = integer(info.get("funding_next_apply"))
-                    c.perp(m, rate=fr.get("fundingRate"), interval_s=integer(info.get("funding_interval")),
-                           next_ms=nxt * 1000 if nxt else None, predicted=info.get("funding_rate_indicative"),
-                           mark=mark, index=fr.get("indexPrice"), ts=None, snap=snap)
+                    c.perp(
+                        m,
+                        rate=fr.get("fundingRate"),
+                        interval_s=integer(info.get("funding_interval")),
+                        next_ms=nxt * 1000 if nxt else None,
+                        predicted=info.get("funding_rate_indicative"),
+                        mark=mark,
+                        index=fr.get("indexPrice"),
+                        ts=None,
+                        snap=snap,
+                    )
                     size, per = num(info.get("position_size")), num(m.get("contractSize"))
                     amount = size * per if size is not None and per else None
                     if m.get("inverse"):
@@ -57,8 +70,9 @@ class Gate(Adapter):
                         c.oi(m, coins=amount, usd=None, mark=mark, ts=None, snap=snap)
 
         async def delivery() -> None:
-            found = mapping(await c.call(c.exchange.fetch_tickers, None, {"type": "future", "settle": "usdt"}),
-                            "delivery tickers")
+            found = mapping(
+                await c.call(c.exchange.fetch_tickers, None, {"type": "future", "settle": "usdt"}), "delivery tickers"
+            )
             for symbol, t in found.items():
                 m = c.market(symbol)
                 if m is None or m.get("swap") or not isinstance(t, dict):

@@ -38,9 +38,17 @@ class Hyperliquid(Adapter):
                     continue
                 info = fr.get("info") or {}
                 mark = num(fr.get("markPrice"))
-                c.perp(m, rate=fr.get("fundingRate"), interval_s=interval_s(fr.get("interval")) or HOUR_S,
-                       next_ms=fr.get("fundingTimestamp"), predicted=None, mark=mark, index=fr.get("indexPrice"),
-                       ts=None, snap=snap)
+                c.perp(
+                    m,
+                    rate=fr.get("fundingRate"),
+                    interval_s=interval_s(fr.get("interval")) or HOUR_S,
+                    next_ms=fr.get("fundingTimestamp"),
+                    predicted=None,
+                    mark=mark,
+                    index=fr.get("indexPrice"),
+                    ts=None,
+                    snap=snap,
+                )
                 c.oi(m, coins=num(info.get("openInterest")), usd=None, mark=mark, ts=None, snap=snap)
 
         await c.part(snap, (FUNDING, OI), contexts)

@@ -50,9 +50,17 @@ class KucoinFutures(Adapter):
                     continue
                 info, mk = fr.get("info") or {}, marks.get(symbol) or {}
                 granularity = integer(info.get("currentGranularity"))
-                c.perp(m, rate=fr.get("fundingRate"), interval_s=granularity // 1000 if granularity else None,
-                       next_ms=fr.get("fundingTimestamp"), predicted=None, mark=mk.get("markPrice"),
-                       index=mk.get("indexPrice"), ts=None, snap=snap)
+                c.perp(
+                    m,
+                    rate=fr.get("fundingRate"),
+                    interval_s=granularity // 1000 if granularity else None,
+                    next_ms=fr.get("fundingTimestamp"),
+                    predicted=None,
+                    mark=mk.get("markPrice"),
+                    index=mk.get("indexPrice"),
+                    ts=None,
+                    snap=snap,
+                )
 
         async def open_interest() -> None:
             found = mapping(await c.call(ex.fetch_open_interests), "open interest")

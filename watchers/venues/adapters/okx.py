@@ -55,10 +55,17 @@ class Okx(Adapter):
                 if m is None or not m.get("swap") or not isinstance(fr, dict):
                     continue
                 mk = marks.get(symbol) or {}
-                c.perp(m, rate=fr.get("fundingRate"), interval_s=interval_s(fr.get("interval")),
-                       next_ms=fr.get("fundingTimestamp"), predicted=fr.get("nextFundingRate"),
-                       mark=mk.get("markPrice") if isinstance(mk, dict) else None, index=idx(m),
-                       ts=fr.get("timestamp") or (mk.get("timestamp") if isinstance(mk, dict) else None), snap=snap)
+                c.perp(
+                    m,
+                    rate=fr.get("fundingRate"),
+                    interval_s=interval_s(fr.get("interval")),
+                    next_ms=fr.get("fundingTimestamp"),
+                    predicted=fr.get("nextFundingRate"),
+                    mark=mk.get("markPrice") if isinstance(mk, dict) else None,
+                    index=idx(m),
+                    ts=fr.get("timestamp") or (mk.get("timestamp") if isinstance(mk, dict) else None),
+                    snap=snap,
+                )
 
         async def open_interest() -> None:
             for inst_type in ("SWAP", "FUTURES"):
@@ -69,9 +76,14 @@ class Okx(Adapter):
                         continue
                     info = oi.get("info") or {}
                     mk = marks.get(symbol)
-                    c.oi(m, coins=num(info.get("oiCcy")), usd=num(info.get("oiUsd")),
-                         mark=num(mk.get("markPrice")) if isinstance(mk, dict) else None,
-                         ts=oi.get("timestamp"), snap=snap)
+                    c.oi(
+                        m,
+                        coins=num(info.get("oiCcy")),
+                        usd=num(info.get("oiUsd")),
+                        mark=num(mk.get("markPrice")) if isinstance(mk, dict) else None,
+                        ts=oi.get("timestamp"),
+                        snap=snap,
+                    )
 
         await c.part(snap, (BASIS,), mark_and_index)
         await c.part(snap, (FUNDING,), funding)
