@@ -207,6 +207,17 @@ class VenueClient:
         return chosen[:cap]
 
     # samples --------------------------------------------------------------------------
+    def _contract(self, m: dict[str, Any], ts: Any) -> dict[str, Any]:
+        """What every sample says about its contract, and its time (clamped: a venue's clock may run ahead)."""
+        return {
+            "venue": self.venue,
+            "symbol": m["symbol"],
+            "asset": m["base"],
+            "settle": m.get("settle") or m["quote"],
+            "inverse": bool(m.get("inverse")),
+            "ts_ms": clamp_ts_ms(integer(ts), int(time.time() * 1000)),
+        }
+
     def future(self, m: dict[str, Any], price: Any, index: Any, ts: Any, snap: Snapshot) -> None:
         expiry = integer(m.get("expiry"))
         f, i = num(price), num(index)
@@ -216,15 +227,10 @@ class VenueClient:
         snap.add(
             BASIS,
             BasisSample(
-                venue=self.venue,
-                symbol=m["symbol"],
-                asset=m["base"],
-                settle=m.get("settle") or m["quote"],
-                inverse=bool(m.get("inverse")),
+                **self._contract(m, ts),
                 expiry_ms=expiry,
                 future_usd=f,
                 index_usd=i,
-                ts_ms=clamp_ts_ms(integer(ts), int(time.time() * 1000)),
             ),
         )
 
@@ -248,18 +254,13 @@ class VenueClient:
         snap.add(
             FUNDING,
             FundingSample(
-                venue=self.venue,
-                symbol=m["symbol"],
-                asset=m["base"],
-                settle=m.get("settle") or m["quote"],
-                inverse=bool(m.get("inverse")),
+                **self._contract(m, ts),
                 rate_per_interval=r,
                 interval_s=interval_s or EIGHT_HOURS_S,
                 next_funding_ms=integer(next_ms),
                 predicted_rate=num(predicted),
                 mark_usd=num(mark),
                 index_usd=num(index),
-                ts_ms=clamp_ts_ms(integer(ts), int(time.time() * 1000)),
             ),
         )
 
@@ -277,15 +278,10 @@ class VenueClient:
         snap.add(
             OI,
             OpenInterestSample(
-                venue=self.venue,
-                symbol=m["symbol"],
-                asset=m["base"],
-                settle=m.get("settle") or m["quote"],
-                inverse=bool(m.get("inverse")),
+                **self._contract(m, ts),
                 kind="swap" if m.get("swap") else "future",
                 coins=coins,
                 usd=usd,
-                ts_ms=clamp_ts_ms(integer(ts), int(time.time() * 1000)),
             ),
         )
 
