@@ -426,6 +426,9 @@ class AlertService:
         related = shared.get((r.metric, r.asset))
         if related is None:
             related = shared[(r.metric, r.asset)] = self._related(m, r.asset, now)
+        current = shared.get(("current", r.metric, r.asset))
+        if current is None:  # once per topic and batch, not once per alert
+            current = shared[("current", r.metric, r.asset)] = self._current(r.metric, r.asset, now)
         return AlertEvent(
             metric=r.metric,
             asset=r.asset,
@@ -449,7 +452,7 @@ class AlertService:
             count=len(lv.points),
             context=context,
             related=related,
-            extra=m.event_extra(self._current(r.metric, r.asset, now), lv, now),
+            extra=m.event_extra(current, lv, now),
         )
 
     def _related(self, m: Metric, asset: str, now: int) -> tuple[Related, ...]:
