@@ -24,6 +24,7 @@ from core.redaction import safe_url, scrub
 from core.reply import UserError
 from watchers.venues.adapters import ADAPTERS, summary
 from watchers.venues.common import PARTS
+from watchers.venues.streams import LIQUIDATION_VENUES
 
 SUPPORTED_VENUES = tuple(ADAPTERS)  # every venue an adapter serves
 DEFAULT_VENUES = ("binanceusdm", "binancecoinm", "okx", "bybit", "deribit")
@@ -204,7 +205,9 @@ class Settings:
 
     def venues_serving(self, metric: str) -> tuple[str, ...]:
         if metric == "liqs":  # only the venues' liquidation streams feed it
-            return self.streamed_venues() if self.streams.liquidations else ()
+            if not self.streams.liquidations:
+                return ()
+            return tuple(v for v in self.streamed_venues() if v in LIQUIDATION_VENUES)
         if metric not in PARTS:  # a metric the venue polls do not produce (streams, derived metrics)
             return self.watchers.venues
         return tuple(v for v in self.watchers.venues if metric in ADAPTERS[v].metrics())

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
-STREAM_VENUES = ("binanceusdm", "binancecoinm", "bybit", "okx")
+STREAM_VENUES = ("binanceusdm", "binancecoinm", "bybit", "okx", "deribit")
 
 
 @dataclass(frozen=True)
@@ -14,8 +14,10 @@ class StreamSettings:
     enabled: bool = True
     venues: tuple[str, ...] = STREAM_VENUES
     liquidations: bool = True  # binance USD-M/COIN-M, bybit, okx liquidation streams
-    funding: bool = True  # binance markPrice@1s, bybit tickers: funding, mark and index (REST stays the fallback)
-    symbol_assets: tuple[str, ...] = ("BTC", "ETH", "SOL")  # bybit streams per symbol: its perpetuals of these
+    funding: bool = True  # perpetuals' funding, mark and index by websocket (REST stays the fallback)
+    basis: bool = True  # dated futures' mark and index by websocket (REST stays the fallback)
+    # bybit, okx and deribit stream per contract: those of these assets (binance streams every contract)
+    symbol_assets: tuple[str, ...] = ("BTC", "ETH", "SOL")
     stall_after_s: float = 30.0  # no frame (not even a pong) for this long: drop the connection and redial
     ping_interval_s: float = 10.0
     reconnect_base_s: float = 1.0
@@ -37,7 +39,7 @@ def parse_streams(raw: dict[str, Any], bad: Any) -> StreamSettings:
     if unknown:
         raise bad("streams", sorted(unknown), f"keys from {sorted(known)}")
     out: dict[str, Any] = {}
-    for key in ("enabled", "liquidations", "funding"):
+    for key in ("enabled", "liquidations", "funding", "basis"):
         if key in d:
             if not isinstance(d[key], bool):
                 raise bad(f"streams.{key}", d[key], "true or false")

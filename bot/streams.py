@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.liquidations import LiquidationStore
 from core.streams import StreamHealthStore
-from watchers.streams import FundingSink, LiquidationSink, Sink, StreamConfig, StreamWatcher
+from watchers.streams import LiquidationSink, Sink, StreamConfig, StreamWatcher, TickSink
 from watchers.venues.streams import StreamClient
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ def _holds(wr: Wiring, lease: str) -> bool:
 
 
 def stream_loops(wr: Wiring) -> list[Loop]:
-    """Liquidations and funding by websocket; each watcher reconnects on its own and reports to /status."""
+    """Liquidations, funding and basis by websocket; each watcher reconnects on its own and reports to /status."""
     s, w = wr.settings.streams, wr.settings.watchers
     cfg = StreamConfig(
         stall_after_s=s.stall_after_s, reconnect_base_s=s.reconnect_base_s, max_backoff_s=s.max_backoff_s
@@ -34,11 +34,10 @@ def stream_loops(wr: Wiring) -> list[Loop]:
     loops: list[Loop] = []
     for venue in streamed_venues(wr):
         wanted: list[tuple[str, Any]] = []
-        liqs, funding = wr.registry.find("liqs"), wr.registry.find("funding")
-        if s.liquidations and liqs is not None:
-            wanted.append(("liqs", liqs))
-        if s.funding and funding is not None:
-            wanted.append(("funding", funding))
+        for feed, on in (("liqs", s.liquidations), ("funding", s.funding), ("basis", s.basis)):
+            metric = wr.registry.find(feed)
+            if on and metric is not None:
+                wanted.append((feed, metric))
         for feed, metric in wanted:
             client = StreamClient(
                 venue,
@@ -49,7 +48,7 @@ def stream_loops(wr: Wiring) -> list[Loop]:
                 symbol_assets=s.symbol_assets,
                 rest=wr.venue_clients.get(venue),
             )
-            if feed not in client.feeds(liquidations=True, funding=True):
+            if feed not in client.feeds():
                 continue
             wr.stack.push_async_callback(client.close)
             sink: Sink
@@ -64,7 +63,7 @@ def stream_loops(wr: Wiring) -> list[Loop]:
                     refresh_s=s.window_refresh_s,
                 )
             else:
-                sink = FundingSink(
+                sink = TickSink(
                     venue,
                     wr.store,
                     metric,

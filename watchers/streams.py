@@ -11,13 +11,14 @@ over again when the stream goes down.
 Sinks: :class:`LiquidationSink` adds events once each (replays after a reconnect add nothing;
 events older than ``max_event_age_s`` when they arrive, the burst some venues send on connect,
 are dropped), recomputes the venue's rolling windows from Redis and evaluates rules on them;
-:class:`FundingSink` upserts funding samples, coalesced: an instrument is written only when its
-rate or price moved beyond a tolerance, or ``refresh_s`` after its last write.
+:class:`TickSink` upserts funding or basis samples, coalesced: an instrument is written only when
+its rate or price moved beyond a tolerance, or ``refresh_s`` after its last write.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 import time
@@ -27,7 +28,6 @@ from typing import Any, Protocol
 
 from core.liquidations import LiqEvent, LiquidationStore, event_problem
 from core.metrics.base import Metric
-from core.models import FundingSample
 from core.store import MarketStore
 from core.streams import StreamHealthStore
 from watchers.runner import backoff_delay
@@ -52,7 +52,7 @@ class StreamStandby(Exception):
 class FeedClient(Protocol):
     venue: str
 
-    def feeds(self, *, liquidations: bool, funding: bool) -> dict[str, Callable[[], Awaitable[list[Any]]]]: ...
+    def feeds(self) -> dict[str, Callable[[], Awaitable[list[Any]]]]: ...
 
     def last_message_ms(self) -> int | None: ...
 
@@ -166,7 +166,7 @@ class StreamWatcher:
     async def _session(self, stop: asyncio.Event) -> None:
         """One connection's life: returns when ``stop`` is set, raises when it fails or stalls."""
         await self._set_state("connecting")
-        feed = self.client.feeds(liquidations=True, funding=True)[self.feed]
+        feed = self.client.feeds()[self.feed]
         started = self.clock_ms()
         check_s = max(0.05, min(1.0, self.config.stall_after_s / 4))
         stop_task: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
@@ -312,10 +312,13 @@ class LiquidationSink:
         await self.evaluate(self.m.name, self.venue, wins, replace=False)
 
 
-class FundingSink:
-    """Streamed funding samples, coalesced, upserted and evaluated at once."""
+class TickSink:
+    """Streamed samples of one metric (funding, basis), coalesced, upserted and evaluated at once.
 
-    metric = "funding"
+    A contract is written when a figure moved: a rate (any field named ``*rate*``) by more than
+    ``rate_tolerance``, a price (``*_usd``) by more than ``price_tolerance`` relative, any other
+    field at all; or ``refresh_s`` after its last write, so its age stays that of the stream.
+    """
 
     def __init__(
         self,
@@ -333,43 +336,62 @@ class FundingSink:
         self.venue = venue
         self.store = store
         self.m = metric
+        self.metric = metric.name
         self.evaluate = evaluate
         self.refresh_ms = int(refresh_s * 1000)
         self.price_tolerance = price_tolerance
         self.rate_tolerance = rate_tolerance
-        self.written: dict[str, FundingSample] = {}
+        self.written: dict[str, Any] = {}
         self.writes = 0
         self.history_step_ms = int(history_step_s * 1000)
         self.history_assets = history_assets
         self._history_ms: dict[str, int] = {}  # symbol -> time of its last history point (as the poll keeps it)
         self._rejected: set[str] = set()
+        self._kinds: dict[type, tuple[tuple[str, str], ...]] = {}
 
-    def _moved(self, old: FundingSample, new: FundingSample) -> bool:
-        if abs(new.rate_per_interval - old.rate_per_interval) > self.rate_tolerance:
-            return True
-        if new.interval_s != old.interval_s or new.next_funding_ms != old.next_funding_ms:
-            return True
-        for a, b in ((old.mark_usd, new.mark_usd), (old.index_usd, new.index_usd)):
-            if (a is None) != (b is None) or (a and b and abs(b - a) / a > self.price_tolerance):
+    def _fields(self, sample: Any) -> tuple[tuple[str, str], ...]:
+        """(field, how it is compared) of a sample type: ``rate``, ``price`` or ``equal``; ts_ms is the refresh."""
+        kind = type(sample)
+        if kind not in self._kinds:
+            self._kinds[kind] = tuple(
+                (f.name, "rate" if "rate" in f.name else "price" if f.name.endswith("_usd") else "equal")
+                for f in dataclasses.fields(sample)
+                if f.name != "ts_ms"
+            )
+        return self._kinds[kind]
+
+    def _moved(self, old: Any, new: Any) -> bool:
+        for name, how in self._fields(new):
+            a, b = getattr(old, name), getattr(new, name)
+            if how == "equal" or a is None or b is None:
+                if a != b:
+                    return True
+            elif how == "rate":
+                if abs(b - a) > self.rate_tolerance:
+                    return True
+            elif a != b and (not a or abs(b - a) / abs(a) > self.price_tolerance):
                 return True
-        return new.ts_ms - old.ts_ms >= self.refresh_ms
+        return bool(new.ts_ms - old.ts_ms >= self.refresh_ms)
 
-    async def on_batch(self, batch: Sequence[FundingSample]) -> None:
+    async def on_batch(self, batch: Sequence[Any]) -> None:
         due = []
         for s in batch:
             problem = self.m.problem(s)
             if problem is not None:
                 if s.symbol not in self._rejected:
-                    log.warning("venue=%s symbol=%s streamed funding rejected: %s", self.venue, s.symbol, problem)
+                    log.warning(
+                        "venue=%s symbol=%s streamed %s rejected: %s", self.venue, s.symbol, self.metric, problem
+                    )
                     self._rejected.add(s.symbol)
                 continue
+            self._rejected.discard(s.symbol)
             old = self.written.get(s.symbol)
             if old is None or self._moved(old, s):
                 due.append(s)
         if not due:
             return
         history = []
-        for s in due:
+        for s in self.m.history_samples(due):
             kept = "*" in self.history_assets or s.asset in self.history_assets
             if kept and s.ts_ms - self._history_ms.get(s.symbol, -(2**62)) >= self.history_step_ms:
                 self._history_ms[s.symbol] = s.ts_ms

@@ -22,11 +22,11 @@ from core.streams import StreamHealthStore
 from tests.builders import rule_from, sources
 from tests.fakes.exchanges import ExchangeDouble
 from tests.fakes.ws_exchanges import WsExchangeDouble
-from watchers.streams import FundingSink, LiquidationSink, Sink, StreamConfig, StreamWatcher
+from watchers.streams import LiquidationSink, Sink, StreamConfig, StreamWatcher, TickSink
 from watchers.venues import VenueClient
 from watchers.venues.streams import StreamClient
 
-VENUES = ("binanceusdm", "binancecoinm", "bybit", "okx")
+VENUES = ("binanceusdm", "binancecoinm", "bybit", "okx", "deribit")
 FAST = StreamConfig(stall_after_s=1.0, reconnect_base_s=0.05, max_backoff_s=0.2, publish_every_s=0.1)
 
 
@@ -88,8 +88,11 @@ class Harness:
     def liq_sink(self, venue: str, **kw: Any) -> LiquidationSink:
         return LiquidationSink(venue, self.events, self.store, self.registry.get("liqs"), self.svc.on_samples, **kw)
 
-    def funding_sink(self, venue: str, **kw: Any) -> FundingSink:
-        return FundingSink(venue, self.store, self.registry.get("funding"), self.svc.on_samples, **kw)
+    def funding_sink(self, venue: str, **kw: Any) -> TickSink:
+        return self.tick_sink(venue, "funding", **kw)
+
+    def tick_sink(self, venue: str, metric: str, **kw: Any) -> TickSink:
+        return TickSink(venue, self.store, self.registry.get(metric), self.svc.on_samples, **kw)
 
     def start(
         self,

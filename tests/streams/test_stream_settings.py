@@ -15,7 +15,8 @@ from bot.streams import streamed_venues
 @pytest.mark.parametrize(
     ("section", "needle"),
     [
-        ({"venues": ["deribit"]}, "streams.venues"),
+        ({"venues": ["gate"]}, "streams.venues"),
+        ({"basis": 1}, "true or false"),
         ({"stall_after_s": 0}, "streams.stall_after_s"),
         ({"enabled": "yes"}, "true or false"),
         ({"ws_base_urls": {"okx": "https://x"}}, "streams.ws_base_urls.okx"),
@@ -36,12 +37,12 @@ def _wiring(raw: dict[str, Any]) -> Wiring:
 
 
 def test_a_venue_with_an_overridden_rest_host_streams_only_with_its_ws_host() -> None:
-    assert streamed_venues(_wiring({})) == ["binanceusdm", "binancecoinm", "okx", "bybit"]
+    assert streamed_venues(_wiring({})) == ["binanceusdm", "binancecoinm", "okx", "bybit", "deribit"]
     local = {
         "watchers": {"rest_base_urls": {"okx": "http://127.0.0.1:1", "bybit": "http://127.0.0.1:1"}},
         "streams": {"ws_base_urls": {"okx": "ws://127.0.0.1:2/okx"}},
     }
-    assert streamed_venues(_wiring(local)) == ["binanceusdm", "binancecoinm", "okx"]
+    assert streamed_venues(_wiring(local)) == ["binanceusdm", "binancecoinm", "okx", "deribit"]
     assert streamed_venues(_wiring({"streams": {"enabled": False}})) == []
 
 

@@ -208,31 +208,14 @@ class VenueClient:
 
     # samples --------------------------------------------------------------------------
     def _contract(self, m: dict[str, Any], ts: Any) -> dict[str, Any]:
-        """What every sample says about its contract, and its time (clamped: a venue's clock may run ahead)."""
-        return {
-            "venue": self.venue,
-            "symbol": m["symbol"],
-            "asset": m["base"],
-            "settle": m.get("settle") or m["quote"],
-            "inverse": bool(m.get("inverse")),
-            "ts_ms": clamp_ts_ms(integer(ts), int(time.time() * 1000)),
-        }
+        return contract_fields(self.venue, m, ts)
 
     def future(self, m: dict[str, Any], price: Any, index: Any, ts: Any, snap: Snapshot) -> None:
-        expiry = integer(m.get("expiry"))
-        f, i = num(price), num(index)
-        if expiry is None or f is None or i is None:
+        sample = basis_sample(self.venue, m, price=price, index=index, ts=ts)
+        if sample is None:
             snap.dropped.append(str(m["symbol"]))
-            return
-        snap.add(
-            BASIS,
-            BasisSample(
-                **self._contract(m, ts),
-                expiry_ms=expiry,
-                future_usd=f,
-                index_usd=i,
-            ),
-        )
+        else:
+            snap.add(BASIS, sample)
 
     def perp(
         self,
@@ -247,22 +230,21 @@ class VenueClient:
         ts: Any,
         snap: Snapshot,
     ) -> None:
-        r = num(rate)
-        if r is None:
-            snap.dropped.append(str(m["symbol"]))
-            return
-        snap.add(
-            FUNDING,
-            FundingSample(
-                **self._contract(m, ts),
-                rate_per_interval=r,
-                interval_s=interval_s or EIGHT_HOURS_S,
-                next_funding_ms=integer(next_ms),
-                predicted_rate=num(predicted),
-                mark_usd=num(mark),
-                index_usd=num(index),
-            ),
+        sample = funding_sample(
+            self.venue,
+            m,
+            rate=rate,
+            interval_s=interval_s,
+            next_ms=next_ms,
+            predicted=predicted,
+            mark=mark,
+            index=index,
+            ts=ts,
         )
+        if sample is None:
+            snap.dropped.append(str(m["symbol"]))
+        else:
+            snap.add(FUNDING, sample)
 
     def oi(
         self, m: dict[str, Any], *, coins: float | None, usd: float | None, mark: float | None, ts: Any, snap: Snapshot
@@ -341,4 +323,52 @@ def _instrument(venue: str, m: dict[str, Any], live: frozenset[str]) -> Instrume
         status=status,
         active=m.get("active") is not False and status in live,
         expiry_ms=integer(m.get("expiry")) if kind == "future" else None,
+    )
+
+
+def contract_fields(venue: str, m: dict[str, Any], ts: Any) -> dict[str, Any]:
+    """What every sample says about its contract, and its time (clamped: a venue's clock may run ahead)."""
+    return {
+        "venue": venue,
+        "symbol": m["symbol"],
+        "asset": m["base"],
+        "settle": m.get("settle") or m["quote"],
+        "inverse": bool(m.get("inverse")),
+        "ts_ms": clamp_ts_ms(integer(ts), int(time.time() * 1000)),
+    }
+
+
+def basis_sample(venue: str, m: dict[str, Any], *, price: Any, index: Any, ts: Any) -> BasisSample | None:
+    """A dated future's price against its index (polled or streamed); None when a figure is missing."""
+    expiry = integer(m.get("expiry"))
+    f, i = num(price), num(index)
+    if expiry is None or f is None or i is None:
+        return None
+    return BasisSample(**contract_fields(venue, m, ts), expiry_ms=expiry, future_usd=f, index_usd=i)
+
+
+def funding_sample(
+    venue: str,
+    m: dict[str, Any],
+    *,
+    rate: Any,
+    interval_s: int | None,
+    next_ms: Any,
+    predicted: Any,
+    mark: Any,
+    index: Any,
+    ts: Any,
+) -> FundingSample | None:
+    """A perpetual's funding rate with its interval, mark and index (polled or streamed); None without a rate."""
+    r = num(rate)
+    if r is None:
+        return None
+    return FundingSample(
+        **contract_fields(venue, m, ts),
+        rate_per_interval=r,
+        interval_s=interval_s or EIGHT_HOURS_S,
+        next_funding_ms=integer(next_ms),
+        predicted_rate=num(predicted),
+        mark_usd=num(mark),
+        index_usd=num(index),
     )

@@ -8,10 +8,11 @@ Feeds (each an ``async () -> list`` that waits for the next batch):
   liquidated: binance and okx report the order side (a forced SELL closes a long), bybit the
   position side (Buy = a long was liquidated). Sizes are contracts: coins for linear contracts
   (times the contract size), USD for inverse ones.
-- funding: binanceusdm / binancecoinm ``!markPrice@arr@1s`` (every perpetual's mark, index, funding
-  rate and next funding time, each second); bybit ``tickers.<symbol>`` for the perpetuals of
-  ``symbol_assets`` (a snapshot, then deltas of the changed fields, merged by ccxt), linear and
-  inverse on their two connections. A bybit stream covers only those symbols (:attr:`covered`).
+- funding and basis: what each venue streams of funding, mark, index and dated futures' prices, in
+  :mod:`watchers.venues.ticks` (binance ``!markPrice@arr@1s`` for every contract; bybit, okx and
+  deribit per contract of ``symbol_assets``, :meth:`StreamClient.covered`). Each watch a feed needs
+  runs in its own task and only wakes the reader, which hands over every contract whose frames
+  are new since its last read.
 
 ccxt reconnects nothing by itself: a closed or failed connection rejects the pending watch with a
 ``NetworkError`` and the next watch dials again. :meth:`StreamClient.reset` drops every connection
@@ -21,15 +22,16 @@ ccxt reconnects nothing by itself: a closed or failed connection rejects the pen
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import ccxt.pro as ccxtpro
 
 from core.liquidations import LiqEvent
-from core.models import EIGHT_HOURS_S, FundingSample
+from core.models import BasisSample, FundingSample
 from watchers.errors import SourceError
 from watchers.venues.adapters import ADAPTERS
 from watchers.venues.adapters.base import DEFAULT_LIVE_STATUS
@@ -37,12 +39,13 @@ from watchers.venues.client import VenueClient, _instrument
 from watchers.venues.common import integer as _i
 from watchers.venues.common import num as _f
 from watchers.venues.common import translate
+from watchers.venues.ticks import TICK_FEEDS, TICKS, Ticks
 from watchers.venues.urls import rewrite_rest_urls, rewrite_ws_urls
 
 log = logging.getLogger(__name__)
 
 LIQUIDATION_VENUES = ("binanceusdm", "binancecoinm", "bybit", "okx")
-FUNDING_VENUES = ("binanceusdm", "binancecoinm", "bybit")
+TICK_VENUES = tuple(TICKS)  # funding and basis
 
 Feed = Callable[[], Awaitable[list[Any]]]
 
@@ -81,22 +84,29 @@ class StreamClient:
         self._queue: asyncio.Queue[list[Any] | BaseException] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._last_read: Any = None  # the newest liquidation already handed over
-        self._seen_ts: dict[str, Any] = {}  # symbol -> timestamp of the ticker last handed over
+        spec = TICKS.get(venue)
+        self._ticks: dict[str, Ticks] = {feed: spec(self, feed) for feed in TICK_FEEDS} if spec else {}
+        self._pumps: dict[str, _Pump] = {}
+        # feed -> symbol -> signature last handed over; kept across reconnects, so what ccxt still holds
+        # from before a drop is not handed over again as if it were new
+        self._seen: dict[str, dict[str, tuple[Any, ...]]] = {feed: {} for feed in self._ticks}
 
-    def feeds(self, *, liquidations: bool, funding: bool) -> dict[str, Feed]:
-        """The feeds this venue streams, by name (``liqs``, ``funding``)."""
+    def feeds(self) -> dict[str, Feed]:
+        """The feeds this venue streams, by name (``liqs``, ``funding``, ``basis``)."""
         out: dict[str, Feed] = {}
-        if liquidations and self.venue in LIQUIDATION_VENUES:
+        if self.venue in LIQUIDATION_VENUES:
             out["liqs"] = self.liquidations
-        if funding and self.venue in FUNDING_VENUES:
-            out["funding"] = self.funding
+        for feed in self._ticks:
+            out[feed] = functools.partial(self.ticks, feed)
         return out
 
     def covered(self, feed: str) -> frozenset[str] | None:
         """The symbols a feed streams: None for every one of the venue's (an all-market channel)."""
-        if self.venue != "bybit" or self.exchange.markets is None:
+        if self.exchange.markets is None:
             return None
-        return frozenset(self._bybit_perps())
+        if feed in self._ticks:
+            return self._ticks[feed].covered()
+        return None if self.venue != "bybit" else frozenset(self._bybit_perps())
 
     def _bybit_perps(self) -> list[str]:
         return [
@@ -144,10 +154,12 @@ class StreamClient:
         await self.exchange.close()
 
     async def _stop_tasks(self) -> None:
-        for t in self._tasks:
+        tasks = self._tasks + [t for p in self._pumps.values() for t in p.tasks]
+        for t in tasks:
             t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks = []
+        self._pumps = {}
         self._queue = asyncio.Queue()
 
     async def _watch(self, fn: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Any:
@@ -224,22 +236,6 @@ class StreamClient:
         except Exception as e:  # handed to the feed's caller, which reconnects
             queue.put_nowait(e)
 
-    def _changed(self, symbols: Any = None) -> list[tuple[str, Any]]:
-        """Tickers ccxt updated since the last read (of ``symbols``, or all).
-
-        A watch resolves only for frames that find it pending: one that arrives while the previous
-        batch is being stored updates ccxt's tickers silently, so read those, not the watch's result.
-        """
-        out = []
-        tickers = self.exchange.tickers
-        for symbol in tickers if symbols is None else symbols:
-            t = tickers.get(symbol)
-            ts = t.get("timestamp") if isinstance(t, dict) else None
-            if ts is not None and self._seen_ts.get(symbol) != ts:
-                self._seen_ts[symbol] = ts
-                out.append((symbol, t))
-        return out
-
     def _usd_market(self, m: dict[str, Any]) -> bool:
         inst = _instrument(self.venue, m, self.live_status)
         return inst is not None and inst.usd_quoted
@@ -282,97 +278,71 @@ class StreamClient:
             ts_ms=ts,
         )
 
-    # funding ---------------------------------------------------------------------------------
-    async def funding(self) -> list[FundingSample]:
-        """The next update of mark, index and funding (binance: every live USD-priced perpetual each second)."""
-        if self.venue == "bybit":
-            return await self._bybit_funding()
-        changed = self._changed()
-        if not changed:  # nothing arrived since the last read (frames that did arrive found no pending watch)
-            await self._watch(self.exchange.watch_mark_prices)
-            changed = self._changed()
-        out = []
-        for symbol, t in changed:
-            m = (self.exchange.markets or {}).get(symbol)
-            info = t.get("info") if isinstance(t, dict) else None
-            if not m or not m.get("swap") or not isinstance(info, dict) or not self._usd_market(m):
-                continue
-            inst = _instrument(self.venue, m, self.live_status)
-            rate = _f(info.get("r"))
-            if rate is None or inst is None or not inst.active:
-                continue
-            out.append(
-                FundingSample(
-                    venue=self.venue,
-                    symbol=str(m["symbol"]),
-                    asset=str(m["base"]),
-                    settle=str(m.get("settle") or m.get("quote")),
-                    inverse=bool(m.get("inverse")),
-                    rate_per_interval=rate,
-                    interval_s=self.interval_of(str(m["symbol"])) or EIGHT_HOURS_S,
-                    next_funding_ms=_i(info.get("T")),
-                    predicted_rate=None,
-                    mark_usd=_f(info.get("p")),
-                    index_usd=_f(info.get("i")),
-                    ts_ms=_i(info.get("E")) or int(time.time() * 1000),
-                )
-            )
-        return out
-
-    async def _bybit_funding(self) -> list[FundingSample]:
-        """bybit tickers: one watch per category (linear and inverse connect apart), merged through a queue."""
+    # funding and basis -----------------------------------------------------------------------
+    async def ticks(self, feed: str) -> list[FundingSample | BasisSample]:
+        """The next samples of ``feed``: every contract whose frames are new since the last read."""
         await self.load_markets()
-        if not self._tasks:
-            perps = self._bybit_perps()
-            groups = [
-                [s for s in perps if not self.exchange.markets[s].get("inverse")],
-                [s for s in perps if self.exchange.markets[s].get("inverse")],
-            ]
-            queue = self._queue
-            for group in groups:
-                if group:
-                    self._tasks.append(asyncio.create_task(self._bybit_tickers(group, queue)))
-        return await self._next()
+        spec = self._ticks[feed]
+        pump = self._pumps.get(feed)
+        if pump is None:
+            pump = self._pumps[feed] = _Pump()
+            for watch in spec.watches():
+                pump.tasks.append(asyncio.create_task(self._pump(watch, pump)))
+        while True:
+            out = self._read(spec, self._seen[feed])
+            if out:
+                return out
+            if pump.error is not None:
+                error = pump.error
+                await self._stop_pump(feed)
+                raise error
+            await pump.dirty.wait()
+            pump.dirty.clear()
 
-    async def _bybit_tickers(self, symbols: list[str], queue: asyncio.Queue[list[Any] | BaseException]) -> None:
+    async def _pump(self, watch: Callable[[], Awaitable[Any]], pump: _Pump) -> None:
+        """One watch, again and again: it only wakes the reader, which reads ccxt's caches.
+
+        A watch resolves only for frames that find it pending; those that arrive in between update
+        ccxt's caches silently, so the reader compares what is there, not what the watch returned.
+        """
         try:
             while True:
-                changed = self._changed(symbols)
-                if not changed:
-                    await self._watch(self.exchange.watch_tickers, symbols)
-                    changed = self._changed(symbols)  # ccxt has merged every delta into its tickers
-                out = []
-                for symbol, t in changed:
-                    m = self.exchange.markets.get(symbol)
-                    sample = self._bybit_sample(m, t) if m else None
-                    if sample is not None:
-                        out.append(sample)
-                if out:
-                    queue.put_nowait(out)
+                await self._watch(watch)
+                pump.dirty.set()
         except asyncio.CancelledError:
             raise
         except Exception as e:  # handed to the feed's caller, which reconnects
-            queue.put_nowait(e)
+            pump.error = e
+            pump.dirty.set()
 
-    def _bybit_sample(self, m: dict[str, Any], t: dict[str, Any]) -> FundingSample | None:
-        info = t.get("info") or {}
-        rate = _f(info.get("fundingRate"))
-        if rate is None:
-            return None
-        hours = _f(info.get("fundingIntervalHour"))
-        minutes = _f((m.get("info") or {}).get("fundingInterval"))
-        interval = int(hours * 3600) if hours else int(minutes * 60) if minutes else EIGHT_HOURS_S
-        return FundingSample(
-            venue=self.venue,
-            symbol=str(m["symbol"]),
-            asset=str(m["base"]),
-            settle=str(m.get("settle") or m.get("quote")),
-            inverse=bool(m.get("inverse")),
-            rate_per_interval=rate,
-            interval_s=interval,
-            next_funding_ms=_i(info.get("nextFundingTime")),
-            predicted_rate=None,
-            mark_usd=_f(info.get("markPrice")),
-            index_usd=_f(info.get("indexPrice")),
-            ts_ms=_i(t.get("timestamp")) or int(time.time() * 1000),
-        )
+    async def _stop_pump(self, feed: str) -> None:
+        pump = self._pumps.pop(feed, None)
+        if pump is not None:
+            for t in pump.tasks:
+                t.cancel()
+            await asyncio.gather(*pump.tasks, return_exceptions=True)
+
+    def _read(self, spec: Ticks, seen: dict[str, tuple[Any, ...]]) -> list[FundingSample | BasisSample]:
+        markets = self.exchange.markets or {}
+        out: list[FundingSample | BasisSample] = []
+        for symbol in spec.candidates():
+            m = markets.get(symbol)
+            if m is None or not spec.wants(m):
+                continue
+            sig = spec.signature(symbol)
+            if sig is None or seen.get(symbol) == sig:
+                continue
+            seen[symbol] = sig
+            sample = spec.sample(m)
+            if sample is not None:
+                out.append(sample)
+        return out
+
+
+@dataclass
+class _Pump:
+    """One feed's watch tasks and the flag they raise on each frame."""
+
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    dirty: asyncio.Event = field(default_factory=asyncio.Event)
+    error: BaseException | None = None
