@@ -1,4 +1,4 @@
-"""WsExchangeDouble: one local aiohttp websocket server speaking four venues' public stream frames.
+"""WsExchangeDouble: one local aiohttp websocket server speaking five venues' public stream frames.
 
 ccxt.pro (4.5.90) runs its own subscribe, ping and parse code against it; point an exchange's
 ``urls['api']['ws']`` at ``double.ws_url(venue)`` with ``watchers.venues.urls.rewrite_ws_urls``
@@ -22,7 +22,17 @@ Paths ccxt builds from the rewritten URLs, and what each side of the conversatio
   acked ``{"event":"subscribe","arg":{..},"connId":..}``; text ``ping`` answered ``pong``; data
   ``{"arg":{..},"data":[{"details":[{"bkLoss":"0","bkPx":"99000","ccy":"","posSide":"long","side":"sell",
   "sz":"50","ts":".."}],"instFamily":"BTC-USDT","instId":"BTC-USDT-SWAP","instType":"SWAP","uly":"BTC-USDT"}]}``
-  (``sz`` in contracts).
+  (``sz`` in contracts). Price channels, subscribed per instrument (``{"channel":"funding-rate",
+  "instId":"BTC-USDT-SWAP"}``, ``mark-price``, and ``index-tickers`` with an index id such as
+  ``BTC-USDT``): topics are ``<channel>:<instId>``; each subscription is answered with the frame
+  stored in ``okx_state[topic]`` (okx pushes the current value at once), later ones by ``push``.
+* deribit ``/deribit/ws/api/v2`` (JSON-RPC 2.0): ``{"jsonrpc":"2.0","method":"public/subscribe",
+  "params":{"channels":["ticker.BTC-PERPETUAL.100ms"]},"id":1}`` answered ``{"jsonrpc":"2.0","id":1,
+  "result":["ticker.BTC-PERPETUAL.100ms"],"usIn":..,"usOut":..,"usDiff":..,"testnet":false}``;
+  notifications ``{"jsonrpc":"2.0","method":"subscription","params":{"channel":"ticker.BTC-PERPETUAL.100ms",
+  "data":{"timestamp":..,"instrument_name":"BTC-PERPETUAL","mark_price":..,"index_price":..,
+  "estimated_delivery_price":..,"funding_8h":..,"current_funding":..,...}}}``; keepalive by websocket ping
+  frames. A channel that names no instrument the venue lists is refused with a JSON-RPC error.
 
 Test controls: ``push_*`` send to every connection subscribed to the topic; ``drop(venue)`` closes the
 venue's connections (ccxt sees code 1006); ``stall(venue)`` keeps them open but silent (no data, no
@@ -49,7 +59,11 @@ __all__ = [
     "bybit_liquidation",
     "bybit_ticker",
     "bybit_ticker_delta",
+    "deribit_ticker",
+    "okx_funding_rate",
+    "okx_index",
     "okx_liquidation",
+    "okx_mark_price",
 ]
 
 
@@ -170,6 +184,92 @@ def bybit_ticker_delta(symbol_id: str, ts_ms: int, **changed: str) -> dict[str, 
     }
 
 
+def okx_funding_rate(inst_id: str, rate: float, funding_ms: int, interval_h: int, ts_ms: int) -> dict[str, Any]:
+    """A ``funding-rate`` push: ``fundingTime`` is the settlement the rate applies to, ``nextFundingTime`` the next."""
+    return {
+        "arg": {"channel": "funding-rate", "instId": inst_id},
+        "data": [
+            {
+                "formulaType": "withRate",
+                "fundingRate": f"{rate:.10f}",
+                "fundingTime": str(funding_ms),
+                "impactValue": "",
+                "instId": inst_id,
+                "instType": "SWAP",
+                "interestRate": "0.0001",
+                "maxFundingRate": "0.00375",
+                "method": "current_period",
+                "minFundingRate": "-0.00375",
+                "nextFundingRate": "",
+                "nextFundingTime": str(funding_ms + interval_h * 3_600_000),
+                "premium": "0.0001",
+                "settFundingRate": f"{rate:.10f}",
+                "settState": "settled",
+                "ts": str(ts_ms),
+            }
+        ],
+    }
+
+
+def okx_mark_price(inst_id: str, mark: float, ts_ms: int) -> dict[str, Any]:
+    """A ``mark-price`` push (SWAP or FUTURES, from the instrument id)."""
+    inst_type = "SWAP" if inst_id.endswith("-SWAP") else "FUTURES"
+    return {
+        "arg": {"channel": "mark-price", "instId": inst_id},
+        "data": [{"instType": inst_type, "instId": inst_id, "markPx": str(mark), "ts": str(ts_ms)}],
+    }
+
+
+def okx_index(index_id: str, px: float, ts_ms: int) -> dict[str, Any]:
+    """An ``index-tickers`` push for ``BTC-USDT`` / ``BTC-USD``."""
+    return {
+        "arg": {"channel": "index-tickers", "instId": index_id},
+        "data": [
+            {
+                "instId": index_id,
+                "idxPx": str(px),
+                "high24h": str(px),
+                "low24h": str(px),
+                "open24h": str(px),
+                "sodUtc0": str(px),
+                "sodUtc8": str(px),
+                "ts": str(ts_ms),
+            }
+        ],
+    }
+
+
+def deribit_ticker(
+    name: str, *, mark: float, index: float, ts_ms: int, funding_8h: float | None = None, delivery: float | None = None
+) -> dict[str, Any]:
+    """A ``ticker.<name>.100ms`` notification; perpetuals carry ``funding_8h`` and ``current_funding``."""
+    data: dict[str, Any] = {
+        "timestamp": ts_ms,
+        "stats": {"volume_usd": 1e8, "volume": 1000.0, "price_change": 0.5, "low": mark, "high": mark},
+        "state": "open",
+        "settlement_price": index,
+        "open_interest": 1e8,
+        "min_price": mark * 0.97,
+        "max_price": mark * 1.03,
+        "mark_price": mark,
+        "last_price": mark,
+        "instrument_name": name,
+        "index_price": index,
+        "estimated_delivery_price": index if delivery is None else delivery,
+        "best_bid_price": mark - 0.5,
+        "best_bid_amount": 1000.0,
+        "best_ask_price": mark + 0.5,
+        "best_ask_amount": 1000.0,
+    }
+    if funding_8h is not None:
+        data.update(funding_8h=funding_8h, current_funding=funding_8h / 8, interest_value=0.0)
+    return {
+        "jsonrpc": "2.0",
+        "method": "subscription",
+        "params": {"channel": f"ticker.{name}.100ms", "data": data},
+    }
+
+
 @dataclass
 class _Conn:
     venue: str
@@ -180,7 +280,7 @@ class _Conn:
 class WsExchangeDouble:
     """The local websocket server; ``async with WsExchangeDouble() as ws: ws.ws_url("okx")``."""
 
-    VENUES = ("binanceusdm", "binancecoinm", "bybit", "okx")
+    VENUES = ("binanceusdm", "binancecoinm", "bybit", "okx", "deribit")
 
     def __init__(self) -> None:
         self.app = web.Application()
@@ -192,6 +292,8 @@ class WsExchangeDouble:
         self.stalled: set[str] = set()
         self.replay: dict[str, list[Any]] = defaultdict(list)
         self.bybit_tickers: dict[str, dict[str, Any]] = {}  # symbol id -> the snapshot sent on subscription
+        self.okx_state: dict[str, Any] = {}  # "mark-price:BTC-USDT-SWAP" -> the frame sent on subscription
+        self.deribit_names: set[str] | None = None  # instruments deribit lists (None: any); others are refused
         self.received: list[tuple[str, Any]] = []
 
     async def __aenter__(self) -> WsExchangeDouble:
@@ -251,6 +353,19 @@ class WsExchangeDouble:
     def stall(self, venue: str, on: bool = True) -> None:
         """Keep the venue's connections open but send nothing (no data, no pongs) while on."""
         (self.stalled.add if on else self.stalled.discard)(venue)
+
+    async def _deribit_subscribe(self, c: _Conn, msg: dict[str, Any]) -> None:
+        channels = list((msg.get("params") or {}).get("channels") or [])
+        us = _ms() * 1000
+        envelope = {"jsonrpc": "2.0", "id": msg.get("id"), "usIn": us, "usOut": us + 90, "usDiff": 90, "testnet": False}
+        names = self.deribit_names
+        if names is not None and any(ch.split(".")[1] not in names for ch in channels):
+            reason = {"reason": "wrong format", "param": "channels"}
+            error = {"message": "Invalid params", "data": reason, "code": -32602}
+            await c.ws.send_str(json.dumps({**envelope, "error": error}))
+            return
+        c.topics.update(channels)
+        await c.ws.send_str(json.dumps({**envelope, "result": channels}))
 
     # protocol --------------------------------------------------------------------------------
     async def _handle(self, request: web.Request) -> web.WebSocketResponse:
@@ -319,7 +434,12 @@ class WsExchangeDouble:
                         )
         elif c.venue == "okx" and msg.get("op") == "subscribe":
             for arg in msg.get("args", []):
-                c.topics.add(arg.get("channel", "") + ":" + (arg.get("instType") or arg.get("instId") or ""))
+                topic = arg.get("channel", "") + ":" + (arg.get("instType") or arg.get("instId") or "")
+                c.topics.add(topic)
                 await c.ws.send_str(json.dumps({"event": "subscribe", "arg": arg, "connId": "double"}))
+                if topic in self.okx_state and c.venue not in self.stalled:
+                    await c.ws.send_str(json.dumps(self.okx_state[topic], separators=(",", ":")))
+        elif c.venue == "deribit" and msg.get("method") == "public/subscribe":
+            await self._deribit_subscribe(c, msg)
         for frame in self.replay.get(c.venue, ()):
             await c.ws.send_str(json.dumps(frame, separators=(",", ":")))
