@@ -25,7 +25,7 @@ from tests.fakes.ws_exchanges import (
     okx_index,
     okx_mark_price,
 )
-from tests.streams.harness import Harness, harness, now_ms, until
+from tests.streams.harness import FAST, Harness, harness, now_ms, until
 from watchers.market import MarketWatcher, MarketWatcherConfig
 from watchers.streams import StreamWatcher
 from watchers.venues import VenueClient
@@ -288,3 +288,45 @@ async def test_bybit_futures_tickers_feed_basis(redis: Redis, keys: Keys) -> Non
         await until(stored, what="the futures' snapshots stored")
         rows = await latest(h, "basis", "BTC", "bybit")
         assert all(abs(s.basis_annualized(now_ms(), 3) - 0.15) < 0.01 for s in rows.values())
+
+
+async def test_binance_coinm_streams_its_contracts_per_symbol(redis: Redis, keys: Keys) -> None:
+    async with harness(redis, keys) as h:
+        futures = btc_futures(h, "binancecoinm")
+        funding = h.start("binancecoinm", "funding", h.funding_sink("binancecoinm"))
+        basis = h.start("binancecoinm", "basis", h.tick_sink("binancecoinm", "basis"))
+        topics = ["btcusd_perp@markPrice@1s", *(f"{binance_symbol(f).lower()}@markPrice@1s" for f in futures)]
+        for topic in topics:
+            await h.ws.wait_subscribed("binancecoinm", topic)
+
+        async def tick() -> None:
+            t = now_ms()
+            await h.ws.push("binancecoinm", topics[0], binance_mark_price("BTCUSD_PERP", 100_030, 1e5, 3e-4, 0, t))
+            for f, topic in zip(futures, topics[1:], strict=True):
+                frame = binance_mark_price(binance_symbol(f), ann_mark(1e5, 0.25, f), 100_000.0, 0, 0, t)
+                frame["r"], frame["T"] = "", 0
+                await h.ws.push("binancecoinm", topic, frame)
+
+        async def stored() -> bool:
+            await tick()
+            fund = await latest(h, "funding", "BTC", "binancecoinm")
+            return len(fund) == 1 and len(await latest(h, "basis", "BTC", "binancecoinm")) == len(futures)
+
+        await until(stored, what="the perpetual and the futures stored")
+        assert funding.owns("funding") == {"BTC/USD:BTC"}
+        assert basis.owns("basis") == {f"BTC/USD:BTC-{f.expiry:%y%m%d}" for f in futures}
+        (perp,) = (await latest(h, "funding", "BTC", "binancecoinm")).values()
+        assert perp.rate_per_interval == 3e-4 and perp.mark_usd == 100_030
+        rows = await latest(h, "basis", "BTC", "binancecoinm")
+        assert all(abs(s.basis_annualized(now_ms(), 3) - 0.25) < 0.01 for s in rows.values())
+
+
+async def test_a_venue_listing_no_contract_of_the_streamed_assets_says_so(redis: Redis, keys: Keys) -> None:
+    async with harness(redis, keys) as h:
+        client = h.client("deribit")
+        client.symbol_assets = frozenset({"DOGE"})
+        w = StreamWatcher(client, "basis", h.tick_sink("deribit", "basis"), h.health, FAST)
+        h.tasks.append(asyncio.create_task(w.run(stop=h.stop)))
+        await until(lambda: w.reconnects >= 1, what="the feed refused")
+        assert w.last_error is not None and "deribit lists no basis contract of DOGE" in w.last_error
+        assert h.ws.connections["deribit"] == 0 and not w.owns("basis")

@@ -285,8 +285,11 @@ class StreamClient:
         spec = self._ticks[feed]
         pump = self._pumps.get(feed)
         if pump is None:
+            watches = spec.watches()
+            if not watches:  # the watcher backs off and shows this in /status; the poll keeps the metric
+                raise SourceError(f"{self.venue} lists no {feed} contract of {', '.join(sorted(self.symbol_assets))}")
             pump = self._pumps[feed] = _Pump()
-            for watch in spec.watches():
+            for watch in watches:
                 pump.tasks.append(asyncio.create_task(self._pump(watch, pump)))
         while True:
             out = self._read(spec, self._seen[feed])

@@ -6,9 +6,11 @@ wakes the reader), the symbols it reads, a signature per symbol (the timestamps 
 sample is built from: a sample is handed over when any of them is new) and the sample itself,
 built with the same :func:`~watchers.venues.client.funding_sample` / ``basis_sample`` as the poll.
 
-- binanceusdm / binancecoinm: ``!markPrice@arr@1s``, every contract each second: perpetuals carry
-  the funding rate (``r``) and next funding time (``T``), dated futures their mark (``p``) and
-  index (``i``). The funding interval is the REST client's (binance lists only the symbols not on 8h).
+- binanceusdm: ``!markPrice@arr@1s``, every contract each second: perpetuals carry the funding
+  rate (``r``) and next funding time (``T``), dated futures their mark (``p``) and index (``i``).
+  The funding interval is the REST client's (binance lists only the symbols not on 8h).
+  binancecoinm: the same frames on ``<symbol>@markPrice@1s`` for the contracts of the streamed
+  assets (COIN-M documents per-symbol and per-pair mark price streams, not an all-market one).
 - bybit: ``tickers.<symbol>`` for the contracts of the streamed assets, linear and inverse on their
   own connections (a snapshot, then deltas that ccxt merges): ``fundingRate``,
   ``fundingIntervalHour``, ``nextFundingTime``, ``markPrice``, ``indexPrice``.
@@ -117,6 +119,17 @@ class BinanceTicks(Ticks):
             index=info.get("i"),
             ts=ts,
         )
+
+
+class BinanceCoinmTicks(BinanceTicks):
+    all_market = False
+
+    def watches(self) -> list[Watch]:
+        symbols = self.symbols()
+        return [lambda: self.ex.watch_mark_prices(symbols)] if symbols else []
+
+    def candidates(self) -> Iterable[str]:
+        return self.symbols()
 
 
 class BybitTicks(Ticks):
@@ -244,7 +257,7 @@ class DeribitTicks(Ticks):
 
 TICKS: dict[str, type[Ticks]] = {
     "binanceusdm": BinanceTicks,
-    "binancecoinm": BinanceTicks,
+    "binancecoinm": BinanceCoinmTicks,
     "bybit": BybitTicks,
     "okx": OkxTicks,
     "deribit": DeribitTicks,
