@@ -16,7 +16,7 @@ class StreamSettings:
     liquidations: bool = True  # binance USD-M/COIN-M, bybit, okx liquidation streams
     funding: bool = True  # perpetuals' funding, mark and index by websocket (REST stays the fallback)
     basis: bool = True  # dated futures' mark and index by websocket (REST stays the fallback)
-    # bybit, okx and deribit stream per contract: those of these assets (binance streams every contract)
+    # COIN-M, bybit, okx and deribit stream per contract: those of these assets (binance USD-M streams every one)
     symbol_assets: tuple[str, ...] = ("BTC", "ETH", "SOL")
     stall_after_s: float = 30.0  # no frame (not even a pong) for this long: drop the connection and redial
     ping_interval_s: float = 10.0

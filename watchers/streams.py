@@ -317,7 +317,8 @@ class TickSink:
 
     A contract is written when a figure moved: a rate (any field named ``*rate*``) by more than
     ``rate_tolerance``, a price (``*_usd``) by more than ``price_tolerance`` relative, any other
-    field at all; or ``refresh_s`` after its last write, so its age stays that of the stream.
+    field at all; or ``refresh_s`` after its last write, so its age stays that of the stream. A
+    frame older than the contract's last written one (a venue replaying on reconnect) is dropped.
     """
 
     def __init__(
@@ -343,6 +344,7 @@ class TickSink:
         self.rate_tolerance = rate_tolerance
         self.written: dict[str, Any] = {}
         self.writes = 0
+        self.dropped_stale = 0
         self.history_step_ms = int(history_step_s * 1000)
         self.history_assets = history_assets
         self._history_ms: dict[str, int] = {}  # symbol -> time of its last history point (as the poll keeps it)
@@ -386,6 +388,9 @@ class TickSink:
                 continue
             self._rejected.discard(s.symbol)
             old = self.written.get(s.symbol)
+            if old is not None and s.ts_ms < old.ts_ms:  # a frame older than the row (a replay on reconnect)
+                self.dropped_stale += 1
+                continue
             if old is None or self._moved(old, s):
                 due.append(s)
         if not due:

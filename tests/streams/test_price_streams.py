@@ -330,3 +330,32 @@ async def test_a_venue_listing_no_contract_of_the_streamed_assets_says_so(redis:
         await until(lambda: w.reconnects >= 1, what="the feed refused")
         assert w.last_error is not None and "deribit lists no basis contract of DOGE" in w.last_error
         assert h.ws.connections["deribit"] == 0 and not w.owns("basis")
+
+
+async def test_duplicate_and_out_of_order_ticker_frames_change_nothing(redis: Redis, keys: Keys) -> None:
+    async with harness(redis, keys) as h:
+        await h.rule("funding btc above 0.05% venue deribit")
+        sink = h.funding_sink("deribit", refresh_s=60)
+        w = h.start("deribit", "funding", sink)
+        topic = "ticker.BTC-PERPETUAL.100ms"
+        await h.ws.wait_subscribed("deribit", topic)
+        t = now_ms()
+
+        async def perp() -> FundingSample | None:
+            return (await latest(h, "funding", "BTC", "deribit")).get("BTC/USD:BTC")
+
+        frame = deribit_ticker("BTC-PERPETUAL", mark=100_030.0, index=1e5, ts_ms=t, funding_8h=0.0002)
+        await h.ws.push("deribit", topic, frame)
+        await until(perp, what="the first frame stored")
+        for _ in range(5):  # the same frame again: nothing new
+            await h.ws.push("deribit", topic, frame)
+        # an older frame (what a venue may replay on connect) with a crossing rate: dropped
+        old = deribit_ticker("BTC-PERPETUAL", mark=100_030.0, index=1e5, ts_ms=t - 60_000, funding_8h=0.0009)
+        await h.ws.push("deribit", topic, old)
+        await until(lambda: sink.dropped_stale == 1, what="the old frame dropped")
+        assert w.messages == 2 and sink.writes == 1  # the duplicates woke nothing
+        stored = await perp()
+        assert stored is not None and stored.rate_per_interval == 0.0002 and await h.fired() == []
+        new = deribit_ticker("BTC-PERPETUAL", mark=100_030.0, index=1e5, ts_ms=t + 100, funding_8h=0.0009)
+        await h.ws.push("deribit", topic, new)
+        await until(lambda: h.fired(), what="the alert on the newer frame")
