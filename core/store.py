@@ -32,6 +32,7 @@ class EndpointHealth:
     ok_ms: int | None
     error: str | None
     error_ms: int | None
+    symbols: frozenset[str] = frozenset()  # a per-contract stream's endpoint (``funding@stream``): what it feeds
 
     @property
     def failing(self) -> bool:
@@ -68,6 +69,18 @@ class SourceHealth:
         if ep is not None and ep.failing:
             return ep.error or "failing"
         return None
+
+    def failed_ms(self, part: str, symbol: str | None = None) -> int | None:
+        """When ``part`` (of ``symbol``) stopped being current (the failure :meth:`problem` names), None while
+        it is: a contract a per-contract websocket stream has fed since the failure is current."""
+        if self.problem(part) is None:
+            return None
+        ep = self.endpoints.get(part)
+        failed = (self.last_error_ms if self.down else ep.error_ms if ep is not None else None) or 0
+        streamed = self.endpoints.get(f"{part}@stream")
+        if streamed is None or symbol not in streamed.symbols or streamed.ok_ms is None:
+            return failed
+        return None if streamed.ok_ms > failed else failed
 
     @property
     def degraded(self) -> list[str]:
@@ -335,7 +348,12 @@ def _health(name: str, raw: Mapping[Any, Any]) -> SourceHealth:
         last_latency_ms=_int(d.get("last_latency_ms")),
         markets=_int(d.get("markets")),
         endpoints={
-            n: EndpointHealth(_int(e.get("ok_ms")), _str(e.get("error")), _int(e.get("error_ms")))
+            n: EndpointHealth(
+                _int(e.get("ok_ms")),
+                _str(e.get("error")),
+                _int(e.get("error_ms")),
+                frozenset(filter(None, (_str(e.get("symbols")) or "").split(","))),
+            )
             for n, e in endpoints.items()
         },
     )

@@ -57,12 +57,23 @@ class StreamHealthStore:
         self.redis = redis
         self.keys = keys
 
-    async def write(self, name: str, fields: Mapping[str, Any], *, feeds: tuple[str, str] | None = None) -> None:
-        """Store a stream's health; ``feeds`` (venue, metric): the stream feeds that whole part of the venue now,
-        so the part counts as current even while the venue's poll fails."""
+    async def write(
+        self,
+        name: str,
+        fields: Mapping[str, Any],
+        *,
+        feeds: tuple[str, str] | None = None,
+        contracts: frozenset[str] | None = None,
+    ) -> None:
+        """Store a stream's health; ``feeds`` (venue, metric): the stream feeds that part of the venue now, all
+        of it or (``contracts``) those contracts, so they count as current even while the venue's poll fails."""
         pipe = self.redis.pipeline(transaction=False)
-        if feeds is not None:
+        if feeds is not None and contracts is None:
             pipe.hset(self.keys.source(feeds[0]), f"ep:{feeds[1]}:ok_ms", int(fields["updated_ms"]))
+        elif feeds is not None and contracts:
+            ep = f"ep:{feeds[1]}@stream"
+            pipe.hset(self.keys.source(feeds[0]), f"{ep}:symbols", ",".join(sorted(contracts)))
+            pipe.hset(self.keys.source(feeds[0]), f"{ep}:ok_ms", int(fields["updated_ms"]))
         pipe.sadd(self.keys.streams(), name)
         pipe.hset(self.keys.stream(name), mapping={k: "" if v is None else v for k, v in fields.items()})
         pipe.expire(self.keys.stream(name), HEALTH_TTL_S)

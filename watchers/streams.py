@@ -226,6 +226,7 @@ class StreamWatcher:
         elapsed_s = max(0.001, (now - self._published_ms) / 1000) if self._published_ms else 0.0
         rate = (self.messages - self._published_messages) / elapsed_s if elapsed_s else 0.0
         self._published_ms, self._published_messages = now, self.messages
+        owned = self.owns(self.sink.metric)
         try:
             await self.health.write(
                 self.name,
@@ -239,7 +240,8 @@ class StreamWatcher:
                     "last_error": self.last_error,
                     "updated_ms": now,
                 },
-                feeds=(self.client.venue, self.sink.metric) if self.owns(self.sink.metric) is True else None,
+                feeds=(self.client.venue, self.sink.metric) if owned else None,
+                contracts=owned if isinstance(owned, frozenset) else None,
             )
         except Exception as e:  # health is for people; never let it end the stream
             log.debug("stream %s: health not written: %s", self.name, e)

@@ -148,7 +148,7 @@ class Basis(Metric):
             days = group[0][1].days_to_expiry(now)
             rows = tuple(
                 (
-                    venue_label(v, s) + mark(q, view, self.name, v, s.ts_ms, now),
+                    venue_label(v, s) + mark(q, view, self.name, v, s.ts_ms, now, s.symbol),
                     fmt_price(s.future_usd),
                     fmt_price(s.index_usd),
                     fmt_pct(s.basis_frac),
@@ -171,7 +171,7 @@ class Basis(Metric):
         if perps:
             prem_rows = tuple(
                 (
-                    venue_label(v, s) + mark(q, fview, "funding", v, s.ts_ms, now),
+                    venue_label(v, s) + mark(q, fview, "funding", v, s.ts_ms, now, s.symbol),
                     fmt_price(s.mark_usd),
                     fmt_price(s.index_usd),
                     fmt_pct(s.premium_frac, 3),

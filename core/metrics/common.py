@@ -17,18 +17,21 @@ def current(q: Query, view: View, metric: str, now_ms: int) -> dict[str, list[An
     out: dict[str, list[Any]] = {}
     for venue, ss in view.by_venue.items():
         h = view.health.get(venue)
-        if h is not None and h.problem(metric):
-            continue
-        fresh = [s for s in ss if not q.stale(s.ts_ms, now_ms)]
+        fresh = [
+            s
+            for s in ss
+            if not q.stale(s.ts_ms, now_ms) and (h is None or h.failed_ms(metric, getattr(s, "symbol", None)) is None)
+        ]
         if fresh:
             out[venue] = fresh
     return out
 
 
-def mark(q: Query, view: View, metric: str, venue: str, ts_ms: int, now_ms: int) -> str:
-    """'*' after a row that is not current (old, or its source's part is failing)."""
+def mark(q: Query, view: View, metric: str, venue: str, ts_ms: int, now_ms: int, symbol: str | None = None) -> str:
+    """'*' after a row that is not current: old, or its source's part is failing (and no per-contract
+    stream has fed ``symbol`` since)."""
     h = view.health.get(venue)
-    return "*" if q.stale(ts_ms, now_ms) or (h is not None and h.problem(metric)) else ""
+    return "*" if q.stale(ts_ms, now_ms) or (h is not None and h.failed_ms(metric, symbol) is not None) else ""
 
 
 def degraded_note(view: View, metric: str) -> str | None:

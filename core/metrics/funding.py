@@ -145,7 +145,7 @@ class Funding(Metric):
             )
             rows.append(
                 (
-                    venue_label(v, s) + mark(q, view, self.name, v, s.ts_ms, now),
+                    venue_label(v, s) + mark(q, view, self.name, v, s.ts_ms, now, s.symbol),
                     fmt_pct(s.rate_per_interval, 4),
                     fmt_interval(s.interval_s),
                     fmt_pct(s.rate_annualized, 1),

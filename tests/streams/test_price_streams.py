@@ -9,6 +9,7 @@ import datetime as dt
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
 from redis.asyncio import Redis
 
 from core.keys import Keys
@@ -26,6 +27,7 @@ from tests.fakes.ws_exchanges import (
     okx_mark_price,
 )
 from tests.streams.harness import FAST, Harness, harness, now_ms, until
+from watchers.errors import SourceError
 from watchers.market import MarketWatcher, MarketWatcherConfig
 from watchers.streams import StreamWatcher
 from watchers.venues import VenueClient
@@ -359,3 +361,31 @@ async def test_duplicate_and_out_of_order_ticker_frames_change_nothing(redis: Re
         new = deribit_ticker("BTC-PERPETUAL", mark=100_030.0, index=1e5, ts_ms=t + 100, funding_8h=0.0009)
         await h.ws.push("deribit", topic, new)
         await until(lambda: h.fired(), what="the alert on the newer frame")
+
+
+async def test_streamed_contracts_stay_current_while_the_venue_poll_fails(redis: Redis, keys: Keys) -> None:
+    """A per-contract stream: its rows are newer than the poll's failure and count; the polled rest is marked."""
+    async with harness(redis, keys) as h:
+        client = VenueClient("deribit", timeout_s=2.0, rest_base_url=h.rest.url("deribit"))
+        poll = MarketWatcher(client, h.store, h.registry, MarketWatcherConfig(history_step_s=0))
+        core = command_core(h.store, ["deribit"], alerts=False)
+        try:
+            await poll.poll_once()
+            h.rest.venues["deribit"].fault = "500"
+            with pytest.raises(SourceError):
+                await poll.poll_once()
+            assert "deribit*" in to_plain(await core.run("funding", ["btc"]))
+            w = h.start("deribit", "funding", h.funding_sink("deribit"), rest=client)
+            await until(pushed_then(h, [], lambda: w.owns("funding")), what="the stream live")
+
+            async def streamed() -> bool:
+                await _push_all(h, [], funding=0.0004)
+                return "+0.0400%" in to_plain(await core.run("funding", ["btc"]))
+
+            await until(streamed, what="the streamed rate in /funding")
+            btc = to_plain(await core.run("funding", ["btc"]))
+            assert "deribit*" not in btc and "Mean +0.0400%/8h" in btc, btc
+            eth = to_plain(await core.run("funding", ["eth"]))
+            assert "deribit*" in eth and "not current" in eth, eth  # ETH is not streamed: the poll's old rows
+        finally:
+            await client.close()
