@@ -61,6 +61,14 @@ class Keys:
         """
         return f"{self.base}:liqev:{asset}:{venue}"
 
+    def liq_sums(self, asset: str, venue: str) -> str:
+        """HASH of ``liq_events``' USD per side and count per minute and per hour ('<minute>:long', 'h<hour>:n').
+
+        Written in one script with the events, so it always sums exactly the ZSET; the windows read it
+        (layout in ``core.liq_scripts``).
+        """
+        return f"{self.base}:liqsum:{asset}:{venue}"
+
     def stream(self, name: str) -> str:
         """HASH of one websocket stream's health: state, messages, rate, last message, reconnects."""
         return f"{self.base}:stream:{name}"
