@@ -33,6 +33,7 @@ class EndpointHealth:
     error: str | None
     error_ms: int | None
     symbols: frozenset[str] = frozenset()  # a per-contract stream's endpoint (``funding@stream``): what it feeds
+    until_ms: int | None = None  # a live stream vouches for the part (or its contracts) until then
 
     @property
     def failing(self) -> bool:
@@ -70,17 +71,21 @@ class SourceHealth:
             return ep.error or "failing"
         return None
 
-    def failed_ms(self, part: str, symbol: str | None = None) -> int | None:
+    def failed_ms(self, part: str, symbol: str | None = None, now_ms: int | None = None) -> int | None:
         """When ``part`` (of ``symbol``) stopped being current (the failure :meth:`problem` names), None while
-        it is: a contract a per-contract websocket stream has fed since the failure is current."""
+        it is: a live websocket stream that feeds the whole part, or that contract, keeps it current."""
         if self.problem(part) is None:
             return None
         ep = self.endpoints.get(part)
         failed = (self.last_error_ms if self.down else ep.error_ms if ep is not None else None) or 0
+        if now_ms is not None and ep is not None and (ep.until_ms or 0) >= now_ms:
+            return None  # an all-market stream is live
         streamed = self.endpoints.get(f"{part}@stream")
-        if streamed is None or symbol not in streamed.symbols or streamed.ok_ms is None:
+        if streamed is None or symbol not in streamed.symbols:
             return failed
-        return None if streamed.ok_ms > failed else failed
+        if (streamed.ok_ms or 0) > failed or (now_ms is not None and (streamed.until_ms or 0) >= now_ms):
+            return None
+        return failed
 
     @property
     def degraded(self) -> list[str]:
@@ -353,6 +358,7 @@ def _health(name: str, raw: Mapping[Any, Any]) -> SourceHealth:
                 _str(e.get("error")),
                 _int(e.get("error_ms")),
                 frozenset(filter(None, (_str(e.get("symbols")) or "").split(","))),
+                _int(e.get("until_ms")),
             )
             for n, e in endpoints.items()
         },

@@ -64,16 +64,19 @@ class StreamHealthStore:
         *,
         feeds: tuple[str, str] | None = None,
         contracts: frozenset[str] | None = None,
+        vouch_ms: int = 0,
     ) -> None:
         """Store a stream's health; ``feeds`` (venue, metric): the stream feeds that part of the venue now, all
-        of it or (``contracts``) those contracts, so they count as current even while the venue's poll fails."""
+        of it or (``contracts``) those contracts, so they count as current even while the venue's poll fails:
+        ``vouch_ms`` after this write (the stall limit), or until the poll fails after the write's time."""
         pipe = self.redis.pipeline(transaction=False)
-        if feeds is not None and contracts is None:
-            pipe.hset(self.keys.source(feeds[0]), f"ep:{feeds[1]}:ok_ms", int(fields["updated_ms"]))
-        elif feeds is not None and contracts:
-            ep = f"ep:{feeds[1]}@stream"
-            pipe.hset(self.keys.source(feeds[0]), f"{ep}:symbols", ",".join(sorted(contracts)))
-            pipe.hset(self.keys.source(feeds[0]), f"{ep}:ok_ms", int(fields["updated_ms"]))
+        if feeds is not None and (contracts is None or contracts):
+            ep = f"ep:{feeds[1]}" if contracts is None else f"ep:{feeds[1]}@stream"
+            now = int(fields["updated_ms"])
+            if contracts:
+                pipe.hset(self.keys.source(feeds[0]), f"{ep}:symbols", ",".join(sorted(contracts)))
+            pipe.hset(self.keys.source(feeds[0]), f"{ep}:ok_ms", now)
+            pipe.hset(self.keys.source(feeds[0]), f"{ep}:until_ms", now + vouch_ms)
         pipe.sadd(self.keys.streams(), name)
         pipe.hset(self.keys.stream(name), mapping={k: "" if v is None else v for k, v in fields.items()})
         pipe.expire(self.keys.stream(name), HEALTH_TTL_S)

@@ -16,8 +16,8 @@ from watchers.venues.client import PARTS, Snapshot
 
 log = logging.getLogger(__name__)
 
-# (metric, venue, samples[, replace=False]): the venue's whole current set of that metric (empty when its part
-# failed), or with replace=False the instruments no stream feeds, upserted
+# (metric, venue, samples, keep=contracts): the venue's whole current set of that metric (empty when its part
+# failed), apart from the contracts in ``keep`` that a live stream feeds
 SamplesListener = Callable[..., Awaitable[object]]
 
 
@@ -117,10 +117,11 @@ class MarketWatcher:
                 requests=self.client.requests - start_req,
             )
             for metric in snap_metrics(self.registry, self.client.metrics):  # nothing of it is current any more
-                if self.stream_owns(metric):
+                fed = self.stream_owns(metric)
+                if fed is True:
                     continue
-                for listener in self.listeners:
-                    await listener(metric, self.venue, [])
+                for listener in self.listeners:  # but what a per-contract stream feeds
+                    await listener(metric, self.venue, [], keep=fed if isinstance(fed, frozenset) else frozenset())
             raise
         now = self.clock_ms()
         endpoints: dict[str, str | None] = dict(snap.aux)
@@ -157,11 +158,10 @@ class MarketWatcher:
             if owned[metric] is True:
                 continue
             usable = samples if snap.parts[metric].error is None else []
-            for listener in self.listeners:
-                if owned[metric]:
-                    await listener(metric, self.venue, usable, replace=False)
-                else:
-                    await listener(metric, self.venue, usable)
+            fed = owned[metric]
+            keep = fed if isinstance(fed, frozenset) else frozenset()
+            for listener in self.listeners:  # the venue's whole set, with what a per-contract stream feeds kept
+                await listener(metric, self.venue, usable, keep=keep)
         log.debug("venue=%s stored %s", self.venue, ", ".join(f"{len(v)} {k}" for k, v in checked.items()))
         return stored
 

@@ -45,6 +45,10 @@ class StreamStalled(Exception):
     """No frame arrived for longer than the stall limit."""
 
 
+class StreamResubscribe(Exception):
+    """The contracts to stream changed (a listing, a delisting, an expiry): subscribe afresh, no failure."""
+
+
 class StreamStandby(Exception):
     """This process lost the venue's lease: the stream stops here and another process streams."""
 
@@ -58,6 +62,8 @@ class FeedClient(Protocol):
 
     def covered(self, feed: str) -> frozenset[str] | None: ...
 
+    async def outdated(self, feed: str) -> bool: ...
+
     async def reset(self) -> None: ...
 
 
@@ -68,6 +74,9 @@ class Sink(Protocol):
 
     async def tick(self) -> None: ...
 
+    def restart(self) -> None:
+        """The stream (re)connected: what it last wrote may have been overwritten by the poll meanwhile."""
+
 
 @dataclass(frozen=True, slots=True)
 class StreamConfig:
@@ -75,6 +84,7 @@ class StreamConfig:
     reconnect_base_s: float = 1.0
     max_backoff_s: float = 60.0
     publish_every_s: float = 2.0  # health to Redis at most this often (and on every state change)
+    resubscribe_check_s: float = 60.0  # this often: do the contracts to stream still match the subscription?
 
 
 class StreamWatcher:
@@ -144,6 +154,10 @@ class StreamWatcher:
                 log.info("stream %s: standing by (another process streams this venue)", self.name)
                 await self.client.reset()
                 continue
+            except StreamResubscribe:
+                log.info("stream %s: the contracts to stream changed; subscribing afresh", self.name)
+                await self.client.reset()
+                continue
             except Exception as e:  # a stream must survive anything the venue or the network does
                 # a connection that delivered data was healthy: its loss starts the backoff afresh
                 failures = 1 if self._delivered else failures + 1
@@ -168,6 +182,7 @@ class StreamWatcher:
         await self._set_state("connecting")
         feed = self.client.feeds()[self.feed]
         started = self.clock_ms()
+        checked_ms = started
         check_s = max(0.05, min(1.0, self.config.stall_after_s / 4))
         stop_task: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
         task: asyncio.Future[Any] | None = None
@@ -187,6 +202,10 @@ class StreamWatcher:
                     last = self.client.last_message_ms() or started
                     if self.clock_ms() - last > self.config.stall_after_s * 1000:
                         raise StreamStalled(f"no frame for {(self.clock_ms() - last) / 1000:.1f}s")
+                if self.clock_ms() - checked_ms >= self.config.resubscribe_check_s * 1000:
+                    checked_ms = self.clock_ms()
+                    if await self.client.outdated(self.feed):
+                        raise StreamResubscribe()
                 await self._tick()
         finally:
             stop_task.cancel()
@@ -201,6 +220,7 @@ class StreamWatcher:
         self.last_message_ms = now
         if self.state != "live":
             self.since_ms = now
+            self.sink.restart()
             log.info("stream %s: live", self.name)
             await self._set_state("live")
         try:
@@ -242,6 +262,7 @@ class StreamWatcher:
                 },
                 feeds=(self.client.venue, self.sink.metric) if owned else None,
                 contracts=owned if isinstance(owned, frozenset) else None,
+                vouch_ms=int(self.config.stall_after_s * 1000),
             )
         except Exception as e:  # health is for people; never let it end the stream
             log.debug("stream %s: health not written: %s", self.name, e)
@@ -296,6 +317,9 @@ class LiquidationSink:
         if new:
             await self._publish({e.asset for e in new}, now)
 
+    def restart(self) -> None:
+        return None  # events are added once each whatever the connection
+
     async def tick(self) -> None:
         now = self.clock_ms()
         if not self._seeded:  # after a restart, windows of assets seen before must still decay
@@ -320,7 +344,7 @@ class TickSink:
     A contract is written when a figure moved: a rate (any field named ``*rate*``) by more than
     ``rate_tolerance``, a price (``*_usd``) by more than ``price_tolerance`` relative, any other
     field at all; or ``refresh_s`` after its last write, so its age stays that of the stream. A
-    frame older than the contract's last written one (a venue replaying on reconnect) is dropped.
+    frame older than the contract's newest one (a venue replaying on reconnect) is dropped.
     """
 
     def __init__(
@@ -347,6 +371,7 @@ class TickSink:
         self.written: dict[str, Any] = {}
         self.writes = 0
         self.dropped_stale = 0
+        self._newest_ms: dict[str, int] = {}  # symbol -> the newest frame time seen (kept across reconnects)
         self.history_step_ms = int(history_step_s * 1000)
         self.history_assets = history_assets
         self._history_ms: dict[str, int] = {}  # symbol -> time of its last history point (as the poll keeps it)
@@ -389,10 +414,11 @@ class TickSink:
                     self._rejected.add(s.symbol)
                 continue
             self._rejected.discard(s.symbol)
-            old = self.written.get(s.symbol)
-            if old is not None and s.ts_ms < old.ts_ms:  # a frame older than the row (a replay on reconnect)
+            if s.ts_ms < self._newest_ms.get(s.symbol, 0):  # older than a frame handed over (a replay)
                 self.dropped_stale += 1
                 continue
+            self._newest_ms[s.symbol] = s.ts_ms
+            old = self.written.get(s.symbol)
             if old is None or self._moved(old, s):
                 due.append(s)
         if not due:
@@ -410,3 +436,7 @@ class TickSink:
 
     async def tick(self) -> None:
         return None
+
+    def restart(self) -> None:
+        """Write every contract's next frame: while the stream was down the poll wrote its rows."""
+        self.written.clear()

@@ -198,23 +198,34 @@ class AlertService:
                 self.latest[(metric, asset)] = by_venue
         log.info("alerts: %d rules loaded (version %d)", len(rules), version)
 
-    async def on_samples(self, metric: str, venue: str, samples: Sequence[Any], *, replace: bool = True) -> int:
+    async def on_samples(
+        self,
+        metric: str,
+        venue: str,
+        samples: Sequence[Any],
+        *,
+        replace: bool = True,
+        keep: frozenset[str] = frozenset(),
+    ) -> int:
         """Listener for watchers: a venue's new samples of one metric; returns how many alerts fired.
 
         ``replace``: the batch is the venue's whole set (assets it no longer reports leave every
-        aggregate, an empty batch from a failing part removes the venue); otherwise samples are
+        aggregate, an empty batch from a failing part removes the venue), except the contracts in
+        ``keep`` (those a live stream feeds, which the poll does not report); otherwise samples are
         upserted by instrument.
         """
         async with self._lock:
             leader = await self._is_leader()
             if leader and await self.alerts.rules_version() != self.version:
                 await self._reload()
-            touched = self._apply(metric, venue, samples, replace=replace)
+            touched = self._apply(metric, venue, samples, replace=replace, keep=keep)
             if not leader or not touched:
                 return 0
             return await self.evaluate(touched, self.clock_ms(), venue)
 
-    def _apply(self, metric: str, venue: str, samples: Sequence[Any], *, replace: bool) -> set[tuple[str, str]]:
+    def _apply(
+        self, metric: str, venue: str, samples: Sequence[Any], *, replace: bool, keep: frozenset[str] = frozenset()
+    ) -> set[tuple[str, str]]:
         fresh: dict[str, list[Any]] = {}
         for s in samples:
             fresh.setdefault(s.asset, []).append(s)
@@ -222,12 +233,19 @@ class AlertService:
         if replace:
             for key, by_venue in self.latest.items():
                 if key[0] == metric and key[1] not in fresh and venue in by_venue:
-                    del by_venue[venue]
+                    kept = [s for s in by_venue[venue] if s.symbol in keep]
+                    if kept:
+                        by_venue[venue] = kept
+                    else:
+                        del by_venue[venue]
                     touched.add(key)
         for asset, ss in fresh.items():
             by_venue = self.latest.setdefault((metric, asset), {})
             if replace:
-                by_venue[venue] = ss
+                given = {s.symbol for s in ss}
+                by_venue[venue] = ss + [
+                    s for s in by_venue.get(venue, ()) if s.symbol in keep and s.symbol not in given
+                ]
             else:
                 merged = {s.symbol: s for s in by_venue.get(venue, ())}
                 merged.update({s.symbol: s for s in ss})

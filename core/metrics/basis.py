@@ -186,7 +186,7 @@ class Basis(Metric):
                     caption="Perpetual premium (mark vs index)",
                 )
             )
-        if note_ := degraded_note(view, self.name):
+        if note_ := degraded_note(view, self.name, now):
             blocks.append(note_)
         n_venues = len({v for v, _ in futures})
         title = f"{asset} basis · {len(futures)} futures on {n_venues} venues"

@@ -20,7 +20,8 @@ def current(q: Query, view: View, metric: str, now_ms: int) -> dict[str, list[An
         fresh = [
             s
             for s in ss
-            if not q.stale(s.ts_ms, now_ms) and (h is None or h.failed_ms(metric, getattr(s, "symbol", None)) is None)
+            if not q.stale(s.ts_ms, now_ms)
+            and (h is None or h.failed_ms(metric, getattr(s, "symbol", None), now_ms) is None)
         ]
         if fresh:
             out[venue] = fresh
@@ -31,15 +32,17 @@ def mark(q: Query, view: View, metric: str, venue: str, ts_ms: int, now_ms: int,
     """'*' after a row that is not current: old, or its source's part is failing (and no per-contract
     stream has fed ``symbol`` since)."""
     h = view.health.get(venue)
-    return "*" if q.stale(ts_ms, now_ms) or (h is not None and h.failed_ms(metric, symbol) is not None) else ""
+    return "*" if q.stale(ts_ms, now_ms) or (h is not None and h.failed_ms(metric, symbol, now_ms) is not None) else ""
 
 
-def degraded_note(view: View, metric: str) -> str | None:
-    """'okx funding degraded: MalformedResponse ...' for every source whose part is failing."""
+def degraded_note(view: View, metric: str, now_ms: int | None = None) -> str | None:
+    """'okx funding degraded: MalformedResponse ...' for every source whose part is failing, where a row
+    shown is not kept current by a stream."""
     lines = []
     for venue, h in sorted(view.health.items()):
         problem = h.problem(metric)
-        if problem and venue in view.by_venue:
+        rows = view.by_venue.get(venue, ())
+        if problem and any(h.failed_ms(metric, getattr(s, "symbol", None), now_ms) is not None for s in rows):
             lines.append(f"{VENUE_LABELS.get(venue, venue)} {metric} not current: {problem[:160]}")
     return (
         "\n".join(lines) + "\nRows marked * are the last values received; they count in no figure." if lines else None

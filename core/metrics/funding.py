@@ -167,7 +167,7 @@ class Funding(Metric):
             )
         else:
             blocks.append("No current value: every row is old or from a failing source (see /status).")
-        if note := degraded_note(view, self.name):
+        if note := degraded_note(view, self.name, now):
             blocks.append(note)
         title = f"{asset} funding · {len(perps)} perps on {len({v for v, _ in perps})} venues"
         footer = age_footer(

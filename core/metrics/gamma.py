@@ -259,7 +259,7 @@ class Gamma(Metric):
                 )
             else:
                 blocks.append("No strike below spot has negative gamma.")
-        if note := degraded_note(view, self.name):
+        if note := degraded_note(view, self.name, now):
             blocks.append(note)
         window = f"expiries within {max_days:g}d" if max_days else "every expiry"
         expiries = len({o.expiry_ms for o in chain if in_window(o, now, max_days)})

@@ -181,7 +181,7 @@ class OpenInterest(Metric):
             blocks.append(await self._series(q, asset, tuple(live), now, series_days))
         else:
             blocks.append(await self._changes(q, asset, live, now))
-        if note := degraded_note(view, self.name):
+        if note := degraded_note(view, self.name, now):
             blocks.append(note)
         ts = [s.ts_ms for ss in view.by_venue.values() for s in ss]
         return Reply(

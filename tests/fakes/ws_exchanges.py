@@ -26,6 +26,8 @@ Paths ccxt builds from the rewritten URLs, and what each side of the conversatio
   "instId":"BTC-USDT-SWAP"}``, ``mark-price``, and ``index-tickers`` with an index id such as
   ``BTC-USDT``): topics are ``<channel>:<instId>``; each subscription is answered with the frame
   stored in ``okx_state[topic]`` (okx pushes the current value at once), later ones by ``push``.
+  With ``okx_inst_ids`` set, an instrument not in it is answered ``{"event":"error","code":"60018",..}``
+  (as okx answers a delisted or expired one); ``bybit_symbols`` does the same for bybit topics.
 * deribit ``/deribit/ws/api/v2`` (JSON-RPC 2.0): ``{"jsonrpc":"2.0","method":"public/subscribe",
   "params":{"channels":["ticker.BTC-PERPETUAL.100ms"]},"id":1}`` answered ``{"jsonrpc":"2.0","id":1,
   "result":["ticker.BTC-PERPETUAL.100ms"],"usIn":..,"usOut":..,"usDiff":..,"testnet":false}``;
@@ -294,6 +296,8 @@ class WsExchangeDouble:
         self.bybit_tickers: dict[str, dict[str, Any]] = {}  # symbol id -> the snapshot sent on subscription
         self.okx_state: dict[str, Any] = {}  # "mark-price:BTC-USDT-SWAP" -> the frame sent on subscription
         self.deribit_names: set[str] | None = None  # instruments deribit lists (None: any); others are refused
+        self.okx_inst_ids: set[str] | None = None  # instIds okx lists (None: any); others answered error 60018
+        self.bybit_symbols: set[str] | None = None  # symbols bybit lists (None: any); others refused
         self.received: list[tuple[str, Any]] = []
 
     async def __aenter__(self) -> WsExchangeDouble:
@@ -414,6 +418,12 @@ class WsExchangeDouble:
                     )
                 return
             if op == "subscribe":
+                known = self.bybit_symbols
+                refused = [t for t in msg.get("args", []) if known is not None and t.split(".", 1)[1] not in known]
+                if refused:
+                    reply = {"success": False, "ret_msg": f"Invalid symbol :[{','.join(refused)}]", "conn_id": "double"}
+                    await c.ws.send_str(json.dumps({**reply, "req_id": msg.get("req_id"), "op": "subscribe"}))
+                    return
                 c.topics.update(msg.get("args", []))
                 await c.ws.send_str(
                     json.dumps(
@@ -434,6 +444,11 @@ class WsExchangeDouble:
                         )
         elif c.venue == "okx" and msg.get("op") == "subscribe":
             for arg in msg.get("args", []):
+                inst, listed = arg.get("instId"), self.okx_inst_ids
+                if listed is not None and inst and arg.get("channel") != "index-tickers" and inst not in listed:
+                    text = f"Wrong URL or channel:{arg.get('channel')},instId:{inst} doesn't exist."
+                    await c.ws.send_str(json.dumps({"event": "error", "code": "60018", "msg": text, "connId": "d"}))
+                    continue
                 topic = arg.get("channel", "") + ":" + (arg.get("instType") or arg.get("instId") or "")
                 c.topics.add(topic)
                 await c.ws.send_str(json.dumps({"event": "subscribe", "arg": arg, "connId": "double"}))

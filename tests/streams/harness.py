@@ -27,7 +27,9 @@ from watchers.venues import VenueClient
 from watchers.venues.streams import StreamClient
 
 VENUES = ("binanceusdm", "binancecoinm", "bybit", "okx", "deribit")
-FAST = StreamConfig(stall_after_s=1.0, reconnect_base_s=0.05, max_backoff_s=0.2, publish_every_s=0.1)
+FAST = StreamConfig(
+    stall_after_s=1.0, reconnect_base_s=0.05, max_backoff_s=0.2, publish_every_s=0.1, resubscribe_check_s=0.2
+)
 
 
 def now_ms() -> int:

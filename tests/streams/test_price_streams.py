@@ -384,8 +384,95 @@ async def test_streamed_contracts_stay_current_while_the_venue_poll_fails(redis:
 
             await until(streamed, what="the streamed rate in /funding")
             btc = to_plain(await core.run("funding", ["btc"]))
-            assert "deribit*" not in btc and "Mean +0.0400%/8h" in btc, btc
+            assert "deribit*" not in btc and "Mean +0.0400%/8h" in btc and "not current" not in btc, btc
             eth = to_plain(await core.run("funding", ["eth"]))
             assert "deribit*" in eth and "not current" in eth, eth  # ETH is not streamed: the poll's old rows
+            # a poll failing again right now: the live stream still vouches for its contracts at once
+            with pytest.raises(SourceError):
+                await poll.poll_once()
+            btc = to_plain(await core.run("funding", ["btc"]))
+            assert "deribit*" not in btc and "Mean +0.0400%/8h" in btc, btc
+        finally:
+            await client.close()
+
+
+async def test_a_delisted_future_leaves_the_subscription_at_the_next_market_refresh(redis: Redis, keys: Keys) -> None:
+    """okx refuses a subscription naming a contract it no longer lists (60018, which fails the whole
+    connection's watches): the stream follows the REST client's market refresh and subscribes afresh."""
+    async with harness(redis, keys) as h:
+        client = VenueClient("okx", timeout_s=2.0, rest_base_url=h.rest.url("okx"))
+        try:
+            await client.load_markets()
+            futures = btc_futures(h, "okx")
+            t = now_ms()
+            for f in futures:
+                h.ws.okx_state[f"mark-price:{okx_inst_id(f)}"] = okx_mark_price(okx_inst_id(f), 101_000.0, t)
+            h.ws.okx_state["index-tickers:BTC-USDT"] = okx_index("BTC-USDT", 100_000.0, t)
+            h.ws.okx_state["index-tickers:BTC-USD"] = okx_index("BTC-USD", 100_000.0, t)
+            w = h.start("okx", "basis", h.tick_sink("okx", "basis"), rest=client)
+            await until(lambda: w.owns("basis"), what="the stream live")
+            owned = w.owns("basis")
+            assert isinstance(owned, frozenset) and len(owned) == 4
+
+            gone = futures[0]
+            state = h.rest.venues["okx"]
+            state.futures = [f for f in state.futures if f is not gone]
+            h.ws.okx_inst_ids = {okx_inst_id(x) for x in (*state.perps, *state.futures)}
+            await client.load_markets(reload=True)  # the poll's hourly refresh
+
+            async def resubscribed() -> bool:
+                live = [c.topics for c in h.ws.live["okx"]]
+                return bool(live) and all(f"mark-price:{okx_inst_id(gone)}" not in t for t in live)
+
+            await until(resubscribed, what="a subscription without the delisted future")
+
+            async def live_without_it() -> bool:
+                for f in futures[1:]:
+                    frame = okx_mark_price(okx_inst_id(f), 101_100.0, now_ms())
+                    await h.ws.push("okx", f"mark-price:{okx_inst_id(f)}", frame)
+                return w.state == "live" and w.owns("basis") == owned - {_okx_symbol(gone)}
+
+            await until(live_without_it, what="live without it")
+            assert w.reconnects == 0  # a deliberate resubscription, no failure
+            assert not any(m.get("event") == "error" for v, m in h.ws.received if v == "okx")
+        finally:
+            await client.close()
+
+
+def _okx_symbol(f: Future) -> str:
+    return f"BTC/{'USDT:USDT' if f.linear else 'USD:BTC'}-{f.expiry:%y%m%d}"
+
+
+async def test_a_failed_poll_leaves_only_the_streamed_contracts_in_the_rules(redis: Redis, keys: Keys) -> None:
+    """The contracts no stream feeds stop counting in rules when the venue's poll fails; the streamed ones stay."""
+    async with harness(redis, keys) as h:
+        client = VenueClient("deribit", timeout_s=2.0, rest_base_url=h.rest.url("deribit"))
+        streams: list[StreamWatcher] = []
+        poll = MarketWatcher(
+            client,
+            h.store,
+            h.registry,
+            MarketWatcherConfig(history_step_s=0),
+            listeners=[h.svc.on_samples],
+            stream_owns=lambda metric: streams[0].owns(metric) if streams and metric == "funding" else False,
+        )
+        try:
+            await poll.poll_once()
+            streams.append(h.start("deribit", "funding", h.funding_sink("deribit"), rest=client))
+            await until(pushed_then(h, [], lambda: streams[0].owns("funding")), what="the stream live")
+
+            def counted(asset: str) -> set[str]:
+                return {s.symbol for s in h.svc.latest.get(("funding", asset), {}).get("deribit", ())}
+
+            await until(pushed_then(h, [], lambda: counted("BTC") == {"BTC/USD:BTC", "BTC/USDC:USDC"}))
+            assert counted("ETH")  # from the poll
+            h.rest.venues["deribit"].fault = "500"
+            with pytest.raises(SourceError):
+                await poll.poll_once()
+            assert counted("ETH") == set()  # the poll's last values count no more
+            assert counted("BTC") == {"BTC/USD:BTC", "BTC/USDC:USDC"}  # the stream's still do
+            h.rest.venues["deribit"].fault = None
+            await poll.poll_once()
+            assert counted("ETH") and counted("BTC") == {"BTC/USD:BTC", "BTC/USDC:USDC"}
         finally:
             await client.close()

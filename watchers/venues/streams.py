@@ -87,6 +87,8 @@ class StreamClient:
         spec = TICKS.get(venue)
         self._ticks: dict[str, Ticks] = {feed: spec(self, feed) for feed in TICK_FEEDS} if spec else {}
         self._pumps: dict[str, _Pump] = {}
+        self._markets_ms: int | None = None  # the REST client's market list this client took (its load time)
+        self._liq_symbols: frozenset[str] = frozenset()  # what bybit's liquidation tasks watch
         # feed -> symbol -> signature last handed over; kept across reconnects, so what ccxt still holds
         # from before a drop is not handed over again as if it were new
         self._seen: dict[str, dict[str, tuple[Any, ...]]] = {feed: {} for feed in self._ticks}
@@ -116,17 +118,34 @@ class StreamClient:
         ]
 
     async def load_markets(self) -> None:
-        """The REST client's market list when it has one (a stream then starts while REST is down), else a load."""
+        """The REST client's market list when it has one (a stream then starts while REST is down, and follows
+        its hourly refresh: new listings, delistings, expiries), else one load of its own."""
+        rest = self.rest
+        if rest is not None and rest.exchange.markets and rest.markets_loaded_ms != self._markets_ms:
+            self.exchange.set_markets(rest.exchange.markets, rest.exchange.currencies)
+            self._markets_ms = rest.markets_loaded_ms
+            return
         if self.exchange.markets is not None:
             return
-        known = self.rest.exchange.markets if self.rest is not None else None
         try:
-            if known:
-                self.exchange.set_markets(known, self.rest.exchange.currencies if self.rest is not None else None)
-            else:
-                await self.exchange.load_markets()
+            await self.exchange.load_markets()
         except Exception as e:
             raise translate(self.venue, e) from e
+
+    async def outdated(self, feed: str) -> bool:
+        """Whether the contracts ``feed`` is subscribed to are no longer the ones to stream (a listing or a
+        delisting since, a future expired): the watcher then resubscribes."""
+        try:
+            await self.load_markets()
+        except SourceError:
+            return False  # the markets we have still serve
+        if feed in self._ticks:
+            pump = self._pumps.get(feed)
+            spec = self._ticks[feed]
+            return pump is not None and not spec.all_market and frozenset(spec.symbols()) != pump.symbols
+        if feed == "liqs" and self.venue == "bybit" and self._tasks:
+            return frozenset(self._bybit_perps()) != self._liq_symbols
+        return False
 
     def interval_of(self, symbol: str) -> int | None:
         """The funding interval the REST client last read (binance lists only the symbols not on 8h)."""
@@ -211,7 +230,8 @@ class StreamClient:
         await self.load_markets()
         if not self._tasks:
             queue = self._queue
-            for s in self._bybit_perps():
+            self._liq_symbols = frozenset(self._bybit_perps())
+            for s in sorted(self._liq_symbols):
                 self._tasks.append(asyncio.create_task(self._bybit_symbol(s, queue)))
         return await self._next()
 
@@ -288,7 +308,7 @@ class StreamClient:
             watches = spec.watches()
             if not watches:  # the watcher backs off and shows this in /status; the poll keeps the metric
                 raise SourceError(f"{self.venue} lists no {feed} contract of {', '.join(sorted(self.symbol_assets))}")
-            pump = self._pumps[feed] = _Pump()
+            pump = self._pumps[feed] = _Pump(symbols=frozenset(spec.symbols()))
             for watch in watches:
                 pump.tasks.append(asyncio.create_task(self._pump(watch, pump)))
         while True:
@@ -346,6 +366,7 @@ class StreamClient:
 class _Pump:
     """One feed's watch tasks and the flag they raise on each frame."""
 
+    symbols: frozenset[str] = frozenset()  # the contracts subscribed to
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     dirty: asyncio.Event = field(default_factory=asyncio.Event)
     error: BaseException | None = None

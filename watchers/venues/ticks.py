@@ -15,8 +15,8 @@ built with the same :func:`~watchers.venues.client.funding_sample` / ``basis_sam
   own connections (a snapshot, then deltas that ccxt merges): ``fundingRate``,
   ``fundingIntervalHour``, ``nextFundingTime``, ``markPrice``, ``indexPrice``.
 - okx: ``funding-rate`` (rate, the settlement it applies to and the one after: the interval),
-  ``mark-price`` and ``index-tickers`` (``BTC-USD`` for inverse contracts, ``BTC-USDT`` for USDT
-  ones) for the perpetuals, ``mark-price`` and ``index-tickers`` for the dated futures; a sample is
+  ``mark-price`` and ``index-tickers`` (``BTC-USDT`` for USDT contracts, ``BTC-USD`` for the others,
+  as the poll reads them) for the perpetuals, ``mark-price`` and ``index-tickers`` for the dated futures; a sample is
   the newest of each joined.
 - deribit: ``ticker.<instrument>.100ms`` for the perpetuals (``funding_8h``, as the poll reads it)
   and the dated futures (``mark_price`` against ``estimated_delivery_price``).
@@ -65,7 +65,9 @@ class Ticks:
         if not (m.get("swap") if self.feed == "funding" else m.get("type") == "future"):
             return False
         inst = _instrument(self.c.venue, m, self.c.live_status)
-        return inst is not None and inst.usd_quoted and inst.active
+        if inst is None or not inst.usd_quoted or not inst.active:
+            return False
+        return inst.expiry_ms is None or inst.expiry_ms > time.time() * 1000  # an expired future is not subscribed
 
     def symbols(self) -> list[str]:
         """The contracts of the streamed assets this feed subscribes to (not used for an all-market one)."""
@@ -168,8 +170,9 @@ class BybitTicks(Ticks):
 class OkxTicks(Ticks):
     @staticmethod
     def index_id(m: dict[str, Any]) -> str:
-        """The index a contract settles against: ``BTC-USD`` for inverse ones, ``BTC-USDT`` for USDT ones."""
-        quote = "USD" if m.get("inverse") else str(m.get("settle") or "USDT")
+        """The index a contract is read against: ``BTC-USDT`` for USDT ones, ``BTC-USD`` for the rest (inverse,
+        USDC), as the poll reads them (it fetches the USD and USDT index tickers)."""
+        quote = "USDT" if not m.get("inverse") and m.get("settle") == "USDT" else "USD"
         return f"{m['base']}-{quote}"
 
     def watches(self) -> list[Watch]:
