@@ -186,6 +186,7 @@ async def liquidation(ws: WsExchangeDouble, tg: BotApiDouble) -> float:
     tg.push_message(CHAT, "/subscribe liqs btc", user_id=CHAT, chat_type="private")
     await tg.wait_sent(len(tg.sent_to(CHAT)) + 1, chat_id=CHAT, timeout=10)
     await ws.wait_subscribed("binanceusdm", "!forceOrder@arr", within_s=10)
+    await asyncio.sleep(1.2)  # past the chat's send pacing (one message per 1.05 s) after that reply
     seen = len(tg.sent_to(CHAT))
     t0 = time.monotonic()
     await ws.push(
