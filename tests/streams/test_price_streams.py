@@ -476,3 +476,24 @@ async def test_a_failed_poll_leaves_only_the_streamed_contracts_in_the_rules(red
             assert counted("ETH") and counted("BTC") == {"BTC/USD:BTC", "BTC/USDC:USDC"}
         finally:
             await client.close()
+
+
+async def test_what_a_feed_reads_follows_the_market_list_and_the_expiries(redis: Redis, keys: Keys) -> None:
+    """The contracts a feed reads are worked out once per market list, again when ccxt holds another
+    and when one of its futures expires."""
+    async with harness(redis, keys) as h:
+        client = h.client("okx")
+        await client.load_markets()
+        assert client.covered("funding") == {"BTC/USDT:USDT", "BTC/USD:BTC"}
+        assert client.covered("funding") == {"BTC/USDT:USDT", "BTC/USD:BTC"}  # the same list: the same answer
+        markets = client.exchange.markets
+        client.exchange.set_markets([m for s, m in markets.items() if s != "BTC/USD:BTC"])
+        assert client.covered("funding") == {"BTC/USDT:USDT"}
+        futures = client.covered("basis") or frozenset()
+        assert len(futures) == 4
+        near = min(futures)
+        soon = dict(client.exchange.markets[near], expiry=now_ms() + 300)
+        client.exchange.set_markets([*(m for s, m in client.exchange.markets.items() if s != near), soon])
+        assert client.covered("basis") == futures
+        await asyncio.sleep(0.4)  # the same market list, past that future's expiry
+        assert client.covered("basis") == futures - {near}

@@ -350,7 +350,7 @@ class StreamClient:
         out: list[FundingSample | BasisSample] = []
         for symbol in spec.candidates():
             m = markets.get(symbol)
-            if m is None or not spec.wants(m):
+            if m is None or not spec.wants(symbol):
                 continue
             sig = spec.signature(symbol)
             if sig is None or seen.get(symbol) == sig:

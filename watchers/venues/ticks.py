@@ -26,11 +26,12 @@ Only live, USD-priced contracts are read, as in the poll.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from core.models import EIGHT_HOURS_S, BasisSample, FundingSample
+from core.models import EIGHT_HOURS_S, BasisSample, FundingSample, Instrument
 from watchers.venues.client import _instrument, basis_sample, funding_sample
 from watchers.venues.common import integer as _i
 from watchers.venues.common import interval_s as _interval
@@ -58,22 +59,38 @@ class Ticks:
         self.c = client
         self.feed = feed
         self.ex: Any = client.exchange
+        # the market list it was worked out from, until when it holds (the first expiry), wanted, symbols()
+        self._listed: tuple[Any, float, frozenset[str], list[str]] | None = None
 
     # what to read --------------------------------------------------------------------------
-    def wants(self, m: dict[str, Any]) -> bool:
-        """A live, USD-priced perpetual (funding) or dated future (basis) of this venue."""
+    def _instrument(self, m: dict[str, Any]) -> Instrument | None:
+        """The live, USD-priced perpetual (funding) or dated future (basis) ``m`` is, expired or not."""
         if not (m.get("swap") if self.feed == "funding" else m.get("type") == "future"):
-            return False
+            return None
         inst = _instrument(self.c.venue, m, self.c.live_status)
-        if inst is None or not inst.usd_quoted or not inst.active:
-            return False
-        return inst.expiry_ms is None or inst.expiry_ms > time.time() * 1000  # an expired future is not subscribed
+        return inst if inst is not None and inst.usd_quoted and inst.active else None
+
+    def _listing(self) -> tuple[frozenset[str], list[str]]:
+        """What :meth:`wants` and :meth:`symbols` answer, worked out once per market list and again when
+        one of its futures expires: every frame wakes the reader, which would otherwise classify every
+        market the venue lists again."""
+        markets = self.ex.markets or {}
+        now = time.time() * 1000
+        if self._listed is None or self._listed[0] is not markets or now >= self._listed[1]:
+            live = {s: inst for s, m in markets.items() if (inst := self._instrument(m)) is not None}
+            ends = {s: math.inf if i.expiry_ms is None else i.expiry_ms for s, i in live.items()}
+            wanted = frozenset(s for s, end in ends.items() if end > now)  # an expired future is not subscribed
+            symbols = sorted(s for s in wanted if markets[s].get("base") in self.c.symbol_assets)
+            self._listed = (markets, min((ends[s] for s in wanted), default=math.inf), wanted, symbols)
+        return self._listed[2], self._listed[3]
+
+    def wants(self, symbol: str) -> bool:
+        """A live, USD-priced perpetual (funding) or dated future (basis) of this venue."""
+        return symbol in self._listing()[0]
 
     def symbols(self) -> list[str]:
         """The contracts of the streamed assets this feed subscribes to (not used for an all-market one)."""
-        return sorted(
-            s for s, m in (self.ex.markets or {}).items() if m.get("base") in self.c.symbol_assets and self.wants(m)
-        )
+        return self._listing()[1]
 
     def covered(self) -> frozenset[str] | None:
         return None if self.all_market else frozenset(self.symbols())
