@@ -14,7 +14,10 @@ streaming (no trial), read from /proc. On binanceusdm the rule ``liqs btc above 
 crossed once at the end by one liquidation.
 
     .venv/bin/python -m bench.bench_stream [--venue binanceusdm|okx|deribit] [--redis redis://127.0.0.1:6379/0]
-        [--symbols N (200 on binanceusdm and okx, 40 on deribit)] [--trials 40]
+        [--symbols N (200 on binanceusdm and okx, 40 on deribit)] [--trials 40] [--no-basis]
+
+``--no-basis`` streams funding only (by default the basis feed streams the venue's dated futures too,
+on binance from the same mark price frames, parsed on a connection of its own).
 
 Goal: p50 under 200 ms, p99 under 1 s, the streaming load under half a core.
 """
@@ -51,6 +54,7 @@ def cpu_s(pid: int) -> float:
 def config(load: Load, args: argparse.Namespace, prefix: str, tg: BotApiDouble, rest_url: str, ws_url: str) -> str:
     venue = load.venue
     rules = [load.rule, "liqs btc above 1m 1h"] if venue == "binanceusdm" else [load.rule]
+    extra = "" if args.basis else "basis = false\n"
     return f"""
 [redis]
 url = "{args.redis}"
@@ -71,7 +75,7 @@ poll_interval_s = 30
 {venue} = "{rest_url}"
 [streams]
 venues = ["{venue}"]
-{load.config()}[streams.ws_base_urls]
+{load.config()}{extra}[streams.ws_base_urls]
 {venue} = "{ws_url}"
 [alerts]
 default_rules = [{", ".join(f'"{r}"' for r in rules)}]
@@ -85,6 +89,7 @@ async def main() -> None:
     ap.add_argument("--symbols", type=int, default=None, help="contracts streamed (default: 200, 40 on deribit)")
     ap.add_argument("--trials", type=int, default=40)
     ap.add_argument("--cpu-window-s", type=float, default=15.0)
+    ap.add_argument("--no-basis", dest="basis", action="store_false", help="stream funding only, not basis too")
     args = ap.parse_args()
 
     prefix = f"bench{uuid.uuid4().hex[:8]}"
