@@ -32,6 +32,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from core.models import EIGHT_HOURS_S, BasisSample, FundingSample, Instrument
+from watchers.venues.adapters.bybit import funding_interval_s
 from watchers.venues.client import _instrument, basis_sample, funding_sample
 from watchers.venues.common import integer as _i
 from watchers.venues.common import interval_s as _interval
@@ -169,13 +170,11 @@ class BybitTicks(Ticks):
         ts = _i(t.get("timestamp")) or int(time.time() * 1000)
         if self.feed == "basis":
             return basis_sample(self.c.venue, m, price=info.get("markPrice"), index=info.get("indexPrice"), ts=ts)
-        hours = _f(info.get("fundingIntervalHour"))
-        minutes = _f((m.get("info") or {}).get("fundingInterval"))
         return funding_sample(
             self.c.venue,
             m,
             rate=info.get("fundingRate"),
-            interval_s=int(hours * 3600) if hours else int(minutes * 60) if minutes else EIGHT_HOURS_S,
+            interval_s=funding_interval_s(info, m),
             next_ms=info.get("nextFundingTime"),
             predicted=None,
             mark=info.get("markPrice"),

@@ -9,6 +9,14 @@ from watchers.venues.adapters.base import BULK, Adapter, Serving
 from watchers.venues.common import BASIS, FUNDING, OI, PARTS, Snapshot, mapping, num
 
 
+def funding_interval_s(ticker_info: dict[str, Any], m: dict[str, Any]) -> int | None:
+    """The interval in force: the ticker's ``fundingIntervalHour`` (polled or streamed), else the market
+    list's ``fundingInterval`` in minutes (as of its last load)."""
+    hours = num(ticker_info.get("fundingIntervalHour"))
+    minutes = num((m.get("info") or {}).get("fundingInterval"))
+    return int(hours * 3600) if hours else int(minutes * 60) if minutes else None
+
+
 class Bybit(Adapter):
     venue = "bybit"
     label = "Bybit"
@@ -37,13 +45,10 @@ class Bybit(Adapter):
                     index = t.get("indexPrice") or info.get("indexPrice")
                     if m.get("swap"):
                         # the ticker carries the interval in force now; the market list only as of its last load
-                        hours = num(info.get("fundingIntervalHour"))
-                        minutes = num((m.get("info") or {}).get("fundingInterval"))
-                        interval = int(hours * 3600) if hours else int(minutes * 60) if minutes else None
                         c.perp(
                             m,
                             rate=info.get("fundingRate"),
-                            interval_s=interval,
+                            interval_s=funding_interval_s(info, m),
                             next_ms=info.get("nextFundingTime"),
                             predicted=None,
                             mark=mark,
