@@ -59,7 +59,7 @@ from watchers.flows.watcher import FlowWatcher
 from watchers.market import MarketWatcher, MarketWatcherConfig
 from watchers.options import OptionChainWatcher
 from watchers.runner import run_periodic
-from watchers.streams import StreamWatcher
+from watchers.streams import StreamWatcher, owned
 from watchers.venues import VenueClient, describe
 from watchers.venues.options import OptionChainClient
 from watchers.watched import WatchedAssets
@@ -348,15 +348,7 @@ def option_loops(wr: Wiring) -> list[Loop]:
 
 def stream_owns(wr: Wiring, venue: str, metric: str) -> bool | frozenset[str]:
     """What of ``metric`` a live stream of ``venue`` feeds now: True (all of it), some symbols, or False."""
-    symbols: set[str] = set()
-    for s in wr.streams:
-        if s.client.venue == venue:
-            owned = s.owns(metric)
-            if owned is True:
-                return True
-            if owned:
-                symbols |= owned
-    return frozenset(symbols) if symbols else False
+    return owned(wr.streams, venue, metric)
 
 
 WATCHER_KINDS: tuple[Callable[[Wiring], list[Loop]], ...] = (market_loops, flow_loops, option_loops, stream_loops)

@@ -22,7 +22,7 @@ import dataclasses
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -266,6 +266,20 @@ class StreamWatcher:
             )
         except Exception as e:  # health is for people; never let it end the stream
             log.debug("stream %s: health not written: %s", self.name, e)
+
+
+def owned(streams: Iterable[StreamWatcher], venue: str, metric: str) -> bool | frozenset[str]:
+    """What of ``metric`` the live streams of ``venue`` feed now: True (all of it), some symbols, or False
+    (the market watcher's ``stream_owns``)."""
+    symbols: set[str] = set()
+    for s in streams:
+        if s.client.venue == venue:
+            fed = s.owns(metric)
+            if fed is True:
+                return True
+            if fed:
+                symbols |= fed
+    return frozenset(symbols) if symbols else False
 
 
 class LiquidationSink:

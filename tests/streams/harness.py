@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -22,7 +23,8 @@ from core.streams import StreamHealthStore
 from tests.builders import rule_from, sources
 from tests.fakes.exchanges import ExchangeDouble
 from tests.fakes.ws_exchanges import WsExchangeDouble
-from watchers.streams import LiquidationSink, Sink, StreamConfig, StreamWatcher, TickSink
+from watchers.market import MarketWatcher, MarketWatcherConfig
+from watchers.streams import LiquidationSink, Sink, StreamConfig, StreamWatcher, TickSink, owned
 from watchers.venues import VenueClient
 from watchers.venues.streams import StreamClient
 
@@ -95,6 +97,17 @@ class Harness:
 
     def tick_sink(self, venue: str, metric: str, **kw: Any) -> TickSink:
         return TickSink(venue, self.store, self.registry.get(metric), self.svc.on_samples, **kw)
+
+    def poll(self, client: VenueClient, streams: list[StreamWatcher], *, evaluate: bool = False) -> MarketWatcher:
+        """The venue's market watcher as the bot wires it: it leaves to ``streams`` what they feed now."""
+        return MarketWatcher(
+            client,
+            self.store,
+            self.registry,
+            MarketWatcherConfig(history_step_s=0),
+            listeners=[self.svc.on_samples] if evaluate else [],
+            stream_owns=functools.partial(owned, streams, client.venue),
+        )
 
     def start(
         self,

@@ -15,7 +15,6 @@ from tests.builders import command_core, read
 from tests.fakes.ws_exchanges import binance_mark_price, bybit_ticker, bybit_ticker_delta
 from tests.streams.harness import FAST, Harness, harness, now_ms, until
 from watchers.errors import SourceError
-from watchers.market import MarketWatcher, MarketWatcherConfig
 from watchers.streams import StreamWatcher
 from watchers.venues import VenueClient
 
@@ -65,13 +64,7 @@ async def test_rest_fallback_takes_over_and_hands_back(redis: Redis, keys: Keys)
         rest_rate = next(p.funding_rate for p in h.rest.venues["binanceusdm"].perps if p.asset == "BTC")
         stream: list[StreamWatcher] = []
         client = VenueClient("binanceusdm", timeout_s=2.0, rest_base_url=h.rest.url("binanceusdm"))
-        poll = MarketWatcher(
-            client,
-            h.store,
-            h.registry,
-            MarketWatcherConfig(history_step_s=0),
-            stream_owns=lambda metric: any(s.owns(metric) for s in stream),
-        )
+        poll = h.poll(client, stream)
         try:
             await poll.poll_once()
             assert await btc_rate(h) == rest_rate
@@ -124,14 +117,7 @@ async def test_bybit_tickers_own_their_symbols_and_the_poll_keeps_the_rest(redis
             h.ws.bybit_tickers[sym] = bybit_ticker(sym, mark=100_010.0, index=100_000.0, rate=0.0002, next_ms=nf)
         client = VenueClient("bybit", timeout_s=2.0, rest_base_url=h.rest.url("bybit"))
         stream: list[StreamWatcher] = []
-        poll = MarketWatcher(
-            client,
-            h.store,
-            h.registry,
-            MarketWatcherConfig(history_step_s=0),
-            listeners=[h.svc.on_samples],
-            stream_owns=lambda metric: stream[0].owns(metric) if stream else False,
-        )
+        poll = h.poll(client, stream, evaluate=True)
         try:
             await poll.poll_once()
             stream.append(h.start("bybit", "funding", h.funding_sink("bybit")))
@@ -166,13 +152,7 @@ async def test_streamed_rows_stay_current_while_the_rest_poll_fails(redis: Redis
     async with harness(redis, keys) as h:
         client = VenueClient("binanceusdm", timeout_s=2.0, rest_base_url=h.rest.url("binanceusdm"))
         stream: list[StreamWatcher] = []
-        poll = MarketWatcher(
-            client,
-            h.store,
-            h.registry,
-            MarketWatcherConfig(history_step_s=0),
-            stream_owns=lambda metric: stream[0].owns(metric) if stream else False,
-        )
+        poll = h.poll(client, stream)
         core = command_core(h.store, ["binanceusdm"], alerts=False)
         try:
             await poll.poll_once()

@@ -28,7 +28,6 @@ from tests.fakes.ws_exchanges import (
 )
 from tests.streams.harness import FAST, Harness, harness, now_ms, until
 from watchers.errors import SourceError
-from watchers.market import MarketWatcher, MarketWatcherConfig
 from watchers.streams import StreamWatcher
 from watchers.venues import VenueClient
 
@@ -138,11 +137,7 @@ async def test_deribit_ticker_channels_feed_funding_and_basis_the_poll_keeps_the
         client = VenueClient("deribit", timeout_s=2.0, rest_base_url=h.rest.url("deribit"))
         streams: list[StreamWatcher] = []
 
-        def owns(metric: str) -> bool | frozenset[str]:
-            owned = [s.owns(metric) for s in streams if s.sink.metric == metric]
-            return owned[0] if owned else False
-
-        poll = MarketWatcher(client, h.store, h.registry, MarketWatcherConfig(history_step_s=0), stream_owns=owns)
+        poll = h.poll(client, streams)
         try:
             await poll.poll_once()
             rest = h.rest.venues["deribit"]
@@ -367,7 +362,7 @@ async def test_streamed_contracts_stay_current_while_the_venue_poll_fails(redis:
     """A per-contract stream: its rows are newer than the poll's failure and count; the polled rest is marked."""
     async with harness(redis, keys) as h:
         client = VenueClient("deribit", timeout_s=2.0, rest_base_url=h.rest.url("deribit"))
-        poll = MarketWatcher(client, h.store, h.registry, MarketWatcherConfig(history_step_s=0))
+        poll = h.poll(client, [])
         core = command_core(h.store, ["deribit"], alerts=False)
         try:
             await poll.poll_once()
@@ -448,14 +443,7 @@ async def test_a_failed_poll_leaves_only_the_streamed_contracts_in_the_rules(red
     async with harness(redis, keys) as h:
         client = VenueClient("deribit", timeout_s=2.0, rest_base_url=h.rest.url("deribit"))
         streams: list[StreamWatcher] = []
-        poll = MarketWatcher(
-            client,
-            h.store,
-            h.registry,
-            MarketWatcherConfig(history_step_s=0),
-            listeners=[h.svc.on_samples],
-            stream_owns=lambda metric: streams[0].owns(metric) if streams and metric == "funding" else False,
-        )
+        poll = h.poll(client, streams, evaluate=True)
         try:
             await poll.poll_once()
             streams.append(h.start("deribit", "funding", h.funding_sink("deribit"), rest=client))
