@@ -238,20 +238,13 @@ def part_holds(svc: AlertService, p: Rule, now: int) -> tuple[bool | None, float
 
 def combined_event(rule: Rule, t: Transition, checks: list[dict[str, Any]], now_ms: int) -> AlertEvent:
     return AlertEvent(
-        metric=rule.metric,
-        asset=rule.asset,
-        rule_id=rule.id,
+        **rule.event_fields(),
         kind=rule.combine,
-        scope=rule.scope,
-        target=rule.target,
-        rule_text=rule.describe(),
         threshold=0.0,
         value=t.value,
         level=None,
         unit="",
         ts_ms=now_ms,
-        field=rule.field,
-        selector=rule.selector,
         extra={"combine": rule.combine, "conditions": checks},
     )
 

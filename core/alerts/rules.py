@@ -95,6 +95,19 @@ class Rule:
     def describe(self) -> str:
         return self.text or f"{self.metric} {self.asset} {self.kind} {self.threshold:g}"
 
+    def event_fields(self) -> dict[str, Any]:
+        """What every alert this rule fires says about the rule (``AlertEvent(**rule.event_fields(), ...)``)."""
+        return {
+            "metric": self.metric,
+            "asset": self.asset,
+            "rule_id": self.id,
+            "scope": self.scope,
+            "target": self.target,
+            "rule_text": self.describe(),
+            "field": self.field,
+            "selector": self.selector,
+        }
+
 
 def _legacy_selector(d: Mapping[str, Any]) -> str:
     venue = str(d.get("venue", ""))

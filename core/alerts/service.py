@@ -448,20 +448,13 @@ class AlertService:
         if current is None:  # once per topic and batch, not once per alert
             current = shared[("current", r.metric, r.asset)] = self._current(r.metric, r.asset, now)
         return AlertEvent(
-            metric=r.metric,
-            asset=r.asset,
-            rule_id=r.id,
+            **r.event_fields(),
             kind=r.kind,
-            scope=r.scope,
-            target=r.target,
-            rule_text=r.describe(),
             threshold=r.threshold,
             value=t.value,
             level=lv.value if r.kind in ("change", "zscore") else None,
             unit=m.unit,
             ts_ms=now,
-            field=r.field,
-            selector=r.selector,
             venue=p.venue if p else "",
             instrument=p.symbol if p else "",
             label=p.label if p else "",
@@ -500,20 +493,13 @@ class AlertService:
         m = self.registry.get(r.metric)
         p = obs.point
         return AlertEvent(
-            metric=r.metric,
-            asset=r.asset,
-            rule_id=r.id,
+            **r.event_fields(),
             kind=r.kind,
-            scope=r.scope,
-            target=r.target,
-            rule_text=r.describe(),
             threshold=r.threshold,
             value=obs.value,
             level=None,
             unit=m.unit,
             ts_ms=obs.ts_ms,
-            field=r.field,
-            selector=r.selector,
             venue=p.venue if p else "",
             instrument=p.symbol if p else "",
             direction="+" if obs.value >= 0 else "-",
